@@ -1,0 +1,1 @@
+"""Collectors: produce traces from runtimes (SDK, PyTorch, ONNX Runtime) and simulators."""

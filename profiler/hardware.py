@@ -1,0 +1,204 @@
+"""Hardware specs: the ceilings every analysis is measured against.
+
+A :class:`HardwareSpec` holds per-dtype peak FLOP/s, memory levels (bandwidth, capacity), DMA
+engines and core counts.  Presets ship as TOML files in ``profiler/specs/`` with the public
+source of each figure in a comment; users load their own file with :func:`load_spec`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from profiler.errors import SpecError
+
+#: dtype names a spec may give a peak for; aliases map common spellings to these.
+DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4")
+DTYPE_ALIASES = {
+    "float64": "fp64", "double": "fp64", "float32": "fp32", "float": "fp32", "float16": "fp16",
+    "half": "fp16", "bfloat16": "bf16", "float8": "fp8", "float8_e4m3fn": "fp8", "float8_e5m2": "fp8",
+    "e4m3": "fp8", "e5m2": "fp8", "int8": "int8", "uint8": "int8", "i8": "int8", "int4": "int4",
+}
+DTYPE_BYTES = {"fp64": 8, "fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1, "int4": 0.5}
+
+
+def canonical_dtype(name: str) -> str:
+    """'torch.bfloat16', 'BF16', 'bfloat16' -> 'bf16'.  Unknown names are returned lower-cased."""
+    n = str(name).strip().lower().removeprefix("torch.").removeprefix("np.")
+    return DTYPE_ALIASES.get(n, n)
+
+
+@dataclass(frozen=True)
+class MemoryLevel:
+    """One level of the memory hierarchy (e.g. SRAM, L2, HBM)."""
+
+    name: str
+    bandwidth: float  # bytes/s, aggregate over the chip
+    capacity: float  # bytes
+    kind: str = "dram"  # "sram" (on-chip) or "dram" (off-chip)
+
+
+@dataclass(frozen=True)
+class DmaSpec:
+    engines: int  # DMA engines (queues) per core
+    bandwidth: float  # bytes/s per engine
+    latency_ns: float  # fixed cost per transfer
+
+
+@dataclass(frozen=True)
+class SystolicArray:
+    rows: int
+    cols: int
+    dataflow: str = "os"  # os (output), ws (weight) or is (input stationary)
+
+
+@dataclass(frozen=True)
+class HardwareSpec:
+    """Peak figures of one accelerator (a chip, or a tile of chips presented as one device)."""
+
+    name: str
+    description: str
+    clock_hz: float
+    cores: int
+    peak_flops: dict[str, float]  # dtype -> FLOP/s for the whole device (dense)
+    memory: tuple[MemoryLevel, ...]
+    dma: DmaSpec
+    vector_flops: float = 0.0  # FLOP/s of the vector/SIMD units (elementwise, norms, softmax)
+    systolic: SystolicArray | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def peak(self, dtype: str) -> float:
+        """Peak FLOP/s for ``dtype``; raises SpecError if the device has no such datapath."""
+        d = canonical_dtype(dtype)
+        if d not in self.peak_flops:
+            raise SpecError(f"{self.name}: no peak for dtype {dtype!r}; the spec knows {', '.join(sorted(self.peak_flops))}")
+        return self.peak_flops[d]
+
+    def supports(self, dtype: str) -> bool:
+        return canonical_dtype(dtype) in self.peak_flops
+
+    def memory_level(self, name: str) -> MemoryLevel:
+        for m in self.memory:
+            if m.name == name:
+                return m
+        raise SpecError(f"{self.name}: no memory level {name!r}; levels are {', '.join(m.name for m in self.memory)}")
+
+    @property
+    def dram(self) -> MemoryLevel:
+        """The outermost (lowest-bandwidth off-chip) level: what roofline's memory roof uses by default."""
+        off = [m for m in self.memory if m.kind == "dram"] or list(self.memory)
+        return min(off, key=lambda m: m.bandwidth)
+
+    @property
+    def sram(self) -> MemoryLevel | None:
+        on = [m for m in self.memory if m.kind == "sram"]
+        return on[0] if on else None
+
+    def ridge_point(self, dtype: str, level: str | None = None) -> float:
+        """Arithmetic intensity (FLOP/byte) where compute and memory roofs meet."""
+        mem = self.memory_level(level) if level else self.dram
+        return self.peak(dtype) / mem.bandwidth
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "description": self.description, "clock_hz": self.clock_hz, "cores": self.cores,
+            "peak_flops": dict(self.peak_flops), "vector_flops": self.vector_flops,
+            "memory": [m.__dict__ for m in self.memory], "dma": self.dma.__dict__,
+            "systolic": self.systolic.__dict__ if self.systolic else None,
+        }
+
+
+# ------------------------------------------------------------------ parsing
+def _req(d: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...] = (int, float)) -> Any:
+    if key not in d:
+        raise SpecError(f"{where}: missing required key {key!r}")
+    v = d[key]
+    if isinstance(v, bool) or not isinstance(v, kind):
+        raise SpecError(f"{where}: {key!r} must be {getattr(kind, '__name__', 'a number')}, got {type(v).__name__} {v!r}")
+    if isinstance(v, int | float) and v <= 0:
+        raise SpecError(f"{where}: {key!r} must be positive, got {v!r}")
+    return v
+
+
+def spec_from_dict(d: dict[str, Any], origin: str = "<spec>") -> HardwareSpec:
+    """Build and check a spec from a parsed TOML document; errors name ``origin`` and the key."""
+    if not isinstance(d, dict):
+        raise SpecError(f"{origin}: a spec is a table of keys")
+    name = _req(d, "name", origin, str)
+    where = f"{origin} [{name}]"
+    peaks_raw = _req(d, "peak_flops", where, dict)
+    peaks: dict[str, float] = {}
+    for k, v in peaks_raw.items():
+        dt = canonical_dtype(k)
+        if dt not in DTYPES:
+            raise SpecError(f"{where}: peak_flops.{k}: unknown dtype; use one of {', '.join(DTYPES)}")
+        peaks[dt] = float(_req(peaks_raw, k, f"{where} peak_flops"))
+    if not peaks:
+        raise SpecError(f"{where}: peak_flops is empty")
+    mem_raw = _req(d, "memory", where, list)
+    memory = []
+    for i, m in enumerate(mem_raw):
+        w = f"{where} memory[{i}]"
+        if not isinstance(m, dict):
+            raise SpecError(f"{w}: must be a table")
+        kind = m.get("kind", "dram")
+        if kind not in ("sram", "dram"):
+            raise SpecError(f"{w}: kind must be 'sram' or 'dram', got {kind!r}")
+        memory.append(MemoryLevel(_req(m, "name", w, str), float(_req(m, "bandwidth", w)), float(_req(m, "capacity", w)), kind))
+    if not memory:
+        raise SpecError(f"{where}: at least one memory level is required")
+    dma_raw = _req(d, "dma", where, dict)
+    dma = DmaSpec(int(_req(dma_raw, "engines", f"{where} dma", int)), float(_req(dma_raw, "bandwidth", f"{where} dma")),
+                  float(dma_raw.get("latency_ns", 0.0)))
+    if dma.latency_ns < 0:
+        raise SpecError(f"{where} dma: latency_ns must be >= 0")
+    systolic = None
+    if "systolic" in d:
+        s = d["systolic"]
+        w = f"{where} systolic"
+        flow = s.get("dataflow", "os")
+        if flow not in ("os", "ws", "is"):
+            raise SpecError(f"{w}: dataflow must be os, ws or is, got {flow!r}")
+        systolic = SystolicArray(int(_req(s, "rows", w, int)), int(_req(s, "cols", w, int)), flow)
+    known = {"name", "description", "clock_hz", "cores", "peak_flops", "memory", "dma", "vector_flops", "systolic", "sources"}
+    extra = set(d) - known
+    if extra:
+        raise SpecError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
+    return HardwareSpec(
+        name=name,
+        description=str(d.get("description", "")),
+        clock_hz=float(_req(d, "clock_hz", where)),
+        cores=int(_req(d, "cores", where, int)),
+        peak_flops=peaks,
+        memory=tuple(memory),
+        dma=dma,
+        vector_flops=float(d.get("vector_flops", 0.0)),
+        systolic=systolic,
+        sources={str(k): str(v) for k, v in (d.get("sources") or {}).items()},
+    )
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("profiler.specs").iterdir() if p.name.endswith(".toml"))
+
+
+def load_spec(name_or_path: str | Path) -> HardwareSpec:
+    """A preset by name (``h100-sxm``) or a user's TOML file by path."""
+    s = str(name_or_path)
+    if s in preset_names():
+        text = resources.files("profiler.specs").joinpath(f"{s}.toml").read_text()
+        origin = f"preset {s}"
+    else:
+        p = Path(s)
+        if not p.is_file():
+            raise SpecError(f"{s}: not a preset ({', '.join(preset_names())}) and no such file")
+        text = p.read_text()
+        origin = str(p)
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{origin}: invalid TOML: {exc}") from None
+    return spec_from_dict(doc, origin)

@@ -1,0 +1,76 @@
+"""Native storage: a trace directory of Parquet files.
+
+Layout of ``run.trace/`` (any directory name works; ``.trace`` is the convention the CLI uses to
+pick this format from an output path)::
+
+    run.trace/
+      trace.json        {"format": "accel-profiler-trace", "version": 1, "metadata": {...}}
+      tracks.parquet  slices.parquet  counters.parquet  instants.parquet  flows.parquet
+
+A directory rather than one file because each table has its own schema and Parquet holds one
+table per file; DuckDB and pandas read the files directly (``SELECT * FROM 'run.trace/slices.parquet'``).
+Slices are zstd-compressed with dictionary-encoded names, so a 1M-slice trace is a few MB.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from profiler.errors import TraceFormatError
+from profiler.model import Trace, TraceMetadata
+from profiler.schema import TABLE_SCHEMAS
+
+FORMAT_TAG = "accel-profiler-trace"
+FORMAT_VERSION = 1
+MANIFEST = "trace.json"
+
+
+def is_trace_dir(path: str | Path) -> bool:
+    p = Path(path)
+    return p.is_dir() and (p / MANIFEST).is_file()
+
+
+def save_trace(trace: Trace, path: str | Path) -> Path:
+    """Write ``trace`` to the directory ``path`` (created; existing table files are replaced)."""
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in Trace.TABLES:
+        pq.write_table(trace.table(name), out / f"{name}.parquet", compression="zstd")
+    manifest = {"format": FORMAT_TAG, "version": FORMAT_VERSION, "metadata": trace.metadata.to_dict()}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return out
+
+
+def load_trace(path: str | Path) -> Trace:
+    """Read a trace directory written by :func:`save_trace`."""
+    src = Path(path)
+    manifest_path = src / MANIFEST
+    if not manifest_path.is_file():
+        raise TraceFormatError(str(src), "not a trace directory", f"missing {MANIFEST}")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except ValueError as exc:
+        raise TraceFormatError(str(manifest_path), "invalid JSON", str(exc)) from None
+    if manifest.get("format") != FORMAT_TAG:
+        raise TraceFormatError(str(manifest_path), "not an accel-profiler trace manifest")
+    if int(manifest.get("version", 0)) > FORMAT_VERSION:
+        raise TraceFormatError(str(manifest_path), f"trace format version {manifest.get('version')} is newer than this tool")
+    tables: dict[str, pa.Table] = {}
+    for name, schema in TABLE_SCHEMAS.items():
+        f = src / f"{name}.parquet"
+        if not f.is_file():
+            tables[name] = schema.empty_table()
+            continue
+        try:
+            t = pq.read_table(f)
+            tables[name] = t.cast(schema) if not t.schema.equals(schema, check_metadata=False) else t.replace_schema_metadata(None)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+            raise TraceFormatError(str(f), "unreadable Parquet table", str(exc).splitlines()[0]) from None
+    md = TraceMetadata.from_dict(manifest.get("metadata") or {})
+    trace = Trace(metadata=md, **tables)
+    trace.validate()
+    return trace

@@ -1,0 +1,1 @@
+"""The Dash dashboard: timeline beside a linked roofline, with findings."""
