@@ -131,7 +131,7 @@ def spec_from_dict(d: dict[str, Any], origin: str = "<spec>") -> HardwareSpec:
     where = f"{origin} [{name}]"
     peaks_raw = _req(d, "peak_flops", where, dict)
     peaks: dict[str, float] = {}
-    for k, v in peaks_raw.items():
+    for k in peaks_raw:
         dt = canonical_dtype(k)
         if dt not in DTYPES:
             raise SpecError(f"{where}: peak_flops.{k}: unknown dtype; use one of {', '.join(DTYPES)}")

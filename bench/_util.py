@@ -1,0 +1,74 @@
+"""Shared benchmark helpers: medians of repeated timings, peak memory in a child process, reports."""
+
+from __future__ import annotations
+
+import gc
+import json
+import multiprocessing as mp
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def median_time(fn: Callable[[], Any], repeat: int = 5, warmup: int = 1) -> tuple[float, list[float]]:
+    """Median wall time of ``fn()`` in seconds over ``repeat`` runs (after ``warmup`` runs)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        gc.collect()
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times
+
+
+def _child(target: Callable[..., Any], args: tuple[Any, ...], q: Any) -> None:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    target(*args)
+    dt = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    q.put({"seconds": dt, "peak_rss_mb": after / 1024, "baseline_rss_mb": before / 1024})
+
+
+def peak_memory(target: Callable[..., Any], *args: Any) -> dict[str, float]:
+    """Run ``target(*args)`` in a fresh process; return its time and peak RSS (MB).
+
+    ``target`` must be a module-level function (it is pickled to the child).
+    """
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child, args=(target, args, q))
+    p.start()
+    out = q.get()
+    p.join()
+    return out  # type: ignore[no-any-return]
+
+
+def report(name: str, rows: list[dict[str, Any]]) -> None:
+    """Print rows as an aligned table and save them to bench/results/NAME.json."""
+    if not rows:
+        return
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    widths = {k: max(len(k), *(len(_fmt(r.get(k))) for r in rows)) for k in keys}
+    print(f"\n== {name}")
+    print("  ".join(k.ljust(widths[k]) for k in keys))
+    for r in rows:
+        print("  ".join(_fmt(r.get(k)).ljust(widths[k]) for k in keys))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps({"python": sys.version, "rows": rows}, indent=2, default=str))
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "" if v is None else str(v)
