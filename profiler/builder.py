@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +26,7 @@ from profiler.model import ImportStats, Trace, TraceMetadata, args_json
 from profiler.nesting import nest
 from profiler.schema import DICT_STRING, TABLE_SCHEMAS, TRACK_KINDS
 
-ColumnLike = Sequence[Any] | np.ndarray | pa.Array | pa.ChunkedArray
+ColumnLike: TypeAlias = Sequence[Any] | np.ndarray | pa.Array | pa.ChunkedArray
 
 #: Children ending this little after their parent are clamped rather than moved to a lane.
 DEFAULT_CLAMP_TOLERANCE_NS = 1_000

@@ -32,7 +32,8 @@ class Format:
         if target is None:
             raise UnknownFormatError("-", f"format {self.name} cannot be {'read' if which == 'reader' else 'written'}")
         mod, func = target.split(":")
-        return getattr(importlib.import_module(mod), func)  # type: ignore[no-any-return]
+        fn: Callable[..., Any] = getattr(importlib.import_module(mod), func)
+        return fn
 
 
 FORMATS: dict[str, Format] = {
