@@ -18,15 +18,20 @@ def _fmt_ns(ns: int) -> str:
 
 
 @click.command()
-@click.argument("trace_path", metavar="TRACE", type=click.Path(exists=True, dir_okay=True))
+@click.argument("trace_path", metavar="[TRACE]", required=False, type=click.Path(exists=True, dir_okay=True))
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @click.option("--tracks/--no-tracks", default=False, help="list every track with its slice count")
-def info(trace_path: str, as_json: bool, tracks: bool) -> None:
+def info(trace_path: str | None, as_json: bool, tracks: bool) -> None:
     """Summarize TRACE: events, tracks, time span and import statistics.
 
     TRACE is any supported file (Chrome/Kineto JSON, Perfetto protobuf, .gz of either) or a
-    trace directory; the format is detected from the content.
+    trace directory; the format is detected from the content.  Without TRACE, the bundled
+    sample trace is summarized.
     """
+    if trace_path is None:
+        from sample_traces import default_sample
+
+        trace_path = str(default_sample())
     fmt = run_or_fail(detect_format, trace_path)
     trace = run_or_fail(read_trace, trace_path, fmt)
     summary = trace.summary()
