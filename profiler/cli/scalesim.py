@@ -1,0 +1,99 @@
+"""``profiler scalesim``: run SCALE-Sim v3 (or import its output) and write the trace."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from profiler.cli.options import InputError, run_or_fail
+
+
+def _array(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    parts = value.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise click.BadParameter(f"{value!r} is not ROWSxCOLS (e.g. 16x16)")
+    return int(parts[0]), int(parts[1])
+
+
+@click.command()
+@click.argument("config", metavar="[CONFIG|OUTPUT_DIR]", required=False, type=click.Path(exists=True, dir_okay=True))
+@click.argument("topology", metavar="[TOPOLOGY]", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(), help="trace to write; its extension picks the format")
+@click.option("--gemm", "gemm", metavar="MxNxK[,MxNxK...]", help="GEMM shapes instead of a TOPOLOGY file")
+@click.option("--array", "array", metavar="ROWSxCOLS", help="systolic array size (overrides CONFIG)")
+@click.option("--dataflow", type=click.Choice(["os", "ws", "is"]), help="dataflow (overrides CONFIG)")
+@click.option("--sram-kb", type=int, help="IFMAP and filter SRAM size in KiB each; OFMAP gets half (overrides CONFIG)")
+@click.option("--bandwidth", type=int, help="DRAM bandwidth in words per cycle (overrides CONFIG)")
+@click.option("--clock-ghz", type=float, help="clock for cycles -> ns (default: CONFIG's, else 1 GHz)")
+@click.option("--word-size", type=int, help="bytes per word (default: CONFIG's, else 1 as SCALE-Sim assumes)")
+@click.option("--keep", "keep", type=click.Path(file_okay=False), help="keep SCALE-Sim's raw output in this directory")
+def scalesim(config: str | None, topology: str | None, output: str, gemm: str | None, array: str | None,
+             dataflow: str | None, sram_kb: int | None, bandwidth: int | None, clock_ghz: float | None,
+             word_size: int | None, keep: str | None) -> None:
+    """Run SCALE-Sim on CONFIG and TOPOLOGY and write the trace to -o.
+
+    \b
+    profiler scalesim scale.cfg resnet18.csv -o resnet.pftrace    # conv or GEMM topology CSV
+    profiler scalesim --array 16x16 --gemm 256x256x256,64x512x128 -o gemm.trace
+    profiler scalesim results/run1 -o run1.json                   # import existing SCALE-Sim output
+
+    SCALE-Sim needs numpy<2, so it runs in its own Python: set SCALESIM_PYTHON or create
+    .venv-scalesim (see the README).  Cycles become ns at --clock-ghz (default 1 GHz).
+    """
+    from collectors.scalesim import (
+        ScaleSimConfig,
+        parse_gemm_shapes,
+        read_scalesim_output,
+        read_topology,
+        run_scalesim,
+    )
+    from profiler.formats import write_trace
+
+    if config is not None and Path(config).is_dir():
+        if topology or gemm:
+            raise InputError("an OUTPUT_DIR is imported as it is; do not pass a topology or --gemm with it")
+        trace = run_or_fail(read_scalesim_output, config, clock_ghz=clock_ghz, word_size=word_size)
+    else:
+        cfg = run_or_fail(ScaleSimConfig.read, config) if config else ScaleSimConfig()
+        changes: dict[str, Any] = {}
+        rc = _array(array)
+        if rc:
+            changes.update(rows=rc[0], cols=rc[1])
+        if dataflow:
+            changes["dataflow"] = dataflow
+        if sram_kb:
+            changes.update(ifmap_sram_kb=sram_kb, filter_sram_kb=sram_kb, ofmap_sram_kb=max(1, sram_kb // 2))
+        if bandwidth:
+            changes["bandwidth"] = bandwidth
+        try:
+            cfg = cfg.with_(**changes) if changes else cfg
+            if gemm:
+                if topology:
+                    raise InputError("pass either TOPOLOGY or --gemm, not both")
+                layers: Any = parse_gemm_shapes(gemm)
+            elif topology:
+                layers = run_or_fail(read_topology, topology)
+            else:
+                raise InputError("nothing to simulate: pass a TOPOLOGY csv or --gemm MxNxK")
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        with click.progressbar(length=len(layers), label=f"SCALE-Sim {cfg.array_name}", file=sys.stderr,
+                               show_pos=True) as bar:
+            done = [0]
+
+            def on_layer(i: int, n: int) -> None:
+                bar.update(i - done[0])
+                done[0] = i
+
+            trace = run_or_fail(run_scalesim, cfg, layers, clock_ghz=clock_ghz, word_size=word_size,
+                                keep_dir=keep, on_layer=on_layer)
+    written = run_or_fail(write_trace, trace, output)
+    info = trace.metadata.extra.get("scalesim", {})
+    click.echo(f"wrote {output} ({written}): {info.get('layers', 0)} layers, {info.get('compute_cycles', 0):,} compute "
+               f"cycles ({info.get('stall_cycles', 0):,} stalled), {info.get('dram_bytes', 0):,} DRAM bytes, "
+               f"{trace.slices.num_rows:,} slices")
