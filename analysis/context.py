@@ -1,0 +1,329 @@
+"""AnalysisContext: a trace decoded once into numpy columns that every analyzer shares.
+
+Running eight analyzers over ten million slices must not decode the Arrow tables eight times, so
+the context converts each column on first use (``cached_property``) and keeps derived facts
+(roles, per-slice class, per-engine busy sets) for the next analyzer.  Strings stay dictionary
+codes: a name test is a lookup in the (small) dictionary followed by one fancy-index.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from analysis import intervals as iv
+from analysis.roles import engine_of, infer_roles, is_dma_slice_name
+from profiler.errors import SpecError
+from profiler.hardware import HardwareSpec, canonical_dtype
+from profiler.model import Trace
+
+#: Per-slice classes (int8 codes in :attr:`AnalysisContext.slice_class`).
+COMPUTE, DMA, COMM, STALL, HOST, OTHER = range(6)
+CLASS_NAMES = ("compute", "dma", "comm", "stall", "host", "other")
+
+_STALL_CAT = {"stall", "wait", "idle"}
+_COMM = re.compile(r"nccl|rccl|all_?reduce|all_?gather|reduce_?scatter|all_?to_?all|broadcast|sendrecv|c10d", re.I)
+
+
+def _dict_column(col: pa.ChunkedArray) -> tuple[np.ndarray, list[str | None]]:
+    """(codes with -1 for null, dictionary words) of a dictionary-encoded column."""
+    arr = col.unify_dictionaries().combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    if not pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_encode()
+    words = arr.dictionary.to_pylist()
+    idx = arr.indices
+    codes = (pc.fill_null(idx, -1) if idx.null_count else idx).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+    return codes, words
+
+
+def _float_column(col: pa.ChunkedArray) -> np.ndarray:
+    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    return arr.to_numpy(zero_copy_only=False)  # nulls become NaN
+
+
+class AnalysisContext:
+    """A trace plus the hardware spec to judge it against, with shared decoded columns."""
+
+    def __init__(self, trace: Trace, spec: HardwareSpec | None = None, windows: int = 20,
+                 options: dict[str, Any] | None = None) -> None:
+        self.trace = trace
+        self.spec = spec
+        self.windows = windows
+        self.options = dict(options or {})
+
+    # ---------------------------------------------------------------- columns
+    @cached_property
+    def n(self) -> int:
+        return int(self.trace.slices.num_rows)
+
+    def _np(self, name: str) -> np.ndarray:
+        col = self.trace.slices[name]
+        arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+        return arr.to_numpy(zero_copy_only=False)
+
+    @cached_property
+    def track(self) -> np.ndarray:
+        return self._np("track")
+
+    @cached_property
+    def ts(self) -> np.ndarray:
+        return self._np("ts")
+
+    @cached_property
+    def dur(self) -> np.ndarray:
+        return self._np("dur")
+
+    @cached_property
+    def end(self) -> np.ndarray:
+        return self.ts + self.dur
+
+    @cached_property
+    def depth(self) -> np.ndarray:
+        return self._np("depth")
+
+    @cached_property
+    def flops(self) -> np.ndarray:
+        return _float_column(self.trace.slices["flops"])
+
+    @cached_property
+    def bytes(self) -> np.ndarray:
+        return _float_column(self.trace.slices["bytes"])
+
+    @cached_property
+    def _names(self) -> tuple[np.ndarray, list[str | None]]:
+        return _dict_column(self.trace.slices["name"])
+
+    @property
+    def name_code(self) -> np.ndarray:
+        return self._names[0]
+
+    @property
+    def name_words(self) -> list[str | None]:
+        return self._names[1]
+
+    @cached_property
+    def _categories(self) -> tuple[np.ndarray, list[str | None]]:
+        return _dict_column(self.trace.slices["category"])
+
+    @cached_property
+    def _dtypes(self) -> tuple[np.ndarray, list[str | None]]:
+        return _dict_column(self.trace.slices["dtype"])
+
+    @property
+    def dtype_code(self) -> np.ndarray:
+        return self._dtypes[0]
+
+    @property
+    def dtype_words(self) -> list[str | None]:
+        return self._dtypes[1]
+
+    def names_of(self, codes: np.ndarray) -> np.ndarray:
+        words = np.array([w if w is not None else "" for w in self.name_words] + [""], dtype=object)
+        return words[np.asarray(codes)]
+
+    # ----------------------------------------------------------------- tracks
+    @cached_property
+    def roles(self) -> np.ndarray:
+        """Role per track id (object array of strings)."""
+        return infer_roles(self.trace)
+
+    @cached_property
+    def engine(self) -> np.ndarray:
+        """Track id -> engine id (lanes folded into their origin track)."""
+        return engine_of(self.trace)
+
+    @cached_property
+    def track_names(self) -> dict[int, str]:
+        out: dict[int, str] = {}
+        ids = self.trace.tracks["id"].to_pylist()
+        for tid in ids:
+            out[int(tid)] = " / ".join(self.trace.track_path(int(tid)))
+        return out
+
+    @cached_property
+    def track_device(self) -> dict[int, str | None]:
+        return dict(zip(self.trace.tracks["id"].to_pylist(), self.trace.tracks["device"].to_pylist(), strict=True))
+
+    @cached_property
+    def slice_class(self) -> np.ndarray:
+        """Class of every slice (COMPUTE, DMA, COMM, STALL, HOST, OTHER), from its track's role,
+        its category and its name."""
+        if self.n == 0:
+            return np.zeros(0, dtype=np.int8)
+        role_code = {"compute": COMPUTE, "dma": DMA, "host": HOST}
+        track_cls = np.array([role_code.get(r, OTHER) for r in self.roles], dtype=np.int8)
+        cls = track_cls[self.track]
+        cat_codes, cat_words = self._categories
+        stall_cat = np.array([(w or "").lower() in _STALL_CAT for w in cat_words] + [False], dtype=bool)
+        dma_cat = np.append(is_dma_slice_name(cat_words), False)
+        name_codes, name_words = self._names
+        dma_name = np.append(is_dma_slice_name(name_words), False)
+        comm_name = np.array([bool(w and _COMM.search(w)) for w in name_words] + [False], dtype=bool)
+        stall_name = np.array([(w or "").lower() in ("stall", "wait") for w in name_words] + [False], dtype=bool)
+        on_engine = (cls == COMPUTE) | (cls == DMA)
+        is_dma = on_engine & (dma_cat[cat_codes] | dma_name[name_codes])
+        cls = np.where(is_dma, DMA, cls).astype(np.int8)
+        comm = (cls == COMPUTE) & comm_name[name_codes]
+        cls[comm] = COMM
+        stall = stall_cat[cat_codes] | stall_name[name_codes]
+        cls[stall] = STALL
+        return cls
+
+    @cached_property
+    def is_stall(self) -> np.ndarray:
+        return self.slice_class == STALL
+
+    @cached_property
+    def host_as_compute(self) -> bool:
+        """True when no compute engine holds slices: a CPU-only trace, whose host threads do the work."""
+        if self.n == 0:
+            return False
+        roles = self.roles[self.engine[np.unique(self.track)]]
+        return not bool(np.isin(roles, ["compute"]).any())
+
+    @cached_property
+    def engine_ids(self) -> dict[str, list[int]]:
+        """Engines holding slices, by role: {"compute": [...], "dma": [...], "host": [...]}."""
+        if self.n == 0:
+            return {"compute": [], "dma": [], "host": []}
+        used = np.unique(self.engine[np.unique(self.track)])
+        out: dict[str, list[int]] = {"compute": [], "dma": [], "host": []}
+        for e in used.tolist():
+            r = self.roles[e]
+            if r == "host" and self.host_as_compute:
+                out["compute"].append(e)
+            elif r in out:
+                out[r].append(e)
+        return out
+
+    # -------------------------------------------------------------- intervals
+    @cached_property
+    def _track_bounds(self) -> np.ndarray:
+        """Slices are sorted by track: bounds[t]..bounds[t+1] are track t's rows."""
+        size = len(self.roles)
+        return np.searchsorted(self.track, np.arange(size + 1))
+
+    def rows_of_engine(self, engine: int) -> np.ndarray:
+        """Row indices of every slice on an engine (its track and its lanes)."""
+        tracks = np.flatnonzero(self.engine == engine)
+        b = self._track_bounds
+        parts = [np.arange(b[t], b[t + 1]) for t in tracks if b[t + 1] > b[t]]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def _engine_slices(self, engine: int) -> slice | np.ndarray:
+        tracks = np.flatnonzero(self.engine == engine)
+        b = self._track_bounds
+        if tracks.size == 1:
+            t = int(tracks[0])
+            return slice(int(b[t]), int(b[t + 1]))
+        return self.rows_of_engine(engine)
+
+    @cached_property
+    def _busy_cache(self) -> dict[int, iv.Intervals]:
+        return {}
+
+    def busy(self, engine: int) -> iv.Intervals:
+        """Busy set of an engine: union of its top-level slices, stall slices excluded."""
+        cache = self._busy_cache
+        if engine not in cache:
+            rows = self._engine_slices(engine)
+            d = self.depth[rows]
+            st = self.is_stall[rows]
+            m = (d == 0) & ~st
+            s = self.ts[rows][m]
+            e = self.end[rows][m]
+            if isinstance(rows, slice):
+                cache[engine] = (s, e)  # one track: depth-0 slices are already sorted and disjoint
+            else:
+                cache[engine] = iv.merge(s, e)
+        return cache[engine]
+
+    def stalled(self, engine: int) -> iv.Intervals:
+        """Explicit stall slices of an engine, as a disjoint set."""
+        rows = self._engine_slices(engine)
+        m = self.is_stall[rows]
+        return iv.merge(self.ts[rows][m], self.end[rows][m])
+
+    def union_busy(self, engines: list[int]) -> iv.Intervals:
+        if not engines:
+            return iv.merge(np.zeros(0, np.int64), np.zeros(0, np.int64))
+        if len(engines) == 1:
+            return self.busy(engines[0])
+        sets = [self.busy(e) for e in engines]
+        return iv.merge(np.concatenate([s[0] for s in sets]), np.concatenate([s[1] for s in sets]))
+
+    @cached_property
+    def span(self) -> tuple[int, int]:
+        """(start, end) of the run: the extent of the slices (counters do not lengthen a run)."""
+        if self.n == 0:
+            return self.trace.time_span()
+        return int(self.ts.min()), int(self.end.max())
+
+    @property
+    def duration(self) -> int:
+        s, e = self.span
+        return max(e - s, 0)
+
+    @cached_property
+    def window_edges(self) -> np.ndarray:
+        s, e = self.span
+        return np.linspace(s, max(e, s + 1), self.windows + 1).astype(np.int64)
+
+    # ---------------------------------------------------------------- flops
+    @cached_property
+    def counted(self) -> np.ndarray:
+        """Which slices' flops/bytes count toward totals: per track, only the shallowest depth that
+        carries flops (or bytes), so a parent op and its kernels are never counted twice."""
+        has = ~np.isnan(self.flops) | ~np.isnan(self.bytes)
+        has &= ~self.is_stall
+        if not has.any():
+            return has
+        size = len(self.roles)
+        big = np.iinfo(np.int32).max
+        mind = np.full(size, big, dtype=np.int64)
+        np.minimum.at(mind, self.track[has], self.depth[has])
+        return has & (self.depth == mind[self.track])
+
+    def dtype_of_codes(self) -> list[str]:
+        """Canonical dtype per dtype dictionary code, defaulted when the slice says none."""
+        return [canonical_dtype(w) if w else self.default_dtype for w in self.dtype_words]
+
+    @cached_property
+    def default_dtype(self) -> str:
+        """The dtype assumed for slices that do not say (bf16 when the spec has it, else its fastest)."""
+        if self.spec is None:
+            return "bf16"
+        if self.spec.supports("bf16"):
+            return "bf16"
+        return max(self.spec.peak_flops, key=lambda d: self.spec.peak_flops[d])  # type: ignore[union-attr]
+
+    def peak_for(self, dtype: str) -> float | None:
+        """Peak FLOP/s for a dtype, falling back to the default dtype's peak when unsupported."""
+        if self.spec is None:
+            return None
+        try:
+            return self.spec.peak(dtype)
+        except SpecError:
+            return self.spec.peak(self.default_dtype)
+
+    # ------------------------------------------------------------------ args
+    def arg_values(self, rows: np.ndarray, key: str) -> np.ndarray:
+        """Value of ``key`` in the JSON args of the given rows (strings; "" when absent).
+
+        A regex over the raw JSON text, vectorized in Arrow: parsing every args object in Python
+        would dominate the run time on big traces.
+        """
+        if rows.size == 0:
+            return np.zeros(0, dtype=object)
+        col = self.trace.slices["args"].take(pa.array(rows))
+        pat = rf'"{re.escape(key)}"\s*:\s*(?:"(?P<s>(?:[^"\\]|\\.)*)"|(?P<n>[-0-9.eE+]+|true|false|null|\[[^\]]*\]))'
+        ex = pc.extract_regex(col, pat)
+        s = pc.struct_field(ex, "s")
+        nn = pc.struct_field(ex, "n")
+        merged = pc.if_else(pc.greater(pc.utf8_length(pc.fill_null(s, "")), 0), s, nn)
+        return np.asarray(pc.fill_null(merged, "").to_pylist(), dtype=object)

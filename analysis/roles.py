@@ -1,0 +1,130 @@
+"""Track roles: what each track *is* (a compute engine, a DMA queue, a host thread, ...).
+
+Analyzers reason about engines, not track names.  Our own collectors set ``kind`` precisely, but
+foreign traces (Kineto, Chrome JSON) arrive with generic tracks, so the role is inferred from the
+kind first, then the track's attrs and name, then what it holds:
+
+* a Kineto GPU stream (attrs ``stream`` or a name like "stream 7") is ``compute``; a stream that
+  only copies or sets memory (memcpy/memset) is ``dma``;
+* a CPU thread (attrs ``tid``/``thread``, names like "thread 12" or "python") is ``host``;
+* a track with counter samples and no slices is ``counter``; one with only child tracks is ``group``.
+
+A lane track the builder split off for overlapping slices (attrs ``lane_of``) belongs to the same
+engine as its origin: :func:`engine_of` maps it back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pyarrow.compute as pc
+
+from profiler.model import Trace
+
+ROLES = ("compute", "dma", "host", "memory", "counter", "group", "other")
+
+_DMA_NAME = re.compile(r"memcpy|memset|\bdma\b|dma[0-9_ ]|copy engine|\bcopy\b|\bh2d\b|\bd2h\b", re.I)
+_COMPUTE_NAME = re.compile(r"stream|\bgpu\b|kernel|\bsm\b|mxu|tensor core|\bnpu\b|\bcore\b|vector|matrix", re.I)
+_HOST_NAME = re.compile(r"thread|\bcpu\b|python|\btid\b|main|host|worker|pt_", re.I)
+_DMA_SLICE = re.compile(r"^(memcpy|memset)|gpu_memcpy|gpu_memset|\bdma\b", re.I)
+
+
+def _attrs(raw: str | None) -> dict[str, object]:
+    if not raw:
+        return {}
+    try:
+        v = json.loads(raw)
+    except ValueError:
+        return {}
+    return v if isinstance(v, dict) else {}
+
+
+def infer_roles(trace: Trace) -> np.ndarray:
+    """Role of every track, as an object array indexed by track id (ids are dense from 0)."""
+    tracks = trace.tracks
+    n = tracks.num_rows
+    ids = tracks["id"].to_numpy()
+    size = int(ids.max()) + 1 if n else 0
+    roles = np.full(size, "other", dtype=object)
+    if n == 0:
+        return roles
+    kinds = tracks["kind"].to_pylist()
+    names = tracks["name"].to_pylist()
+    attrs = [_attrs(a) for a in tracks["attrs"].to_pylist()]
+    parents = tracks["parent"].to_pylist()
+
+    slice_count = np.bincount(trace.slices["track"].to_numpy(), minlength=size) if trace.slices.num_rows else np.zeros(size, int)
+    counter_count = np.bincount(trace.counters["track"].to_numpy(), minlength=size) if trace.counters.num_rows else np.zeros(size, int)
+    has_child = np.zeros(size, dtype=bool)
+    for p in parents:
+        if p is not None and 0 <= p < size:
+            has_child[p] = True
+    dma_share = _dma_slice_share(trace, size)
+
+    for k in range(n):
+        tid = int(ids[k])
+        kind, name, at = kinds[k], names[k] or "", attrs[k]
+        if kind in ROLES and kind != "other":
+            role = kind
+            # A GPU stream that only ever copies memory is a copy queue, whatever the importer said.
+            if role == "compute" and slice_count[tid] and dma_share[tid] >= 0.999:
+                role = "dma"
+        elif slice_count[tid] == 0 and counter_count[tid] > 0:
+            role = "counter"
+        elif slice_count[tid] == 0 and has_child[tid]:
+            role = "group"
+        elif "stream" in at or _COMPUTE_NAME.search(name) and not _HOST_NAME.search(name):
+            role = "dma" if (slice_count[tid] and dma_share[tid] >= 0.999) or _DMA_NAME.search(name) else "compute"
+        elif _DMA_NAME.search(name) or at.get("engine") == "dma":
+            role = "dma"
+        elif "tid" in at or "thread" in at or _HOST_NAME.search(name):
+            role = "host"
+        elif slice_count[tid] and dma_share[tid] >= 0.999:
+            role = "dma"
+        else:
+            role = "host" if slice_count[tid] else "other"
+        roles[tid] = role
+    return roles
+
+
+def _dma_slice_share(trace: Trace, size: int) -> np.ndarray:
+    """Fraction of each track's slices that are memory copies/sets (by name or category)."""
+    s = trace.slices
+    if s.num_rows == 0:
+        return np.zeros(size)
+    is_dma = np.zeros(s.num_rows, dtype=bool)
+    for col in ("name", "category"):
+        arr = s[col].unify_dictionaries().combine_chunks() if s[col].num_chunks != 1 else s[col].chunk(0)
+        words = arr.dictionary.to_pylist()
+        hit = np.array([bool(w and _DMA_SLICE.search(w)) for w in words] + [False], dtype=bool)
+        idx = pc.fill_null(arr.indices, len(words)).to_numpy()
+        is_dma |= hit[idx]
+    tr = s["track"].to_numpy()
+    tot = np.bincount(tr, minlength=size).astype(float)
+    dma = np.bincount(tr, weights=is_dma, minlength=size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(tot > 0, dma / np.maximum(tot, 1), 0.0)
+
+
+def engine_of(trace: Trace) -> np.ndarray:
+    """Track id -> engine id: a lane track maps to the track it was split from, others to themselves."""
+    n = trace.tracks.num_rows
+    ids = trace.tracks["id"].to_numpy()
+    size = int(ids.max()) + 1 if n else 0
+    out = np.arange(size, dtype=np.int64)
+    for k, raw in enumerate(trace.tracks["attrs"].to_pylist()):
+        if raw and "lane_of" in raw:
+            lane_of = _attrs(raw).get("lane_of")
+            if isinstance(lane_of, int) and 0 <= lane_of < size:
+                out[int(ids[k])] = lane_of
+    # Lanes of lanes resolve to the root.
+    for _ in range(4):
+        out = out[out]
+    return out
+
+
+def is_dma_slice_name(words: list[str | None]) -> np.ndarray:
+    """Which dictionary words (slice names or categories) denote a memory copy or set."""
+    return np.array([bool(w and _DMA_SLICE.search(w)) for w in words], dtype=bool)

@@ -1,0 +1,138 @@
+"""Utilization: how much of the run each engine was doing useful work, and how fast.
+
+* busy fraction per engine over the run and per time window (union of its top-level slices;
+  explicit stall slices are waiting, not work, so they are excluded from "active");
+* achieved FLOP/s and MFU against the spec's peak for each dtype the work ran in;
+* achieved bandwidth against each memory level (off-chip levels see the DMA traffic, or the
+  compute ops' bytes when the trace has no DMA engines; on-chip levels see the operand bytes).
+
+The run-level numbers here (``summary``) are what :mod:`analysis.summary` and the CI budgets use.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis import intervals as iv
+from analysis.common import fmt_ns, pct, severity_for
+from analysis.context import COMM, COMPUTE, DMA, HOST, AnalysisContext
+from analysis.findings import AnalyzerResult, Finding
+
+NAME = "utilization"
+#: Engines busier than this (fraction of the run) do not get a low-utilization finding.
+LOW_BUSY = 0.5
+
+
+def _flops_by_dtype(ctx: AnalysisContext, rows_mask: np.ndarray) -> dict[str, float]:
+    words = [*ctx.dtype_of_codes(), ctx.default_dtype]
+    codes = ctx.dtype_code[rows_mask]
+    codes = np.where(codes < 0, len(words) - 1, codes)
+    sums = np.bincount(codes, weights=np.nan_to_num(ctx.flops[rows_mask]), minlength=len(words))
+    out: dict[str, float] = {}
+    for w, v in zip(words, sums, strict=True):
+        if v > 0:
+            out[w] = out.get(w, 0.0) + float(v)
+    return out
+
+
+def work_mask(ctx: AnalysisContext) -> np.ndarray:
+    """Slices whose flops/bytes count as compute work (host work too on CPU-only traces)."""
+    cls = ctx.slice_class
+    ok = (cls == COMPUTE) | (cls == COMM)
+    if ctx.host_as_compute:
+        ok |= cls == HOST
+    return ok & ctx.counted
+
+
+def analyze(ctx: AnalysisContext) -> AnalyzerResult:
+    dur_run = ctx.duration
+    engines = ctx.engine_ids
+    rows = []
+    edges = ctx.window_edges
+    win_len = np.diff(edges).astype(float)
+    windows: dict[str, list[float]] = {}
+    for role in ("compute", "dma"):
+        for e in engines[role]:
+            busy = ctx.busy(e)
+            stalled = ctx.stalled(e)
+            active = iv.total(busy) - iv.overlap_total(busy, stalled)  # stalls nested in work are waits too
+            erows = ctx.rows_of_engine(e)
+            cm = ctx.counted[erows]
+            fl = float(np.nansum(ctx.flops[erows][cm]))
+            by = float(np.nansum(ctx.bytes[erows][cm]))
+            name = ctx.track_names.get(e, str(e))
+            rows.append({
+                "engine": e, "track_name": name, "role": role, "slices": int(erows.size),
+                "active_ns": int(active), "stalled_ns": iv.total(stalled),
+                "busy_fraction": active / dur_run if dur_run else 0.0,
+                "flops": fl, "achieved_flops": fl / active * 1e9 if active else 0.0,
+                "bytes": by, "achieved_bandwidth": by / active * 1e9 if active else 0.0,
+            })
+            with np.errstate(invalid="ignore", divide="ignore"):
+                windows[name] = np.round(iv.per_window(busy, edges) / np.maximum(win_len, 1), 6).tolist()
+    metrics = pd.DataFrame(rows, columns=["engine", "track_name", "role", "slices", "active_ns", "stalled_ns",
+                                          "busy_fraction", "flops", "achieved_flops", "bytes", "achieved_bandwidth"])
+
+    compute_busy = ctx.union_busy(engines["compute"])
+    compute_active = iv.total(compute_busy)
+    work = work_mask(ctx)
+    flops_dt = _flops_by_dtype(ctx, work)
+    total_flops = float(sum(flops_dt.values()))
+    secs = dur_run / 1e9
+    mfu = hfu = None
+    if ctx.spec is not None and secs > 0:
+        peak_secs = sum(v / (ctx.peak_for(d) or np.inf) for d, v in flops_dt.items())  # seconds at peak
+        mfu = peak_secs / secs
+        hfu = peak_secs / (compute_active / 1e9) if compute_active else 0.0
+    bw = _bandwidth(ctx, work, secs)
+    summary = {
+        "duration_ns": int(dur_run), "start_ns": ctx.span[0], "end_ns": ctx.span[1],
+        "compute_engines": len(engines["compute"]), "dma_engines": len(engines["dma"]),
+        "compute_active_ns": int(compute_active),
+        "compute_active_pct": pct(compute_active, dur_run),
+        "engine_active_ns": {r["track_name"]: r["active_ns"] for r in rows},
+        "flops": total_flops, "flops_by_dtype": flops_dt,
+        "achieved_flops": total_flops / secs if secs else 0.0,
+        "mfu": mfu, "hfu": hfu,
+        "bandwidth": bw["levels"], "mbu": bw["mbu"], "dram_bytes": bw["dram_bytes"],
+        "windows": {"edges_ns": edges.tolist(), "busy_fraction": windows},
+        "host_as_compute": ctx.host_as_compute,
+    }
+    return AnalyzerResult(NAME, _findings(ctx, metrics, summary), metrics, summary)
+
+
+def _bandwidth(ctx: AnalysisContext, work: np.ndarray, secs: float) -> dict[str, object]:
+    """Achieved bytes/s against each memory level, and memory-bandwidth utilization (off-chip)."""
+    dma_rows = (ctx.slice_class == DMA) & ~np.isnan(ctx.bytes)
+    dram_bytes = float(np.nansum(ctx.bytes[dma_rows])) if dma_rows.any() else float(np.nansum(ctx.bytes[work]))
+    onchip_bytes = float(np.nansum(ctx.bytes[work]))
+    levels: dict[str, dict[str, float | None]] = {}
+    mbu = None
+    if ctx.spec is not None and secs > 0:
+        for m in ctx.spec.memory:
+            b = dram_bytes if m.kind == "dram" else onchip_bytes
+            levels[m.name] = {"bytes": b, "achieved": b / secs, "peak": m.bandwidth, "utilization": b / secs / m.bandwidth}
+        mbu = dram_bytes / secs / ctx.spec.dram.bandwidth
+    return {"levels": levels, "mbu": mbu, "dram_bytes": dram_bytes}
+
+
+def _findings(ctx: AnalysisContext, metrics: pd.DataFrame, summary: dict[str, object]) -> list[Finding]:
+    out: list[Finding] = []
+    dur = ctx.duration
+    if dur <= 0:
+        return out
+    s, e = ctx.span
+    for r in metrics[metrics["role"] == "compute"].itertuples(index=False):  # one row per engine
+        if r.busy_fraction >= LOW_BUSY:
+            continue
+        idle = dur - r.active_ns
+        out.append(Finding(
+            kind="low_utilization", severity=severity_for(idle * 0.5, dur),
+            title=f"{r.track_name} active {100 * r.busy_fraction:.1f}% of the run ({fmt_ns(r.active_ns)} of {fmt_ns(dur)})",
+            track=int(r.engine), track_name=r.track_name, start_ns=s, end_ns=e, metric="busy_fraction",
+            value=float(r.busy_fraction), threshold=LOW_BUSY, unit="fraction", gain_ns=int(idle * 0.5),
+            suggestion="feed the engine: overlap data movement with compute, batch small ops, remove host syncs",
+            details={"stalled_ns": int(r.stalled_ns)},
+        ))
+    return out
