@@ -312,6 +312,15 @@ class AnalysisContext:
             return self.spec.peak(self.default_dtype)
 
     # ------------------------------------------------------------------ args
+    def _arg_array(self, rows: np.ndarray, key: str) -> pa.Array:
+        col = self.trace.slices["args"].take(pa.array(rows))
+        col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        pat = rf'"{re.escape(key)}"\s*:\s*(?:"(?P<s>(?:[^"\\]|\\.)*)"|(?P<n>[-0-9.eE+]+|true|false|\[[^\]]*\]))'
+        ex = pc.extract_regex(col, pat)
+        s = pc.struct_field(ex, "s")
+        nn = pc.struct_field(ex, "n")
+        return pc.fill_null(pc.if_else(pc.greater(pc.utf8_length(pc.fill_null(s, "")), 0), s, nn), "")
+
     def arg_values(self, rows: np.ndarray, key: str) -> np.ndarray:
         """Value of ``key`` in the JSON args of the given rows (strings; "" when absent).
 
@@ -320,10 +329,66 @@ class AnalysisContext:
         """
         if rows.size == 0:
             return np.zeros(0, dtype=object)
-        col = self.trace.slices["args"].take(pa.array(rows))
-        pat = rf'"{re.escape(key)}"\s*:\s*(?:"(?P<s>(?:[^"\\]|\\.)*)"|(?P<n>[-0-9.eE+]+|true|false|null|\[[^\]]*\]))'
-        ex = pc.extract_regex(col, pat)
-        s = pc.struct_field(ex, "s")
-        nn = pc.struct_field(ex, "n")
-        merged = pc.if_else(pc.greater(pc.utf8_length(pc.fill_null(s, "")), 0), s, nn)
-        return np.asarray(pc.fill_null(merged, "").to_pylist(), dtype=object)
+        return np.asarray(self._arg_array(rows, key).to_pylist(), dtype=object)
+
+    def arg_codes(self, rows: np.ndarray, key: str) -> tuple[np.ndarray, list[str]]:
+        """Like :meth:`arg_values` but dictionary-encoded: (codes, words), "" for absent."""
+        if rows.size == 0:
+            return np.zeros(0, dtype=np.int32), []
+        enc = self._arg_array(rows, key).dictionary_encode()
+        return enc.indices.to_numpy(zero_copy_only=False).astype(np.int32), enc.dictionary.to_pylist()
+
+    # ----------------------------------------------------------------- flows
+    @cached_property
+    def gating_source(self) -> np.ndarray:
+        """For every slice, the row of the incoming-flow source that ended last (-1 when none).
+
+        The latest-finishing dependency is the one that decided when the slice could start, so it
+        is what a wait before the slice is attributed to.
+        """
+        out = np.full(self.n, -1, dtype=np.int64)
+        f = self.trace.flows
+        if f.num_rows == 0 or self.n == 0:
+            return out
+        fr = f["from_slice"].to_numpy()
+        to = f["to_slice"].to_numpy()
+        order = np.lexsort((self.end[fr], to))
+        fr, to = fr[order], to[order]
+        last = np.append(to[1:] != to[:-1], True)
+        out[to[last]] = fr[last]
+        return out
+
+    # ---------------------------------------------------------- class unions
+    @cached_property
+    def slice_device(self) -> np.ndarray:
+        """Device code of every slice (index into :attr:`devices`)."""
+        size = len(self.roles)
+        dev = np.zeros(size, dtype=np.int32)
+        for tid, d in self.track_device.items():
+            if 0 <= tid < size:
+                dev[tid] = self.devices.index(d or "")
+        return dev[self.track] if self.n else np.zeros(0, dtype=np.int32)
+
+    @cached_property
+    def devices(self) -> list[str]:
+        """Device names in first-seen order ("" for tracks that name none)."""
+        return list(dict.fromkeys((d or "") for d in self.track_device.values())) or [""]
+
+    @cached_property
+    def _class_cache(self) -> dict[tuple[tuple[int, ...], int], iv.Intervals]:
+        return {}
+
+    def class_set(self, classes: tuple[int, ...], device: int | None = None) -> iv.Intervals:
+        """Union of top-level slices of the given classes (on one device, or all)."""
+        key = (classes, -1 if device is None else device)
+        if key not in self._class_cache:
+            m = np.isin(self.slice_class, classes) & (self.depth == 0)
+            if device is not None and len(self.devices) > 1:
+                m &= self.slice_device == device
+            self._class_cache[key] = iv.merge(self.ts[m], self.end[m])
+        return self._class_cache[key]
+
+    @property
+    def work_classes(self) -> tuple[int, ...]:
+        """Slice classes that are compute work (host work too on CPU-only traces)."""
+        return (COMPUTE, COMM, HOST) if self.host_as_compute else (COMPUTE, COMM)

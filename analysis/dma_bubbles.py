@@ -1,0 +1,92 @@
+"""DMA bubbles: compute starving while data moves, and DMA queues idle while compute runs.
+
+Per device, with C = when any compute engine works and D = when any DMA transfer is in flight:
+
+* ``exposed`` = D minus C: transfers nobody overlapped, the compute engines starve meanwhile;
+  the part between the first and the last compute is the *bubble* (the prologue load before
+  any compute and the epilogue store after it cannot be hidden by buffering);
+* ``dma_idle_while_compute`` = C minus D: the queues sat idle although they could have fetched
+  the next tile;
+* the time deeper buffering would save is ``min(bubble, dma_idle_while_compute)``: with one more
+  buffer each exposed transfer can move under the previous compute, but only as far as the
+  compute is long (a DMA-bound loop stays DMA-bound).
+
+Single-buffered loops (load, compute, load, compute) show a large bubble and an equally large
+saving; double-buffered ones show neither.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis import intervals as iv
+from analysis.common import fmt_ns, pct, severity_for
+from analysis.context import DMA, AnalysisContext
+from analysis.findings import AnalyzerResult, Finding
+
+NAME = "dma_bubbles"
+#: Bubble share of the run (percent) above which a finding is raised.
+BUBBLE_PCT = 5.0
+COLUMNS = ["device", "compute_ns", "dma_ns", "overlap_ns", "exposed_ns", "bubble_ns", "dma_idle_while_compute_ns",
+           "saving_ns", "bubble_pct", "transfers", "unoverlapped_transfers"]
+
+
+def analyze(ctx: AnalysisContext) -> AnalyzerResult:
+    rows = []
+    dur = ctx.duration
+    windows: dict[str, tuple[int, int]] = {}
+    for d, dev in enumerate(ctx.devices):
+        c = ctx.class_set(ctx.work_classes, d)
+        dm = ctx.class_set((DMA,), d)
+        if c[0].size == 0 or dm[0].size == 0:
+            continue
+        first, last = int(c[0][0]), int(c[1][-1])
+        exposed = iv.subtract(dm, c)
+        mid = iv.intersect(exposed, (np.array([first]), np.array([last])))
+        bubble = iv.total(mid)
+        idle_dma = iv.subtract(c, dm)
+        idle_ns = iv.total(idle_dma)
+        saving = min(bubble, idle_ns)
+        # Transfers that ran (mostly) without compute under them.
+        m = (ctx.slice_class == DMA) & (ctx.depth == 0)
+        if len(ctx.devices) > 1:
+            m &= ctx.slice_device == d
+        tr = np.flatnonzero(m)
+        ov = iv.overlap_each(ctx.ts[tr], ctx.end[tr], c)
+        unover = int(((ov < 0.5 * ctx.dur[tr]) & (ctx.dur[tr] > 0)).sum())
+        name = dev or "(device)"
+        if mid[0].size:
+            windows[name] = (int(mid[0][0]), int(mid[1][-1]))
+        rows.append({
+            "device": name, "compute_ns": iv.total(c), "dma_ns": iv.total(dm), "overlap_ns": iv.overlap_total(c, dm),
+            "exposed_ns": iv.total(exposed), "bubble_ns": bubble, "dma_idle_while_compute_ns": idle_ns,
+            "saving_ns": int(saving), "bubble_pct": pct(bubble, dur), "transfers": int(tr.size),
+            "unoverlapped_transfers": unover,
+        })
+    metrics = pd.DataFrame(rows, columns=COLUMNS)
+    bubble_total = int(metrics["bubble_ns"].sum()) if len(metrics) else 0
+    summary = {
+        "bubble_ns": bubble_total,
+        "bubble_pct": pct(bubble_total, dur * max(len(metrics), 1)),
+        "saving_ns": int(metrics["saving_ns"].sum()) if len(metrics) else 0,
+        "exposed_ns": int(metrics["exposed_ns"].sum()) if len(metrics) else 0,
+    }
+    findings = []
+    s, e = ctx.span
+    for r in metrics.itertuples(index=False):  # one row per device
+        if r.bubble_pct < BUBBLE_PCT:
+            continue
+        ws, we = windows.get(r.device, (s, e))
+        findings.append(Finding(
+            kind="dma_bubble", severity=severity_for(r.saving_ns, dur),
+            title=f"{r.device}: compute starves {fmt_ns(r.bubble_ns)} ({r.bubble_pct:.1f}%) on unoverlapped DMA; "
+                  f"deeper buffering saves ~{fmt_ns(r.saving_ns)}",
+            track=None, track_name=r.device, start_ns=ws, end_ns=we, metric="bubble_pct", value=float(r.bubble_pct),
+            threshold=BUBBLE_PCT, unit="%", gain_ns=int(r.saving_ns),
+            suggestion="double-buffer: issue the next tile's DMA while the current tile computes",
+            subject="dma_bubble",
+            details={"unoverlapped_transfers": int(r.unoverlapped_transfers), "transfers": int(r.transfers),
+                     "dma_idle_while_compute_ns": int(r.dma_idle_while_compute_ns)},
+        ))
+    return AnalyzerResult(NAME, findings, metrics, summary)
