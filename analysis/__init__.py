@@ -34,7 +34,7 @@ from profiler.hardware import HardwareSpec, load_spec, preset_names
 from profiler.model import Trace
 
 #: Analyzers run by :func:`run_all`, in order (module names under ``analysis``).
-ANALYZERS: tuple[str, ...] = ("utilization", "stalls", "dma_bubbles", "roofline", "overlap", "gaps")
+ANALYZERS: tuple[str, ...] = ("utilization", "stalls", "dma_bubbles", "roofline", "overlap", "dma_efficiency", "gaps")
 
 
 @dataclass

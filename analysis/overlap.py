@@ -7,6 +7,8 @@ time and of the communication time ran under compute (hidden) rather than alone 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -45,7 +47,7 @@ def analyze(ctx: AnalysisContext) -> AnalyzerResult:
     for k in ("compute", "comm", "memory", "stalled", "idle"):
         metrics[f"{k}_pct"] = metrics[f"{k}_ns"] / dur * 100 if dur else 0.0
     comp = metrics[metrics["role"] == "compute"]
-    devices = []
+    devices: list[dict[str, Any]] = []
     for d, dev in enumerate(ctx.devices):
         c = ctx.class_set((COMPUTE, HOST) if ctx.host_as_compute else (COMPUTE,), d)
         dm = ctx.class_set((DMA,), d)
