@@ -1,0 +1,99 @@
+"""``simulate(workload, spec)``: compile, run, and trace in one call."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from collectors.simulator.compiler import Compiler
+from collectors.simulator.engine import run
+from collectors.simulator.machine import Machine, SimOptions, SimulatorError
+from collectors.simulator.program import Program
+from collectors.simulator.workloads import expand
+from profiler import Trace
+from profiler.hardware import HardwareSpec, canonical_dtype
+
+
+@dataclass
+class SimResult:
+    """The trace plus headline numbers; ``stats`` is also in ``trace.metadata.extra["simulator"]``."""
+
+    trace: Trace
+    total_ns: int
+    total_cycles: int
+    stats: dict[str, Any] = field(default_factory=dict)
+    program: Program | None = None
+
+
+def _workload_name(w: Any) -> str:
+    return str(getattr(w, "label", None) or type(w).__name__)
+
+
+def _with_dtype(workload: Any, dtype: str) -> Any:
+    if hasattr(workload, "config"):
+        return dataclasses.replace(workload, config=dataclasses.replace(workload.config, dtype=dtype))
+    if any(f.name == "dtype" for f in dataclasses.fields(workload)):
+        return dataclasses.replace(workload, dtype=dtype)
+    return workload
+
+
+def compile_workload(workload: Any, machine: Machine, dtype: str | None = None) -> Program:
+    """Lower ``workload`` to a program for ``machine`` (errors for bad tiles or dtypes raise here)."""
+    if dtype is not None:
+        workload = _with_dtype(workload, canonical_dtype(dtype))
+    cfg = getattr(workload, "config", None)
+    mm_dtype = getattr(cfg, "dtype", None) or getattr(workload, "dtype", None) or machine.default_dtype()
+    mm_dtype = machine.check_dtype(mm_dtype)
+    act = getattr(cfg, "act_dtype", None)
+    if act is None:
+        # activations: fp16/bf16 when the device has them, else the matmul dtype
+        act = next((d for d in ("fp16", "bf16") if machine.spec.supports(d)), mm_dtype)
+        if mm_dtype in ("fp32", "fp64", "tf32", "bf16", "fp16"):
+            act = mm_dtype
+    act = machine.check_dtype(act)
+    prog = Program(machine)
+    comp = Compiler(machine, prog)
+    try:
+        ops = expand(workload, mm_dtype, act)
+    except (TypeError, ValueError) as exc:
+        raise SimulatorError(str(exc)) from None
+    for op in ops:
+        comp.lower(op)
+    return prog
+
+
+def simulate(workload: Any, spec: HardwareSpec, *, dtype: str | None = None, options: SimOptions | None = None,
+             progress: bool = False) -> SimResult:
+    """Simulate ``workload`` on ``spec`` and return its trace and accounting.
+
+    ``dtype`` overrides the workload's matmul dtype; ``options`` reconfigures the machine
+    (systolic mode, SRAM size, bandwidths, DMA queues).  ``progress`` shows a progress bar.
+    """
+    machine = Machine(spec, options)
+    prog = compile_workload(workload, machine, dtype)
+    bar = None
+    cb = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(prog), unit="instr", desc="simulating", leave=False)
+        last = [0]
+
+        def cb(k: int) -> None:
+            bar.update(k - last[0])
+            last[0] = k
+
+    try:
+        res = run(prog, machine, cb)
+    finally:
+        if bar is not None:
+            bar.close()
+    trace, stats = build_trace_for(prog, machine, res, _workload_name(workload))
+    return SimResult(trace, int(stats["total_ns"]), int(stats["total_cycles"]), stats, prog)
+
+
+def build_trace_for(prog: Program, machine: Machine, res: Any, name: str) -> tuple[Trace, dict[str, Any]]:
+    from collectors.simulator.tracegen import build_trace
+
+    return build_trace(prog, machine, res, name)

@@ -1,0 +1,515 @@
+"""The tiling compiler: primitive ops -> per-engine instruction streams.
+
+For every op it picks tile sizes (or checks the ones given against SRAM), splits the work across
+cores, and emits DMA loads into ring buffers of ``buffering`` slots, matmul/vector instructions
+that wait for those loads, and stores.  A load into a ring slot waits for the last user of the
+slot's previous tile (write-after-read), which is exactly what makes buffering depth matter:
+with one slot the next load cannot start until the compute on the current tile ends.
+
+Ops run in sequence: the first instruction of an op on each engine waits for the last
+instruction of the previous op on every engine (its inputs are the previous op's outputs), so
+all SRAM of an op is released before the next one allocates.  Stores are issued one tile late so
+an in-order DMA queue does not sit behind a store while the next tile's loads could run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+from collectors.simulator.machine import Machine, SimulatorError
+from collectors.simulator.program import K_DMA, K_MATMUL, K_VECTOR, Program
+from collectors.simulator.workloads import Attention, Gemm, VectorOp, ceil_div
+
+_DIMS = (4096, 2048, 1024, 512, 256, 128, 64, 32, 16)
+
+
+def _candidates(dim: int, cap: int = 4096) -> list[int]:
+    out = sorted({min(dim, d) for d in _DIMS if d <= cap} | ({dim} if dim <= cap else set()), reverse=True)
+    return out
+
+
+class Ring:
+    """Slots of one operand's buffer: which instruction last used each slot."""
+
+    def __init__(self, depth: int) -> None:
+        self.users: list[int | None] = [None] * depth
+        self.n = 0
+
+    def take(self) -> tuple[int, tuple[int, ...]]:
+        slot = self.n % len(self.users)
+        self.n += 1
+        u = self.users[slot]
+        return slot, (() if u is None else (u,))
+
+
+@dataclass
+class GemmPlan:
+    tm: int
+    tn: int
+    tk: int
+    a_strip: bool  # keep a whole K-strip of A resident and reuse it across output columns
+    cbuf: int
+    footprint: float
+
+
+class Compiler:
+    """Lowers ops onto a :class:`Program`, one after another."""
+
+    def __init__(self, machine: Machine, prog: Program) -> None:
+        self.m = machine
+        self.p = prog
+        self.q_load = [[0.0] * machine.dma_queues for _ in range(machine.cores)]
+        self._lat_bytes = machine.dma_latency_ns * 1e-9 * machine.dma_bw  # latency as bytes it could move
+        self.barrier: tuple[int, ...] = ()
+        self._op_barrier: tuple[int, ...] = ()
+        self._seen: set[int] = set()
+        self._last: dict[int, int] = {}
+        self.op = -1
+        self._pending: list[tuple[Any, ...]] = []
+        self.r_load = prog.route_id("dram", "sram")
+        self.r_store = prog.route_id("sram", "dram")
+
+    # ------------------------------------------------------------ plumbing
+    def begin_op(self, **info: Any) -> None:
+        self.op = self.p.new_op(**info)
+        self._op_barrier = self.barrier
+        self._seen = set()
+        self._last = {}
+
+    def end_op(self) -> None:
+        self.flush_stores()
+        if self._last:
+            self.barrier = tuple(sorted(self._last.values()))
+
+    def emit(self, engine: int, kind: int, name: str, flops: float, nbytes: float, dur: float,
+             deps: tuple[int, ...], dtype: str, **kw: Any) -> int:
+        if engine not in self._seen:
+            self._seen.add(engine)
+            deps = deps + self._op_barrier
+        i = self.p.emit(engine, kind, self.p.name_id(name), flops, nbytes, dur, deps, self.op,
+                        self.p.dtype_id(dtype), **kw)
+        self._last[engine] = i
+        return i
+
+    def queue(self, core: int, nbytes: float) -> int:
+        """The core's DMA queue with the least work assigned so far (bytes plus latency)."""
+        loads = self.q_load[core]
+        q = min(range(len(loads)), key=loads.__getitem__)
+        loads[q] += nbytes + self._lat_bytes
+        return self.m.dma(core, q)
+
+    def load(self, core: int, nbytes: float, name: str, deps: tuple[int, ...], dtype: str) -> int:
+        return self.emit(self.queue(core, nbytes), K_DMA, name, 0.0, nbytes, 0.0, deps, dtype,
+                         alloc=nbytes, alloc_core=core, route=self.r_load)
+
+    def store(self, core: int, nbytes: float, name: str, deps: tuple[int, ...], dtype: str, free: float) -> int:
+        return self.emit(self.queue(core, nbytes), K_DMA, name, 0.0, nbytes, 0.0, deps, dtype,
+                         free=free, free_core=core, route=self.r_store)
+
+    def defer_store(self, core: int, nbytes: float, name: str, deps: tuple[int, ...], dtype: str, free: float,
+                    ring: Ring, slot: int, chunks: int = 1) -> None:
+        """Queue a store to be issued after the next tile's loads (see the module docstring).
+
+        With ``chunks`` > 1 it is issued in pieces, one per :meth:`flush_stores` call, so a big
+        output tile does not take the DRAM away from the next tile's loads in one burst.
+        """
+        self._pending.append([core, nbytes, name, deps, dtype, free, ring, slot, max(1, int(chunks))])
+
+    def flush_stores(self, core: int | None = None, everything: bool = True) -> None:
+        keep = []
+        for item in self._pending:
+            c, nbytes, name, deps, dtype, free, ring, slot, left = item
+            if core is not None and c != core:
+                keep.append(item)
+                continue
+            piece = nbytes / left
+            while left:
+                last = left == 1
+                sid = self.store(c, piece, name, deps, dtype, free if last else 0.0)
+                left -= 1
+                if last:
+                    ring.users[slot] = sid
+                if not everything:
+                    break
+            if left:
+                item[1] = nbytes - piece
+                item[8] = left
+                keep.append(item)
+        self._pending = keep
+
+    def check_fit(self, footprint: float, what: str) -> None:
+        if footprint > self.m.sram_bytes:
+            raise SimulatorError(
+                f"{what} needs {footprint:,.0f} bytes of SRAM per core but a core has {self.m.sram_bytes:,.0f}; "
+                "use smaller tiles or less buffering"
+            )
+
+    def check_buffering(self, b: int, what: str) -> int:
+        if b not in (1, 2, 3):
+            raise SimulatorError(f"{what}: buffering must be 1, 2 or 3, got {b}")
+        return b
+
+    # ----------------------------------------------------------------- ops
+    def lower(self, op: Any) -> None:
+        if isinstance(op, Gemm):
+            self.gemm(op)
+        elif isinstance(op, VectorOp):
+            self.vector(op)
+        elif isinstance(op, Attention):
+            self.attention(op)
+        else:
+            raise TypeError(f"cannot lower {type(op).__name__}")
+
+    # ---------------------------------------------------------------- GEMM
+    def _gemm_footprint(self, tm: int, tn: int, tk: int, K: int, a_strip: bool, buf: int, cbuf: int,
+                        dtb: float, accb: float, reduce_peers: int) -> float:
+        a = tm * (K if a_strip else tk) * dtb
+        b = tk * tn * dtb
+        c = tm * tn * accb
+        return buf * (a + b) + cbuf * c * (1 + reduce_peers)
+
+    def plan_gemm(self, g: Gemm, Mc: int, Nc: int, Kc: int, batch: int, cores: int, reduce_peers: int) -> GemmPlan:
+        m = self.m
+        dt = g.dtype or m.default_dtype()
+        dtb = m.dtype_bytes(dt)
+        accb = max(4.0, dtb)
+        buf = g.buffering
+        cbuf = min(buf, 2)
+        given = (g.tile_m, g.tile_n, g.tile_k)
+        if any(x is not None for x in given):
+            for nm, v in zip(("tile_m", "tile_n", "tile_k"), given, strict=True):
+                if v is not None and v < 1:
+                    raise SimulatorError(f"{g.label}: {nm} must be >= 1, got {v}")
+            tm = min(g.tile_m or 256, Mc)
+            tn = min(g.tile_n or 256, Nc)
+            tk = min(g.tile_k or 256, Kc)
+            fp = self._gemm_footprint(tm, tn, tk, Kc, False, buf, cbuf, dtb, accb, reduce_peers)
+            self.check_fit(fp, f"{g.label}: tile {tm}x{tn}x{tk} ({dt}, buffering {buf})")
+            return GemmPlan(tm, tn, tk, False, cbuf, fp)
+        bw = min(m.dram_bw / cores, m.dma_queues * m.dma_bw) / 1e9
+        best: tuple[float, float] | None = None
+        plan: GemmPlan | None = None
+        for tm in _candidates(Mc):
+            ti = ceil_div(Mc, tm)
+            for tn in _candidates(Nc):
+                tj = ceil_div(Nc, tn)
+                for tk in _candidates(Kc, 2048):
+                    tks = ceil_div(Kc, tk)
+                    # a resident A strip pays off only when it costs about as much as a B tile to load
+                    strip_ok = g.loop_order == "mnk" and tj > 1 and tks > 1 and tm * Kc <= 4 * tk * tn
+                    for strip in ((False, True) if strip_ok else (False,)):
+                        fp = self._gemm_footprint(tm, tn, tk, Kc, strip, buf, cbuf, dtb, accb, reduce_peers)
+                        if fp > m.sram_bytes:
+                            continue
+                        steps = batch * ti * tj * tks
+                        a_bytes = batch * (ti if strip else ti * tj) * Kc * tm * dtb
+                        b_bytes = batch * ti * tj * Kc * tn * dtb
+                        n_xfer = steps * 2 + batch * ti * tj
+                        lat = m.dma_latency_ns
+                        dma = (a_bytes + b_bytes + Mc * Nc * batch * dtb) / bw + n_xfer * lat / m.dma_queues
+                        step = m.matmul_ns(tm, tn, tk, dt)
+                        comp = steps * step
+                        # pipeline fill (first loads) and drain (last store) are not overlapped
+                        first = (tm * (Kc if strip else tk) + tk * tn) * dtb / bw + lat
+                        fill = first + step + tm * tn * dtb / bw + lat
+                        est = comp + dma if buf == 1 else max(comp, dma) + fill
+                        score = (est, fp)
+                        if best is None or score < best:
+                            best, plan = score, GemmPlan(tm, tn, tk, strip, cbuf, fp)
+        if plan is None:
+            fp = self._gemm_footprint(min(16, Mc), min(16, Nc), min(16, Kc), Kc, False, buf, cbuf, dtb, accb,
+                                      reduce_peers)
+            self.check_fit(fp, f"{g.label}: even a 16x16x16 tile")
+            raise SimulatorError(f"{g.label}: no tile fits SRAM")  # pragma: no cover
+        return plan
+
+    def gemm(self, g: Gemm) -> None:
+        m = self.m
+        dt = m.check_dtype(g.dtype or m.default_dtype())
+        g = g if g.dtype == dt else _replace(g, dtype=dt)
+        self.check_buffering(g.buffering, g.label)
+        if g.loop_order not in ("mnk", "nmk"):
+            raise SimulatorError(f"{g.label}: loop_order must be mnk or nmk, got {g.loop_order!r}")
+        for nm in ("M", "N", "K", "batch"):
+            if getattr(g, nm) < 1:
+                raise SimulatorError(f"{g.label}: {nm} must be >= 1, got {getattr(g, nm)}")
+        split = g.split
+        cores = m.cores
+        if split == "auto":
+            split = "batch" if g.batch >= cores else "n" if g.N >= 64 * cores else "m" if g.M >= 64 * cores else "none"
+        if split not in ("n", "m", "k", "batch", "none"):
+            raise SimulatorError(f"{g.label}: split must be auto, n, m, k, batch or none, got {g.split!r}")
+        if cores == 1:
+            split = "none"
+        dim = {"n": g.N, "m": g.M, "k": g.K, "batch": g.batch, "none": 1}[split]
+        used = min(cores, dim) if split != "none" else 1
+        # chunk of each core along the split dimension
+        chunks = [(dim * c // used, dim * (c + 1) // used) for c in range(used)]
+        reduce_peers = used - 1 if split == "k" else 0
+        first = chunks[0][1] - chunks[0][0]
+        Mc = first if split == "m" else g.M
+        Nc = first if split == "n" else g.N
+        Kc = first if split == "k" else g.K
+        bc = first if split == "batch" else g.batch
+        plan = self.plan_gemm(g, Mc, Nc, Kc, bc, used, reduce_peers)
+        self.begin_op(op=g.label, kind="gemm", M=g.M, N=g.N, K=g.K, batch=g.batch, split=split,
+                      tile=[plan.tm, plan.tn, plan.tk], buffering=g.buffering)
+        gens = []
+        for c, (lo, hi) in enumerate(chunks):
+            rng = {"m": (0, g.M), "n": (0, g.N), "k": (0, g.K), "batch": (0, g.batch)}
+            if split != "none":
+                rng[split] = (lo, hi)
+            gens.append(self._gemm_core(c, g, plan, rng["batch"][1] - rng["batch"][0], rng["m"][1] - rng["m"][0],
+                                        rng["n"][1] - rng["n"][0], rng["k"][1] - rng["k"][0], split == "k"))
+        live = list(range(len(gens)))
+        msgs: list[Any] = [None] * len(gens)
+        while live:
+            yielded: dict[int, Any] = {}
+            for c in live:
+                try:
+                    yielded[c] = gens[c].send(msgs[c])
+                except StopIteration:
+                    pass
+            live = [c for c in live if c in yielded]
+            if split == "k" and yielded:
+                msgs = self._reduce_tile(g, yielded, plan, msgs)
+        self.end_op()
+
+    def _reduce_tile(self, g: Gemm, yielded: dict[int, Any], plan: GemmPlan, msgs: list[Any]) -> list[Any]:
+        """Tensor-parallel reduction of one output tile: peers send partials to the tile's root core,
+        whose vector engine adds them before the root stores the result."""
+        m = self.m
+        dt = g.dtype or m.default_dtype()
+        t, _, mi, nj = next(iter(yielded.values()))
+        accb = max(4.0, m.dtype_bytes(dt))
+        cbytes = mi * nj * accb
+        root = t % len(msgs) if t % len(msgs) in yielded else min(yielded)
+        sends = []
+        for c, (_, mm, _, _) in yielded.items():
+            if c == root:
+                continue
+            r = self.p.route_id(f"sram:core{c}", f"sram:core{root}")
+            sends.append(self.emit(self.queue(c, cbytes), K_DMA, "send partial", 0.0, cbytes, 0.0, (mm,), dt,
+                                   alloc=cbytes, alloc_core=root, free=cbytes, free_core=c, route=r))
+        own = yielded[root][1]
+        n_in = len(sends)
+        red = self.emit(m.vector(root), K_VECTOR, "reduce partials", float(n_in * mi * nj), (n_in + 1) * cbytes,
+                        m.vector_ns(n_in * mi * nj, (n_in + 1) * cbytes), (own, *sends), dt,
+                        free=n_in * cbytes, free_core=root)
+        st = self.store(root, mi * nj * m.dtype_bytes(dt), "store C", (red,), dt, cbytes)
+        out = list(msgs)
+        for c in yielded:
+            out[c] = st if c == root else red
+        return out
+
+    def _gemm_core(self, core: int, g: Gemm, plan: GemmPlan, B: int, M: int, N: int, K: int,
+                   reduce: bool) -> Generator[tuple[int, int, int, int], Any, None]:
+        """Emit one core's share; yields (tile index, last matmul, rows, cols) after each output tile.
+
+        In reduce mode the driver answers with the instruction that frees the accumulator slot.
+        """
+        m, p = self.m, self.p
+        dt = g.dtype or m.default_dtype()
+        dtb = m.dtype_bytes(dt)
+        accb = max(4.0, dtb)
+        tm, tn, tk = plan.tm, plan.tn, plan.tk
+        ti, tj, tks = ceil_div(M, tm), ceil_div(N, tn), ceil_div(K, tk)
+        if g.loop_order == "mnk":
+            tiles = [(b, i, j) for b in range(B) for i in range(ti) for j in range(tj)]
+        else:
+            tiles = [(b, i, j) for b in range(B) for j in range(tj) for i in range(ti)]
+        a_ring, b_ring, c_ring = Ring(g.buffering), Ring(g.buffering), Ring(plan.cbuf)
+        mx = m.matrix(core)
+        cur_a: list[Any] | None = None  # [key, load id, slot, bytes, last user]
+        cur_b: list[Any] | None = None
+        mm = -1
+        for t, (b, i, j) in enumerate(tiles):
+            mi = min(tm, M - i * tm)
+            nj = min(tn, N - j * tn)
+            c_slot, c_dep = c_ring.take()
+            cbytes = mi * nj * accb
+            for k in range(tks):
+                kk = min(tk, K - k * tk)
+                akey = (b, i) if plan.a_strip else (b, i, k)
+                if cur_a is None or cur_a[0] != akey:
+                    if cur_a is not None:
+                        self._release(a_ring, cur_a, core)
+                    slot, dep = a_ring.take()
+                    nb = mi * (K if plan.a_strip else kk) * dtb
+                    cur_a = [akey, self.load(core, nb, "load A", dep, dt), slot, nb, None]
+                bkey = (b, k, j)
+                if cur_b is None or cur_b[0] != bkey:
+                    if cur_b is not None:
+                        self._release(b_ring, cur_b, core)
+                    slot, dep = b_ring.take()
+                    nb = kk * nj * dtb
+                    cur_b = [bkey, self.load(core, nb, "load B", dep, dt), slot, nb, None]
+                deps: tuple[int, ...] = (cur_a[1], cur_b[1])
+                if k == 0:
+                    deps = deps + c_dep
+                fl = 2.0 * mi * nj * kk
+                mm = self.emit(mx, K_MATMUL, "matmul", fl, (mi * kk + kk * nj) * dtb, m.matmul_ns(mi, nj, kk, dt),
+                               deps, dt, alloc=cbytes if k == 0 else 0.0, alloc_core=core)
+                cur_a[4] = mm
+                cur_b[4] = mm
+                if not reduce:
+                    self.flush_stores(core, everything=k == tks - 1)
+            if reduce:
+                freed = yield (t, mm, mi, nj)
+                c_ring.users[c_slot] = freed
+            elif plan.cbuf == 1:
+                c_ring.users[c_slot] = self.store(core, mi * nj * dtb, "store C", (mm,), dt, cbytes)
+            else:
+                chunks = min(tks, ceil_div(int(mi * nj * dtb), 1 << 18))
+                self.defer_store(core, mi * nj * dtb, "store C", (mm,), dt, cbytes, c_ring, c_slot, chunks)
+        for cur, ring in ((cur_a, a_ring), (cur_b, b_ring)):
+            if cur is not None:
+                self._release(ring, cur, core)
+        if not reduce:
+            self.flush_stores(core)
+        del p
+
+    def _release(self, ring: Ring, cur: list[Any], core: int) -> None:
+        """The tile in ``cur`` has had its last user: free its bytes there and mark the slot."""
+        self.p.add_free(cur[4], cur[3], core)
+        ring.users[cur[2]] = cur[4]
+
+    # -------------------------------------------------------------- vector
+    def vector(self, v: VectorOp) -> None:
+        m = self.m
+        dt = m.check_dtype(v.dtype or m.default_dtype())
+        buf = self.check_buffering(v.buffering, v.label)
+        if v.rows < 1 or v.cols < 1:
+            raise SimulatorError(f"{v.label}: rows and cols must be >= 1")
+        dtb = m.dtype_bytes(dt)
+        row_bytes = v.cols * dtb
+        per_row = (buf * v.inputs + min(buf, 2)) * row_bytes
+        used = min(m.cores, v.rows)
+        if v.tile_rows is not None:
+            if v.tile_rows < 1:
+                raise SimulatorError(f"{v.label}: tile_rows must be >= 1")
+            tr = v.tile_rows
+            self.check_fit(per_row * tr, f"{v.label}: tile of {tr} rows x {v.cols} ({dt}, buffering {buf})")
+        else:
+            self.check_fit(per_row, f"{v.label}: one row of {v.cols} ({dt}, buffering {buf})")
+            # ~256 KiB transfers amortize DMA latency; never more than half the SRAM
+            tr = max(1, min(int((1 << 18) // row_bytes), int(m.sram_bytes / 2 // per_row), ceil_div(v.rows, used)))
+        self.begin_op(op=v.label, kind="vector", rows=v.rows, cols=v.cols, tile_rows=tr, buffering=buf)
+        for c in range(used):
+            lo, hi = v.rows * c // used, v.rows * (c + 1) // used
+            in_ring, out_ring = Ring(buf), Ring(min(buf, 2))
+            vec = m.vector(c)
+            for r0 in range(lo, hi, tr):
+                rows = min(tr, hi - r0)
+                nb = rows * row_bytes
+                slot, dep = in_ring.take()
+                loads = tuple(self.load(c, nb, f"load x{n}" if v.inputs > 1 else "load x", dep, dt)
+                              for n in range(v.inputs))
+                self.flush_stores(c)
+                oslot, odep = out_ring.take()
+                fl = v.flops_per_element * rows * v.cols
+                op = self.emit(vec, K_VECTOR, v.label.rsplit(".", 1)[-1], fl, (v.inputs + 1) * nb,
+                               m.vector_ns(fl, (v.inputs + 1) * nb), loads + odep, dt,
+                               alloc=nb, alloc_core=c, free=v.inputs * nb, free_core=c)
+                in_ring.users[slot] = op
+                if out_ring.users.__len__() == 1:
+                    out_ring.users[oslot] = self.store(c, nb, "store y", (op,), dt, nb)
+                else:
+                    self.defer_store(c, nb, "store y", (op,), dt, nb, out_ring, oslot)
+            self.flush_stores(c)
+        self.end_op()
+
+    # ----------------------------------------------------------- attention
+    def attention(self, a: Attention) -> None:
+        """Flash-style: per (batch, head group, query tile) stream K/V tiles; scores stay in SRAM."""
+        m = self.m
+        dt = m.check_dtype(a.dtype or m.default_dtype())
+        buf = self.check_buffering(a.buffering, a.label)
+        dtb = m.dtype_bytes(dt)
+        d, sq, skv = a.head_dim, a.seq_len, a.kv
+        if min(d, sq, skv, a.heads, a.batch) < 1:
+            raise SimulatorError(f"{a.label}: every dimension must be >= 1")
+        units_total = a.batch * a.heads
+        used = min(m.cores, units_total)
+        per_core = ceil_div(units_total, used)
+        tq = min(sq, a.tile_q or 128)
+        tkv = min(skv, a.tile_kv or 512)
+        g = 1 if sq > 1 else max(1, min(per_core, (1 << 19) // max(1, int(tkv * d * dtb))))
+
+        def footprint(g: int, tq: int, tkv: int) -> float:
+            q = g * tq * d * dtb
+            kv = g * tkv * d * dtb
+            s = g * tq * tkv * 4
+            o = g * tq * d * 4
+            return buf * (q + 2 * kv) + 2 * s + min(buf, 2) * o
+
+        if a.tile_q is None and a.tile_kv is None:
+            while footprint(g, tq, tkv) > m.sram_bytes and (g > 1 or tkv > 16 or tq > 16):
+                if g > 1:
+                    g //= 2
+                elif tkv > 16:
+                    tkv //= 2
+                else:
+                    tq //= 2
+        self.check_fit(footprint(g, tq, tkv), f"{a.label}: q tile {tq}, kv tile {tkv}, {g} head(s) ({dt})")
+        self.begin_op(op=a.label, kind="flash_attention", batch=a.batch, heads=a.heads, seq_len=sq, kv_len=skv,
+                      head_dim=d, tile=[tq, tkv], head_group=g)
+        for c in range(used):
+            lo, hi = units_total * c // used, units_total * (c + 1) // used
+            q_ring, k_ring, v_ring, s_ring, o_ring = Ring(buf), Ring(buf), Ring(buf), Ring(2), Ring(min(buf, 2))
+            mx, vec = m.matrix(c), m.vector(c)
+            for u0 in range(lo, hi, g):
+                gg = min(g, hi - u0)
+                for q0 in range(0, sq, tq):
+                    rq = min(tq, sq - q0)
+                    qb = gg * rq * d * dtb
+                    qslot, qdep = q_ring.take()
+                    ldq = self.load(c, qb, "load Q", qdep, dt)
+                    oslot, odep = o_ring.take()
+                    prev = -1
+                    mm1 = -1
+                    for k0 in range(0, skv, tkv):
+                        rk = min(tkv, skv - k0)
+                        kvb = gg * rk * d * dtb
+                        kslot, kdep = k_ring.take()
+                        ldk = self.load(c, kvb, "load K", kdep, dt)
+                        vslot, vdep = v_ring.take()
+                        ldv = self.load(c, kvb, "load V", vdep, dt)
+                        if k0 == 0:
+                            self.flush_stores(c)
+                        sslot, sdep = s_ring.take()
+                        sb = gg * rq * rk * 4
+                        fl = 2.0 * gg * rq * rk * d
+                        mm1 = self.emit(mx, K_MATMUL, "q@k", fl, qb + kvb, m.matmul_ns(rq, rk, d, dt) * gg,
+                                        (ldq, ldk) + sdep, dt, alloc=sb, alloc_core=c, free=kvb, free_core=c)
+                        k_ring.users[kslot] = mm1
+                        sfl = 5.0 * gg * rq * rk
+                        sm = self.emit(vec, K_VECTOR, "online softmax", sfl, 2 * sb,
+                                       m.vector_ns(sfl, 2 * sb), (mm1,), dt)
+                        ob = gg * rq * d * 4
+                        deps = (sm, ldv) + (odep if k0 == 0 else ())
+                        mm2 = self.emit(mx, K_MATMUL, "p@v", fl, sb // 2 + kvb, m.matmul_ns(rq, d, rk, dt) * gg,
+                                        deps, dt, alloc=ob if k0 == 0 else 0.0, alloc_core=c, free=sb + kvb,
+                                        free_core=c)
+                        v_ring.users[vslot] = mm2
+                        s_ring.users[sslot] = mm2
+                        prev = mm2
+                    self.p.add_free(mm1, qb, c)
+                    q_ring.users[qslot] = mm1
+                    ob = gg * rq * d * 4
+                    fin = self.emit(vec, K_VECTOR, "rescale", float(gg * rq * d), 2 * ob,
+                                    m.vector_ns(gg * rq * d, 2 * ob), (prev,), dt)
+                    if o_ring.users.__len__() == 1:
+                        o_ring.users[oslot] = self.store(c, qb, "store O", (fin,), dt, ob)
+                    else:
+                        self.defer_store(c, qb, "store O", (fin,), dt, ob, o_ring, oslot)
+            self.flush_stores(c)
+        self.end_op()
+
+
+def _replace(obj: Any, **kw: Any) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(obj, **kw)

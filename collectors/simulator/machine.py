@@ -1,0 +1,160 @@
+"""The simulated machine: what one HardwareSpec (plus SimOptions) turns into.
+
+Per core the machine has a matrix engine, a vector engine, SRAM of a fixed capacity and
+``dma.engines`` DMA queues; all cores share one DRAM whose bandwidth the active transfers divide.
+Rates are derived here once so the compiler and the event engine never re-read the spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from profiler.errors import ProfilerError
+from profiler.hardware import DTYPE_BYTES, HardwareSpec, canonical_dtype
+
+
+class SimulatorError(ProfilerError):
+    """A workload the simulator cannot run as asked (tile too large for SRAM, dtype the spec lacks, ...)."""
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    """Knobs that reconfigure the spec the way a SCALE-Sim config would, plus simulator switches.
+
+    Every ``None`` means "what the spec says".  ``sram_bytes`` is per core.
+    """
+
+    systolic: bool = False  # time matmul tiles with the systolic-array model instead of peak FLOP/s
+    systolic_rows: int | None = None
+    systolic_cols: int | None = None
+    dataflow: str | None = None  # os | ws | is
+    sram_bytes: float | None = None  # SRAM capacity per core
+    dram_bandwidth: float | None = None  # bytes/s shared by all cores
+    dma_engines: int | None = None  # DMA queues per core
+    dma_bandwidth: float | None = None  # bytes/s per queue
+    dma_latency_ns: float | None = None  # fixed cost per transfer
+    cores: int | None = None  # use only this many cores
+    flows: bool = True  # DMA -> consumer flow arrows in the trace
+    counters: bool = True  # SRAM occupancy and DRAM bandwidth counter tracks
+
+    def with_overrides(self, **kw: Any) -> SimOptions:
+        return replace(self, **kw)
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    core: int
+    kind: str  # "matrix" | "vector" | "dma"
+    queue: int  # DMA queue index (0 for compute engines)
+
+
+class Machine:
+    """Rates and capacities of the simulated device, and the engine numbering the program uses."""
+
+    def __init__(self, spec: HardwareSpec, options: SimOptions | None = None) -> None:
+        o = options or SimOptions()
+        self.spec = spec
+        self.options = o
+        self.cores = int(o.cores or spec.cores)
+        if self.cores < 1 or self.cores > spec.cores:
+            raise SimulatorError(f"cores={self.cores}: {spec.name} has {spec.cores} core(s)")
+        share = self.cores / spec.cores  # a subset of cores gets its share of the chip-wide figures
+        self.clock_hz = spec.clock_hz
+        self.dma_queues = int(o.dma_engines or spec.dma.engines)
+        if self.dma_queues < 1:
+            raise SimulatorError("dma_engines must be >= 1")
+        self.dma_bw = float(o.dma_bandwidth or spec.dma.bandwidth)
+        self.dma_latency_ns = float(spec.dma.latency_ns if o.dma_latency_ns is None else o.dma_latency_ns)
+        self.dram_bw = float(o.dram_bandwidth or spec.dram.bandwidth * share)
+        sram = spec.sram
+        if o.sram_bytes is not None:
+            self.sram_bytes = float(o.sram_bytes)
+        elif sram is not None:
+            self.sram_bytes = sram.capacity / spec.cores
+        else:
+            raise SimulatorError(f"{spec.name} has no on-chip (sram) memory level; pass sram_bytes")
+        if self.sram_bytes <= 0:
+            raise SimulatorError("sram_bytes must be positive")
+        self.sram_bw = (sram.bandwidth / spec.cores) if sram is not None else self.dram_bw * 8
+        vec = spec.vector_flops or min(spec.peak_flops.values())
+        self.vector_rate = vec / spec.cores
+        self.systolic = bool(o.systolic)
+        sa = spec.systolic
+        self.sa_rows = int(o.systolic_rows or (sa.rows if sa else 0))
+        self.sa_cols = int(o.systolic_cols or (sa.cols if sa else 0))
+        self.dataflow = str(o.dataflow or (sa.dataflow if sa else "os"))
+        if self.systolic and (self.sa_rows < 1 or self.sa_cols < 1):
+            raise SimulatorError(f"{spec.name} has no [systolic] section; set systolic_rows and systolic_cols")
+        if self.dataflow not in ("os", "ws", "is"):
+            raise SimulatorError(f"dataflow must be os, ws or is, got {self.dataflow!r}")
+        self._tile_cache: dict[tuple[int, int, int, str], float] = {}
+        self.engines: list[EngineInfo] = []
+        for c in range(self.cores):
+            self.engines.append(EngineInfo(c, "matrix", 0))
+            self.engines.append(EngineInfo(c, "vector", 0))
+            for q in range(self.dma_queues):
+                self.engines.append(EngineInfo(c, "dma", q))
+
+    # ------------------------------------------------------------ numbering
+    @property
+    def per_core(self) -> int:
+        return 2 + self.dma_queues
+
+    def matrix(self, core: int) -> int:
+        return core * self.per_core
+
+    def vector(self, core: int) -> int:
+        return core * self.per_core + 1
+
+    def dma(self, core: int, queue: int) -> int:
+        return core * self.per_core + 2 + queue % self.dma_queues
+
+    # ---------------------------------------------------------------- rates
+    def check_dtype(self, dtype: str) -> str:
+        d = canonical_dtype(dtype)
+        if not self.spec.supports(d):
+            raise SimulatorError(
+                f"dtype {dtype!r} is not supported by {self.spec.name}; it has {', '.join(sorted(self.spec.peak_flops))}"
+            )
+        return d
+
+    def matrix_rate(self, dtype: str) -> float:
+        """FLOP/s of one core's matrix engine for ``dtype``."""
+        return self.spec.peak(dtype) / self.spec.cores
+
+    def matmul_ns(self, m: int, n: int, k: int, dtype: str) -> float:
+        """Time of one m x n x k matmul tile on one core (the systolic model when enabled)."""
+        if not self.systolic:
+            return 2.0 * m * n * k / self.matrix_rate(dtype) * 1e9
+        key = (m, n, k, dtype)
+        t = self._tile_cache.get(key)
+        if t is None:
+            from collectors.simulator.systolic import systolic_tile_cycles
+
+            cycles = systolic_tile_cycles(m, n, k, self.sa_rows, self.sa_cols, self.dataflow)
+            # The array does one MAC per PE per cycle at its native width; a dtype the spec gives a
+            # lower peak for takes proportionally more passes.
+            array_rate = 2.0 * self.sa_rows * self.sa_cols * self.clock_hz
+            slow = max(1.0, array_rate / self.matrix_rate(dtype))
+            t = cycles * slow / self.clock_hz * 1e9
+            self._tile_cache[key] = t
+        return t
+
+    def vector_ns(self, flops: float, sram_bytes: float) -> float:
+        """A vector op is bound by its FLOPs or by the SRAM traffic it makes, whichever is slower."""
+        return max(flops / self.vector_rate, sram_bytes / self.sram_bw) * 1e9
+
+    @staticmethod
+    def dtype_bytes(dtype: str) -> float:
+        return float(DTYPE_BYTES[canonical_dtype(dtype)])
+
+    def default_dtype(self) -> str:
+        for d in ("bf16", "fp16", "int8", "fp8", "fp32"):
+            if self.spec.supports(d):
+                return d
+        return next(iter(self.spec.peak_flops))
