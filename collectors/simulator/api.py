@@ -74,7 +74,7 @@ def simulate(workload: Any, spec: HardwareSpec, *, dtype: str | None = None, opt
     prog = compile_workload(workload, machine, dtype)
     bar = None
     cb = None
-    if progress:
+    if progress and len(prog) >= 20_000:  # short runs finish before a bar is worth drawing
         from tqdm import tqdm
 
         bar = tqdm(total=len(prog), unit="instr", desc="simulating", leave=False)

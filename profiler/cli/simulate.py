@@ -1,0 +1,72 @@
+"""``profiler simulate WORKLOAD -o TRACE``: run a workload on the accelerator simulator."""
+
+from __future__ import annotations
+
+import click
+
+from profiler.cli.options import InputError, hw_option, resolve_spec, run_or_fail
+
+
+def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for p in pairs:
+        if "=" not in p:
+            raise InputError(f"--set {p!r}: expected key=value")
+        k, v = p.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+@click.command()
+@click.argument("workload")
+@hw_option(default="edge-npu")
+@click.option("--dtype", default=None, help="matmul dtype (int8, fp16, bf16, ...); default: the workload's or the spec's")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="override a workload field (M=4096, buffering=1, layers=4) or a simulator option "
+                   "(systolic=true, sram_bytes=4e6, dram_bandwidth=1e11, dma_engines=4)")
+@click.option("-o", "--output", required=True, type=click.Path(), help="trace file; its extension picks the format")
+@click.option("--format", "fmt", default=None, help="output format when the extension does not say")
+@click.option("--progress/--no-progress", default=True, help="progress bar on long runs")
+def simulate(workload: str, hw: str, dtype: str | None, sets: tuple[str, ...], output: str, fmt: str | None,
+             progress: bool) -> None:
+    """Simulate WORKLOAD on an accelerator and write its trace.
+
+    \b
+    WORKLOAD: gemm, conv2d, elementwise, layernorm, softmax, attention, flash-attention,
+              transformer-prefill, transformer-decode, cnn-encoder, llm-decode, llm-decode-7b
+    \b
+    profiler simulate gemm --set M=4096 --set buffering=1 -o gemm.pftrace
+    profiler simulate llm-decode-7b --hw edge-npu --dtype int8 -o decode.trace
+    """
+    from collectors.simulator import SimOptions, SimulatorError, workload_from_name
+    from collectors.simulator import simulate as run_sim
+    from collectors.simulator.workloads import apply_overrides
+    from profiler.formats import write_trace
+
+    spec = resolve_spec(hw)
+    assert spec is not None
+    kv = _parse_sets(sets)
+    opt_names = SimOptions.field_names()
+    opt_kv = {k: v for k, v in kv.items() if k in opt_names}
+    wl_kv = {k: v for k, v in kv.items() if k not in opt_names}
+    try:
+        w = workload_from_name(workload, **wl_kv)
+        options = apply_overrides(SimOptions(), opt_kv, "option") if opt_kv else SimOptions()
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    try:
+        res = run_or_fail(run_sim, w, spec, dtype=dtype, options=options, progress=progress)
+    except SimulatorError as exc:  # pragma: no cover - run_or_fail turns ProfilerError into InputError
+        raise InputError(str(exc)) from None
+    written = run_or_fail(write_trace, res.trace, output, fmt)
+    s = res.stats
+    secs = res.total_ns * 1e-9
+    achieved = s["flops"] / secs if secs > 0 else 0.0
+    peak_dtype = dtype or next((d for d in res.trace.slices_df(with_track_names=False)["dtype"].dropna().unique()), None)
+    try:
+        pct = f"{100 * s['matrix_flops'] / secs / spec.peak(str(peak_dtype)):.1f}% of {peak_dtype} peak" if secs else "-"
+    except Exception:
+        pct = "-"
+    click.echo(f"{workload} on {spec.name}: {res.total_ns / 1e6:.3f} ms ({res.total_cycles:,} cycles), "
+               f"{achieved / 1e12:.2f} TFLOP/s ({pct}), DRAM {s['dram_bytes'] / secs / 1e9 if secs else 0:.1f} GB/s; "
+               f"wrote {output} ({written}, {s['events']:,} events)")
