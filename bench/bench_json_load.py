@@ -1,0 +1,199 @@
+"""Loading a 1,000,000-event Kineto JSON file: our reader against orjson.loads of the same bytes.
+
+orjson.loads is the floor any Python JSON importer stands on (it only makes dicts; we also build
+columns, nest slices, bind flows and dictionary-encode names), so the ratio ours/orjson says how
+much the model costs on top of parsing.  Also timed: Parquet save/load of the resulting trace,
+peak memory of each step in a child process, and HolisticTraceAnalysis's loader when installed.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench._util import median_time, peak_memory, report
+
+CACHE = Path(tempfile.gettempdir()) / "accel-profiler-bench"
+
+_KERNELS = [
+    "void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<float>, "
+    "at::detail::Array<char*, 3> >(int, at::native::CUDAFunctor_add<float>, at::detail::Array<char*, 3>)",
+    "ampere_sgemm_128x64_tn",
+    "void cutlass::Kernel<cutlass_80_tensorop_s1688gemm_128x128_32x3_nn_align4>(cutlass_80_tensorop_"
+    "s1688gemm_128x128_32x3_nn_align4::Params)",
+    "void at::native::reduce_kernel<512, 1, at::native::ReduceOp<float, at::native::func_wrapper_t<float, "
+    "at::native::sum_functor<float, float, float>::operator()(at::TensorIterator&)::{lambda(float, float)#1}>, "
+    "unsigned int, float, 4> >(at::native::ReduceOp<float, at::native::func_wrapper_t<float, at::native::"
+    "sum_functor<float, float, float>::operator()(at::TensorIterator&)::{lambda(float, float)#1}>, unsigned int, float, 4>)",
+]
+_OPS = [("aten::linear", "aten::addmm"), ("aten::conv2d", "aten::cudnn_convolution"), ("aten::add", "aten::add_"),
+        ("aten::relu", "aten::clamp_min"), ("aten::sum", "aten::sum")]
+
+
+def make_kineto_file(path: Path, n_events: int, seed: int = 0) -> Path:
+    """Write a Kineto-style trace of about ``n_events`` events (~250 bytes each, like real ones).
+
+    Each step is 6 events: an outer cpu_op, a child cpu_op with shapes and flops, the
+    cudaLaunchKernel runtime call, an ac2g flow start, the kernel on a stream, the flow end.
+    Timestamps are microseconds with 3 decimals relative to baseTimeNanoseconds, as torch 2.x writes.
+    """
+    rng = random.Random(seed)
+    pid, tid = 4242, 4242
+    lines: list[str] = []
+    t = 4_203_669_603_000.0
+    gpu_t = t + 50.0
+    corr = 1000
+    for i in range(n_events // 6):
+        outer, inner = _OPS[i % len(_OPS)]
+        b, m, k = rng.choice((8, 16, 32)), rng.choice((256, 512, 1024)), rng.choice((256, 1024))
+        d_outer = 40.0 + rng.random() * 20
+        lines.append(
+            f'{{"ph":"X","cat":"cpu_op","name":"{outer}","pid":{pid},"tid":{tid},"ts":{t:.3f},"dur":{d_outer:.3f},'
+            f'"args":{{"External id":{corr},"Record function id":0,"Ev Idx":{i}}}}}'
+        )
+        t_in = t + 3.125
+        lines.append(
+            f'{{"ph":"X","cat":"cpu_op","name":"{inner}","pid":{pid},"tid":{tid},"ts":{t_in:.3f},"dur":{d_outer - 8:.3f},'
+            f'"args":{{"External id":{corr + 1},"Record function id":0,"Ev Idx":{i},'
+            f'"Input Dims":[[{b},{m}],[{m},{k}],[]],"Input type":["float","float",""],'
+            f'"Input Strides":[[{m},1],[{k},1],[]],"flops":{2 * b * m * k}}}}}'
+        )
+        t_rt = t_in + 10.5
+        lines.append(
+            f'{{"ph":"X","cat":"cuda_runtime","name":"cudaLaunchKernel","pid":{pid},"tid":{tid},"ts":{t_rt:.3f},'
+            f'"dur":7.251,"args":{{"External id":{corr + 1},"cbid":211,"correlation":{corr}}}}}'
+        )
+        lines.append(f'{{"ph":"s","id":{corr},"pid":{pid},"tid":{tid},"ts":{t_rt:.3f},"cat":"ac2g","name":"ac2g"}}')
+        gpu_t = max(gpu_t, t_rt + 5.0)
+        kd = 2.0 + rng.random() * 30
+        stream = 7 if i % 4 else 20
+        lines.append(
+            f'{{"ph":"X","cat":"kernel","name":"{_KERNELS[i % len(_KERNELS)]}","pid":0,"tid":{stream},"ts":{gpu_t:.3f},'
+            f'"dur":{kd:.3f},"args":{{"External id":{corr + 1},"queued":0,"device":0,"context":1,"stream":{stream},'
+            f'"correlation":{corr},"registers per thread":32,"shared memory":0,"blocks per SM":{b / 2},'
+            f'"warps per SM":{m / 8},"grid":[{m},1,1],"block":[128,1,1],"est. achieved occupancy %":100}}}}'
+        )
+        lines.append(f'{{"ph":"f","id":{corr},"pid":0,"tid":{stream},"ts":{gpu_t:.3f},"cat":"ac2g","name":"ac2g","bp":"e"}}')
+        gpu_t += kd + 1.0
+        corr += 2
+        t += d_outer + 1.5
+    meta = [
+        f'{{"name":"process_name","ph":"M","ts":0,"pid":{pid},"tid":0,"args":{{"name":"python3"}}}}',
+        '{"name":"process_labels","ph":"M","ts":0,"pid":0,"tid":0,"args":{"labels":"GPU 0"}}',
+        '{"name":"thread_name","ph":"M","ts":0,"pid":0,"tid":7,"args":{"name":"stream 7 "}}',
+        '{"name":"thread_name","ph":"M","ts":0,"pid":0,"tid":20,"args":{"name":"stream 20 "}}',
+    ]
+    head = {
+        "schemaVersion": 1,
+        "deviceProperties": [{"id": 0, "name": "NVIDIA A100-SXM4-80GB", "totalGlobalMem": 85899345920, "numSms": 108}],
+        "displayTimeUnit": "ms",
+        "baseTimeNanoseconds": 1_735_632_360_000_000_000,
+    }
+    body = ",\n".join(meta + lines)
+    text = json.dumps(head)[:-1] + ',\n"traceEvents":[\n' + body + "\n]}\n"
+    path.write_text(text)
+    return path
+
+
+def bench_file(n_events: int) -> Path:
+    CACHE.mkdir(exist_ok=True)
+    p = CACHE / f"kineto_{n_events}.json"
+    if not p.exists():
+        tmp = p.with_suffix(".tmp")
+        make_kineto_file(tmp, n_events)
+        tmp.rename(p)
+    return p
+
+
+# ---- module-level targets for peak_memory (pickled into a child process)
+def _orjson_load(path: str) -> None:
+    import orjson
+
+    orjson.loads(Path(path).read_bytes())
+
+
+def _our_load(path: str) -> None:
+    from profiler.formats import read_trace
+
+    read_trace(path)
+
+
+def _parquet_load(path: str) -> None:
+    from profiler import Trace
+
+    Trace.load(path)
+
+
+def _hta_load(path: str) -> None:
+    from hta.common.trace_parser import parse_trace_dataframe  # type: ignore[import-not-found]
+
+    parse_trace_dataframe(path)
+
+
+def _orjson_nogc(data: bytes) -> Any:
+    import orjson
+
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        return orjson.loads(data)
+    finally:
+        if was:
+            gc.enable()
+
+
+def main(quick: bool = False) -> None:
+    import orjson
+
+    from profiler import Trace
+    from profiler.formats import read_trace
+
+    n = 60_000 if quick else 1_000_000
+    repeat = 3
+    path = bench_file(n)
+    data = path.read_bytes()
+    rows: list[dict[str, Any]] = []
+    t_orjson, _ = median_time(lambda: orjson.loads(data), repeat=repeat)
+    t_orjson_nogc, _ = median_time(lambda: _orjson_nogc(data), repeat=repeat)
+    t_ours, _ = median_time(lambda: read_trace(path), repeat=repeat)
+    trace = read_trace(path)
+    rows.append({"step": "orjson.loads", "events": n, "MB": round(len(data) / 1e6, 1), "median_s": t_orjson})
+    rows.append({"step": "orjson.loads (gc paused)", "events": n, "median_s": t_orjson_nogc})
+    rows.append({"step": "read_trace (ours)", "events": n, "median_s": t_ours,
+                 "ratio_vs_orjson": t_ours / t_orjson, "ratio_vs_orjson_nogc": t_ours / t_orjson_nogc})
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "bench.trace"
+        t_save, _ = median_time(lambda: trace.save(out), repeat=repeat)
+        t_load, _ = median_time(lambda: Trace.load(out), repeat=repeat)
+        size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
+        rows.append({"step": "Trace.save (Parquet)", "median_s": t_save, "MB": round(size, 1)})
+        rows.append({"step": "Trace.load (Parquet)", "median_s": t_load, "ratio_vs_orjson": t_load / t_orjson})
+        mem = {"orjson.loads": peak_memory(_orjson_load, str(path)),
+               "read_trace (ours)": peak_memory(_our_load, str(path)),
+               "Trace.load (Parquet)": peak_memory(_parquet_load, str(out))}
+    for r in rows:
+        if r["step"] in mem:
+            r["peak_rss_mb"] = round(mem[r["step"]]["peak_rss_mb"], 1)
+    try:
+        import hta  # type: ignore[import-not-found]  # noqa: F401
+
+        t_hta, _ = median_time(lambda: _hta_load(str(path)), repeat=1, warmup=0)
+        rows.append({"step": "HolisticTraceAnalysis parse_trace_dataframe", "median_s": t_hta,
+                     "ratio_vs_orjson": t_hta / t_orjson, "ours_speedup": t_hta / t_ours,
+                     "peak_rss_mb": round(peak_memory(_hta_load, str(path))["peak_rss_mb"], 1)})
+    except ImportError:
+        rows.append({"step": "HolisticTraceAnalysis: not installed here (pip install HolisticTraceAnalysis failed)"})
+    report("json_load" + ("_quick" if quick else ""), rows)
+    print(f"slices={trace.slices.num_rows} flows={trace.flows.num_rows} tracks={trace.tracks.num_rows} "
+          f"at {time.strftime('%Y-%m-%d %H:%M')}")
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(quick="--quick" in sys.argv)

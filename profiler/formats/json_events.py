@@ -1,0 +1,367 @@
+"""Decoding trace-event JSON (Chrome / Kineto) into typed events, fast, and surviving damage.
+
+Why this module looks the way it does: a 1,000,000-event Kineto file is ~250 MB, and building a
+Python dict per event (``json``/``orjson``) costs more than everything else an importer does.
+``msgspec`` decodes straight into slotted structs (no dicts, no GC tracking), leaves ``args``
+as raw JSON text (most args are never looked at: they go to the ``args`` column as they are)
+and leaves ``ts`` as raw text too, so nanosecond-resolution timestamps (19 significant digits,
+beyond float64) are converted exactly by :func:`raw_numbers_to_ns`.
+
+When the fast path's types do not fit (a string ``ts``, a numeric ``name``...), a tolerant path
+decodes with orjson and validates event by event, counting what it drops.  A truncated or damaged
+file keeps every complete event before the damage (:func:`_recover_prefix`).
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import orjson
+import pyarrow as pa
+
+from profiler.errors import TraceFormatError
+from profiler.formats.source import read_bytes
+from profiler.model import ImportStats
+
+_EMPTY = msgspec.Raw(b"")
+
+
+class Event(msgspec.Struct, gc=False):
+    """One trace event as the fast path decodes it (unknown fields are skipped by msgspec)."""
+
+    ph: str = ""
+    name: str = ""
+    cat: str | None = None
+    pid: int | str = 0
+    tid: int | str = 0
+    ts: msgspec.Raw = _EMPTY  # raw JSON number text: converted exactly to ns later
+    dur: float | None = None
+    id: int | str | None = None
+    bp: str | None = None
+    s: str | None = None
+    args: msgspec.Raw = _EMPTY  # raw JSON object text, b"" when absent
+    bind_id: int | str | None = None
+    flow_in: bool = False
+    flow_out: bool = False
+
+
+_EVENTS = msgspec.json.Decoder(list[Event])
+_TOP = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+#: Top-level keys not kept in metadata (the events themselves, and ftrace text dumps).
+_SKIP_HEADER = {"traceEvents", "systemTraceEvents"}
+_BYTE_RE = re.compile(r"\(byte (\d+)\)")
+
+
+@dataclass
+class Decoded:
+    """Events of one file plus its top-level fields and what decoding had to drop."""
+
+    path: str
+    events: list[Event]
+    header: dict[str, Any] = field(default_factory=dict)
+    stats: ImportStats = field(default_factory=ImportStats)
+    has_bind_id: bool = False
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC: decoding creates millions of objects and none of them form cycles."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def decode_file(path: str | Path) -> Decoded:
+    """Read ``path`` (gzip or not) and decode its events; raise TraceFormatError when nothing is usable."""
+    data, gz_problem = read_bytes(path)
+    stats = ImportStats()
+    if gz_problem:
+        stats.drop("gzip_stream_damaged", 1)
+    with gc_paused():
+        dec = decode_bytes(data, str(path), stats)
+    dec.has_bind_id = b'"bind_id"' in data
+    stats.events_read += len(dec.events)
+    return dec
+
+
+def decode_bytes(data: bytes, path: str, stats: ImportStats) -> Decoded:
+    start = _first_non_space(data)
+    if start >= len(data):
+        raise TraceFormatError(path, "empty file", where="byte 0")
+    lead = data[start : start + 1]
+    if lead not in (b"{", b"["):
+        raise TraceFormatError(path, "not a JSON trace (expected '{' or '[')", where=f"byte {start}")
+    header: dict[str, Any] = {}
+    if lead == b"{":
+        try:
+            top = _TOP.decode(data)
+        except msgspec.DecodeError:
+            return _damaged_object(data, path, stats, start)
+        except msgspec.ValidationError as exc:
+            raise TraceFormatError(path, "not a trace-event JSON object", str(exc), where="byte 0") from None
+        header = _decode_header(top)
+        raw_events = top.get("traceEvents")
+        if raw_events is None:
+            raise TraceFormatError(path, "JSON object has no traceEvents array", where="byte 0")
+        events = _decode_events(bytes(raw_events), path, stats)
+    else:
+        try:
+            events = _EVENTS.decode(data)
+        except msgspec.ValidationError:
+            events = _tolerant(data, path, stats)
+        except msgspec.DecodeError:
+            events = _recover_array(data, start, path, stats)
+    return Decoded(path, events, header, stats)
+
+
+def _first_non_space(data: bytes) -> int:
+    i = 0
+    if data[:3] == b"\xef\xbb\xbf":
+        i = 3
+    n = len(data)
+    while i < n and data[i] in b" \t\r\n":
+        i += 1
+    return i
+
+
+def _decode_header(top: dict[str, msgspec.Raw]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in top.items():
+        if k in _SKIP_HEADER:
+            continue
+        try:
+            out[k] = orjson.loads(bytes(v))
+        except orjson.JSONDecodeError:
+            continue
+    return out
+
+
+def _decode_events(raw: bytes, path: str, stats: ImportStats) -> list[Event]:
+    if raw.lstrip()[:1] != b"[":
+        raise TraceFormatError(path, "traceEvents is not an array")
+    try:
+        return _EVENTS.decode(raw)
+    except msgspec.ValidationError:
+        return _tolerant(raw, path, stats)
+
+
+def _damaged_object(data: bytes, path: str, stats: ImportStats, start: int) -> Decoded:
+    """The object form failed to parse: keep the header fields before traceEvents and the complete events."""
+    m = re.search(rb'"traceEvents"\s*:\s*\[', data)
+    if m is None:
+        where = _error_offset(data)
+        raise TraceFormatError(path, "malformed JSON and no traceEvents array found", where=f"byte {where}")
+    events = _recover_array(data, m.end() - 1, path, stats)
+    header: dict[str, Any] = {}
+    head = data[start : m.start()].rstrip().rstrip(b",")
+    try:  # fields before traceEvents, when they parse on their own
+        header = {k: v for k, v in orjson.loads(head + b"}").items() if k not in _SKIP_HEADER}
+    except orjson.JSONDecodeError:
+        pass
+    return Decoded(path, events, header, stats)
+
+
+def _error_offset(data: bytes) -> int:
+    try:
+        orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        return int(exc.pos)
+    return len(data)
+
+
+def _recover_array(data: bytes, arr_start: int, path: str, stats: ImportStats) -> list[Event]:
+    """Keep every complete event of the array starting at ``arr_start``; count the rest as lost.
+
+    The damage point is where orjson stops (truncation: the end).  Candidate cut points are the
+    ``}`` just before a ``,`` (where one event ends and the next begins), tried from the damage
+    backwards; each try is a msgspec skip-parse of the prefix, so only a few are needed.
+    """
+    damage = _error_offset(data[arr_start:]) + arr_start
+    cut_region = data[arr_start:damage]
+    ends = [m.start() for m in re.finditer(rb"\}\s*,", cut_region[-(1 << 20) :])]
+    base = max(0, len(cut_region) - (1 << 20))
+    for tries, pos in enumerate(reversed(ends)):
+        if tries >= 64:
+            break
+        prefix = cut_region[: base + pos + 1] + b"]"
+        try:
+            _RAW_LIST.decode(prefix)
+        except msgspec.DecodeError:
+            continue
+        events = _decode_events(prefix, path, stats)
+        lost = data[arr_start + base + pos + 1 :].count(b'"ph"')
+        stats.drop("event_after_damage", max(lost, 1))
+        return events
+    raise TraceFormatError(path, "no complete trace event before the damage", "the file is truncated or corrupt",
+                           where=f"byte {damage}")
+
+
+# ----------------------------------------------------------------- tolerant path
+_STR_FIELDS = ("ph", "name", "cat", "bp", "s")
+
+
+def _tolerant(raw: bytes, path: str, stats: ImportStats) -> list[Event]:
+    """Decode with orjson and validate each event; drop (and count) what cannot be an event."""
+    try:
+        items = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise TraceFormatError(path, "malformed JSON", str(exc), where=f"byte {exc.pos}") from None
+    if isinstance(items, dict):
+        items = items.get("traceEvents")
+    if not isinstance(items, list):
+        raise TraceFormatError(path, "traceEvents is not an array")
+    out: list[Event] = []
+    for ev in items:
+        e = _tolerant_event(ev, stats)
+        if e is not None:
+            out.append(e)
+    return out
+
+
+def _tolerant_event(ev: Any, stats: ImportStats) -> Event | None:
+    if not isinstance(ev, dict):
+        stats.drop("event_not_an_object")
+        return None
+    kw: dict[str, Any] = {}
+    for k in _STR_FIELDS:
+        v = ev.get(k)
+        if v is None:
+            continue
+        if not isinstance(v, str):
+            if k == "name" and isinstance(v, int | float):
+                v = str(v)
+                stats.repair("name_not_a_string")
+            else:
+                stats.drop(f"{k}_wrong_type")
+                return None
+        kw[k] = v
+    for k in ("pid", "tid", "id", "bind_id"):
+        v = ev.get(k)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int | str):
+            if isinstance(v, float) and v.is_integer():
+                v = int(v)
+            else:
+                stats.drop(f"{k}_wrong_type")
+                return None
+        kw[k] = v
+    ts = ev.get("ts")
+    if ts is not None:
+        if isinstance(ts, bool) or not isinstance(ts, int | float):
+            stats.drop("ts_not_a_number")
+            return None
+        kw["ts"] = msgspec.Raw(orjson.dumps(ts))
+    dur = ev.get("dur")
+    if dur is not None:
+        if isinstance(dur, bool) or not isinstance(dur, int | float):
+            stats.drop("dur_not_a_number")
+            return None
+        kw["dur"] = float(dur)
+    args = ev.get("args")
+    if args is not None:
+        kw["args"] = msgspec.Raw(orjson.dumps(args, option=orjson.OPT_NON_STR_KEYS, default=str))
+    for k in ("flow_in", "flow_out"):
+        if ev.get(k) is True:
+            kw[k] = True
+    return Event(**kw)
+
+
+# ------------------------------------------------------------ exact timestamps
+def raw_numbers_to_ns(raws: list[msgspec.Raw] | list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Exact int64 nanoseconds from raw JSON microsecond numbers, and a validity mask.
+
+    The text is cast to a decimal with 3 fractional digits by Arrow (one pass in C++), whose
+    unscaled integer *is* the nanosecond count: ``"1712195495519689.047"`` -> 1712195495519689047,
+    which float64 (53-bit mantissa) cannot hold.  More than 3 decimals round to the nearest ns.
+    Empty, ``null`` and non-numeric values are invalid (mask False, value 0).
+    """
+    n = len(raws)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+    lens = np.fromiter(map(len, raws), dtype=np.int64, count=n)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    data = b"".join(raws)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    first = np.zeros(n, dtype=np.uint8)
+    has = lens > 0
+    if buf.size:
+        first[has] = buf[offsets[:-1][has]]
+    valid = ((first >= 48) & (first <= 57)) | (first == 45)
+    arr = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data),
+                                           pa.py_buffer(np.packbits(valid, bitorder="little")))
+    try:
+        dec = arr.cast(pa.decimal128(38, 3))
+    except pa.ArrowInvalid:
+        try:
+            return _round_decimal(arr, valid), valid
+        except pa.ArrowInvalid:
+            return _slow_ns(arr, valid)
+    words = np.frombuffer(dec.buffers()[1], dtype=np.int64)[2 * dec.offset : 2 * (dec.offset + n)]
+    ns = words[0::2].copy()
+    ns[~valid] = 0
+    return ns, valid
+
+
+def _round_decimal(arr: pa.Array, valid: np.ndarray) -> np.ndarray:
+    """Values with sub-nanosecond digits: round half away from zero at the ns digit."""
+    import pyarrow.compute as pc
+
+    d12 = arr.cast(pa.decimal128(38, 12))
+    r = pc.round(d12, ndigits=3, round_mode="half_towards_infinity").cast(pa.decimal128(38, 3))
+    n = len(arr)
+    words = np.frombuffer(r.buffers()[1], dtype=np.int64)[2 * r.offset : 2 * (r.offset + n)]
+    ns = words[0::2].copy()
+    ns[~valid] = 0
+    return ns
+
+
+def _slow_ns(arr: pa.Array, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-value fallback for exponents and out-of-range numbers (rare)."""
+    n = len(arr)
+    ns = np.zeros(n, dtype=np.int64)
+    valid = valid.copy()
+    for i, s in enumerate(arr.to_pylist()):
+        if s is None:
+            continue
+        try:
+            d = Decimal(s) * 1000
+            if not d.is_finite() or abs(d) >= 2**63:
+                raise InvalidOperation
+            ns[i] = int(d.to_integral_value())
+        except (InvalidOperation, ValueError):
+            valid[i] = False
+    return ns, valid
+
+
+def raw_to_string_array(raws: list[msgspec.Raw]) -> pa.Array:
+    """Raw JSON texts as one Arrow string array without per-value Python strings (b"" -> null)."""
+    n = len(raws)
+    lens = np.fromiter(map(len, raws), dtype=np.int64, count=n)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    data = b"".join(raws)
+    mask = np.packbits(lens > 0, bitorder="little")
+    arr = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data), pa.py_buffer(mask))
+    arr.validate(full=True)  # the JSON decoder checked UTF-8; this makes sure before Arrow trusts it
+    return arr
+
+
+def is_finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)

@@ -1,0 +1,200 @@
+"""PyTorch profiler (Kineto) JSON reader.
+
+Kineto writes Chrome trace-event JSON with conventions this reader turns into our track tree:
+
+* GPU work (``kernel``, ``gpu_memcpy``, ``gpu_memset``, ``gpu_user_annotation``) has the device
+  index as pid and the stream as tid.  Each GPU becomes a group track ("GPU 0"); each stream gets a
+  compute track ("stream 7") for kernels, a dma track ("stream 7 memcpy") for copies and sets,
+  and an "annotations" track for GPU-side user ranges (they enclose kernels and would otherwise
+  make kernels look nested in something on the compute track).
+* CPU work (``cpu_op``, ``user_annotation``, ``python_function``, ``cuda_runtime``,
+  ``cuda_driver``) lands on one host track per thread under its process.
+* Launches link to GPU work by ``ac2g`` flow events; files without them (older Kineto, some AMD
+  traces) are linked by the ``correlation`` arg instead.
+* ``flops`` (``with_flops=True``) and ``bytes`` (copies) args become columns.  For ops recorded
+  with ``record_shapes=True`` and no ``bytes`` arg, ``bytes`` is *estimated* as the sum over tensor
+  inputs of prod(Input Dims) x itemsize(Input type): the bytes the op reads, not what it writes
+  (Kineto does not record outputs); scalar and tensor-list inputs are left out.  ``dtype`` is the
+  first tensor input's type in short form (fp32, bf16, ...).
+* ``baseTimeNanoseconds`` (torch 2.x writes ``ts`` relative to it) is added back, so times are
+  Unix-epoch nanoseconds; ``deviceProperties`` and the other header fields go to ``metadata.extra``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+
+from profiler.formats.json_events import decode_file
+from profiler.formats.json_import import JsonImporter
+from profiler.model import Trace
+
+HOST, COMPUTE, DMA, GPU_ANNOTATION, GPU_OTHER = range(5)
+_CAT_CLASS = {"kernel": COMPUTE, "gpu_memcpy": DMA, "gpu_memset": DMA, "gpu_user_annotation": GPU_ANNOTATION}
+_GPU_CATS = frozenset(_CAT_CLASS)
+_LAUNCH_CATS = ("cuda_runtime", "cuda_driver")
+_CLASS_SUFFIX = {COMPUTE: "", DMA: " memcpy", GPU_ANNOTATION: " annotations", GPU_OTHER: " other"}
+_CLASS_KIND = {COMPUTE: "compute", DMA: "dma", GPU_ANNOTATION: "other", GPU_OTHER: "other"}
+
+#: Torch's "Input type" strings -> (short dtype name, bytes per element).
+TORCH_DTYPES: dict[str, tuple[str, int]] = {
+    "float": ("fp32", 4), "double": ("fp64", 8), "c10::Half": ("fp16", 2), "c10::BFloat16": ("bf16", 2),
+    "c10::Float8_e4m3fn": ("fp8_e4m3", 1), "c10::Float8_e5m2": ("fp8_e5m2", 1),
+    "c10::Float8_e4m3fnuz": ("fp8_e4m3", 1), "c10::Float8_e5m2fnuz": ("fp8_e5m2", 1),
+    "long int": ("int64", 8), "int": ("int32", 4), "short int": ("int16", 2), "signed char": ("int8", 1),
+    "unsigned char": ("uint8", 1), "bool": ("bool", 1), "c10::complex<float>": ("complex64", 8),
+    "c10::complex<double>": ("complex128", 16), "c10::complex<c10::Half>": ("complex32", 4),
+}
+
+
+class KinetoArgs(msgspec.Struct, gc=False):
+    """The Kineto args the reader uses; the rest stays as JSON text in the args column."""
+
+    flops: float | None = None
+    bytes: float | None = None
+    dtype: str | None = None
+    correlation: int | None = None
+    input_dims: list[Any] | None = msgspec.field(default=None, name="Input Dims")
+    input_type: list[Any] | None = msgspec.field(default=None, name="Input type")
+
+
+def estimate_input_bytes(dims: list[Any] | None, types: list[Any] | None) -> tuple[float | None, str | None]:
+    """(bytes read by tensor inputs, dtype of the first tensor input) from Kineto shapes and types."""
+    if not dims or not types:
+        return None, None
+    total = 0
+    known = False
+    first: str | None = None
+    for d, t in zip(dims, types, strict=False):
+        info = TORCH_DTYPES.get(t) if isinstance(t, str) else None
+        if info is None or not isinstance(d, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in d):
+            continue
+        total += math.prod(d) * info[1]
+        known = True
+        if first is None:
+            first = info[0]
+    return (float(total) if known else None), first
+
+
+class KinetoImporter(JsonImporter):
+    source_format = "kineto"
+    lift_struct = KinetoArgs
+
+    def event_classes(self, cats: list[str | None], pt_code: np.ndarray) -> np.ndarray:
+        arr = pa.array(cats, type=pa.string()).dictionary_encode()
+        lut = np.array([_CAT_CLASS.get(c, HOST) for c in arr.dictionary.to_pylist()] + [HOST], dtype=np.int64)
+        idx = arr.indices.fill_null(len(arr.dictionary)).to_numpy(zero_copy_only=False)
+        cls = lut[idx] if len(cats) else np.zeros(0, dtype=np.int64)
+        gpu_pts = np.unique(pt_code[cls != HOST])
+        pts = list(self._pt_keys())
+        self._gpu_pids = {pts[i][0] for i in gpu_pts.tolist()}
+        for p, label in self.meta.process_labels.items():
+            if label.startswith("GPU "):
+                self._gpu_pids.add(p)
+        on_gpu = np.isin(pt_code, np.array([i for i, (p, _) in enumerate(pts) if p in self._gpu_pids], dtype=np.int64))
+        cls[(cls == HOST) & on_gpu] = GPU_OTHER
+        return cls
+
+    def _pt_keys(self) -> list[tuple[Any, Any]]:
+        return self._pt_all
+
+    def group_track(self, pid: Any) -> int:
+        t = self._group.get(pid)
+        if t is not None:
+            return t
+        if pid in getattr(self, "_gpu_pids", ()):
+            label = self.meta.process_labels.get(pid) or f"GPU {pid}"
+            t = self.b.add_track(label, "group", None, device=label, attrs={"pid": pid},
+                                 sort_index=self._process_rank.get(pid, 0))
+            self._group[pid] = t
+            return t
+        return super().group_track(pid)
+
+    def make_track(self, pid: Any, tid: Any, cls: int) -> int:
+        if pid in self._gpu_pids:
+            parent = self.group_track(pid)
+            name = f"stream {tid}{_CLASS_SUFFIX.get(cls, '')}"
+            sort = self._thread_rank.get((pid, tid), 0) * 8 + cls
+            return self.b.add_track(name, _CLASS_KIND.get(cls, "other"), parent,
+                                    attrs={"pid": pid, "stream": tid}, sort_index=sort)
+        parent = self.group_track(pid)
+        name = self.meta.thread_name.get((pid, tid)) or f"Thread {tid}"
+        kind = "host" if isinstance(pid, int) else "other"
+        return self.b.add_track(name, kind, parent, attrs={"pid": pid, "tid": tid},
+                                sort_index=self._thread_rank.get((pid, tid), 0))
+
+    def lift(self, rows: np.ndarray, args: pa.Array, cats: pa.Array) -> dict[str, Any]:
+        n = rows.size
+        self._slice_corr: np.ndarray = np.full(n, -1, dtype=np.int64)
+        if n == 0:
+            return {}
+        sel = np.flatnonzero(args.is_valid().to_numpy(zero_copy_only=False))
+        parsed = self._decode_args(rows[sel], KinetoArgs)
+        flops = np.full(n, np.nan)
+        nbytes = np.full(n, np.nan)
+        dtype: list[str | None] = [None] * n
+        corr = self._slice_corr
+        estimated = 0
+        for j, a in zip(sel.tolist(), parsed, strict=True):
+            if a is None:
+                continue
+            if a.flops is not None:
+                flops[j] = a.flops
+            if a.correlation is not None:
+                corr[j] = a.correlation
+            dt = a.dtype
+            if a.bytes is not None:
+                nbytes[j] = a.bytes
+            elif a.input_dims is not None:
+                est, first = estimate_input_bytes(a.input_dims, a.input_type)
+                if est is not None:
+                    nbytes[j] = est
+                    estimated += 1
+                dt = dt or first
+            elif a.input_type is not None:
+                dt = dt or estimate_input_bytes([[]] * len(a.input_type), a.input_type)[1]
+            dtype[j] = dt
+        self.b.metadata.extra["bytes_estimated_from_input_shapes"] = estimated
+        self._slice_cats = cats
+        return {"flops": flops, "bytes": nbytes, "dtype": dtype}
+
+    def extra_flows(self, slice_rows: np.ndarray, slice_ids: np.ndarray, flow_cats: set[str]) -> None:
+        """Without ac2g flow events, link launches to GPU work through the correlation id."""
+        if "ac2g" in flow_cats or slice_rows.size == 0:
+            return
+        cats = self._slice_cats.cast(pa.string()).to_numpy(zero_copy_only=False)
+        corr = self._slice_corr
+        is_launch = np.isin(cats, _LAUNCH_CATS) & (corr >= 0)
+        is_gpu = np.isin(cats, list(_GPU_CATS - {"gpu_user_annotation"})) & (corr >= 0)
+        launch_of = dict(zip(corr[is_launch].tolist(), np.flatnonzero(is_launch).tolist(), strict=True))
+        fr: list[int] = []
+        to: list[int] = []
+        for j in np.flatnonzero(is_gpu).tolist():
+            k = launch_of.get(int(corr[j]))
+            if k is not None:
+                fr.append(int(slice_ids[k]))
+                to.append(int(slice_ids[j]))
+        if fr:
+            self.b.add_flows(np.asarray(fr), np.asarray(to), name=["ac2g"] * len(fr))
+        self.b.metadata.extra["flows_from_correlation_ids"] = len(fr)
+
+    def finish(self) -> None:
+        super().finish()
+        if not self._own and self.ts_max > 10**17:  # after 1973 in ns: Kineto's clock is the Unix epoch
+            self.b.metadata.clock = "unix_epoch"
+
+    def _time_base(self) -> int:
+        if self._own:
+            return super()._time_base()
+        base = self.dec.header.get("baseTimeNanoseconds")
+        return int(base) if isinstance(base, int) and not isinstance(base, bool) else 0
+
+
+def read_kineto(path: str | Path) -> Trace:
+    """Read a PyTorch profiler / Kineto JSON trace (``.gz`` too) into a Trace."""
+    return KinetoImporter(decode_file(path)).run()
