@@ -86,7 +86,10 @@ def run_all(trace: Trace, spec: HardwareSpec | None = None, *, analyzers: tuple[
         results["diff"] = diff.diff(baseline, trace, threshold_pct=float((options or {}).get("threshold_pct", 5.0)))
     findings = rank([f for r in results.values() for f in r.findings])
     summary = run_summary(ctx, results, findings)
-    return Report(results=results, findings=findings, summary=summary, spec=ctx.spec)
+    md = trace.metadata
+    info = {"source": md.source, "source_format": md.source_format, "hardware": md.hardware,
+            "tracks": trace.tracks.num_rows, "slices": trace.slices.num_rows, "flows": trace.flows.num_rows}
+    return Report(results=results, findings=findings, summary=summary, spec=ctx.spec, extra={"trace": info})
 
 
 __all__ = ["ANALYZERS", "AnalysisContext", "AnalyzerResult", "Finding", "Report", "rank", "run_all", "spec_for"]
