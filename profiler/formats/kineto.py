@@ -165,7 +165,7 @@ class KinetoImporter(JsonImporter):
 
     def extra_flows(self, slice_rows: np.ndarray, slice_ids: np.ndarray, flow_cats: set[str]) -> None:
         """Without ac2g flow events, link launches to GPU work through the correlation id."""
-        if "ac2g" in flow_cats or slice_rows.size == 0:
+        if "ac2g" in flow_cats or slice_rows.size == 0 or self._own:
             return
         cats = self._slice_cats.cast(pa.string()).to_numpy(zero_copy_only=False)
         corr = self._slice_corr
