@@ -45,7 +45,7 @@ def _dict_json(col: pa.ChunkedArray | pa.Array) -> list[str]:
     words = [orjson.dumps(v).decode() for v in arr.dictionary.to_pylist()] + ["null"]
     idx = arr.indices.fill_null(len(words) - 1).to_numpy(zero_copy_only=False)
     lut = np.array(words, dtype=object)
-    return lut[idx].tolist()  # type: ignore[no-any-return]
+    return lut[idx].tolist()
 
 
 def _slice_args(trace: Trace) -> list[str | None]:
@@ -166,18 +166,18 @@ def write_chrome_json(trace: Trace, path: str | Path) -> None:
             p_fr = _free_points(ts, dur, depth, track, fr) - base
             p_to = _free_points(ts, dur, depth, track, to) - base
             fnames = [orjson.dumps(x or "flow").decode() for x in f["name"].to_pylist()]
-            for k, (a, b, ta, tb, nm) in enumerate(zip(fr.tolist(), to.tolist(), _us(p_fr), _us(p_to), fnames, strict=True)):
+            for k, (a, b, sa, sb, nm) in enumerate(zip(fr.tolist(), to.tolist(), _us(p_fr), _us(p_to), fnames, strict=True)):
                 ta_, tb_ = int(track[a]), int(track[b])
-                lines.append(f'{{"ph":"s","id":{k},"pid":{pid_of[ta_]},"tid":{ta_ + 1},"ts":{ta},"name":{nm},"cat":{nm},"bp":"e"}}')
-                lines.append(f'{{"ph":"f","id":{k},"pid":{pid_of[tb_]},"tid":{tb_ + 1},"ts":{tb},"name":{nm},"cat":{nm},"bp":"e"}}')
+                lines.append(f'{{"ph":"s","id":{k},"pid":{pid_of[ta_]},"tid":{ta_ + 1},"ts":{sa},"name":{nm},"cat":{nm},"bp":"e"}}')
+                lines.append(f'{{"ph":"f","id":{k},"pid":{pid_of[tb_]},"tid":{tb_ + 1},"ts":{sb},"name":{nm},"cat":{nm},"bp":"e"}}')
 
     c = trace.counters
     if c.num_rows:
         ctrack = c["track"].to_numpy()
         cname = {t["id"]: orjson.dumps(t["name"]).decode() for t in tracks}
         vals = [orjson.dumps(v).decode() for v in c["value"].to_pylist()]
-        for tr, a, v in zip(ctrack.tolist(), _us(c["ts"].to_numpy() - base), vals, strict=True):
-            lines.append(f'{{"ph":"C","pid":{pid_of[tr]},"tid":{tr + 1},"ts":{a},"name":{cname[tr]},"args":{{"value":{v}}}}}')
+        for tr, a, val in zip(ctrack.tolist(), _us(c["ts"].to_numpy() - base), vals, strict=True):
+            lines.append(f'{{"ph":"C","pid":{pid_of[tr]},"tid":{tr + 1},"ts":{a},"name":{cname[tr]},"args":{{"value":{val}}}}}')
 
     ins = trace.instants
     if ins.num_rows:
