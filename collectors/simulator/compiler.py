@@ -67,7 +67,8 @@ class Compiler:
         self._seen: set[int] = set()
         self._last: dict[int, int] = {}
         self.op = -1
-        self._pending: list[tuple[Any, ...]] = []
+        self._plans: dict[tuple[Any, ...], GemmPlan] = {}
+        self._pending: list[list[Any]] = []
         self.r_load = prog.route_id("dram", "sram")
         self.r_store = prog.route_id("sram", "dram")
 
@@ -171,6 +172,15 @@ class Compiler:
         return buf * (a + b) + cbuf * c * (1 + reduce_peers)
 
     def plan_gemm(self, g: Gemm, Mc: int, Nc: int, Kc: int, batch: int, cores: int, reduce_peers: int) -> GemmPlan:
+        """Tiles for one core's share (memoized: an LLM repeats the same few shapes per layer)."""
+        key = (g.dtype, g.buffering, g.loop_order, g.tile_m, g.tile_n, g.tile_k, g.label if g.tile_m else "",
+               Mc, Nc, Kc, batch, cores, reduce_peers)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = self._plan_gemm(g, Mc, Nc, Kc, batch, cores, reduce_peers)
+        return plan
+
+    def _plan_gemm(self, g: Gemm, Mc: int, Nc: int, Kc: int, batch: int, cores: int, reduce_peers: int) -> GemmPlan:
         m = self.m
         dt = g.dtype or m.default_dtype()
         dtb = m.dtype_bytes(dt)

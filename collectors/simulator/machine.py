@@ -93,6 +93,7 @@ class Machine:
         if self.dataflow not in ("os", "ws", "is"):
             raise SimulatorError(f"dataflow must be os, ws or is, got {self.dataflow!r}")
         self._tile_cache: dict[tuple[int, int, int, str], float] = {}
+        self._rates: dict[str, float] = {}
         self.engines: list[EngineInfo] = []
         for c in range(self.cores):
             self.engines.append(EngineInfo(c, "matrix", 0))
@@ -125,7 +126,10 @@ class Machine:
 
     def matrix_rate(self, dtype: str) -> float:
         """FLOP/s of one core's matrix engine for ``dtype``."""
-        return self.spec.peak(dtype) / self.spec.cores
+        r = self._rates.get(dtype)
+        if r is None:
+            r = self._rates[dtype] = self.spec.peak(dtype) / self.spec.cores
+        return r
 
     def matmul_ns(self, m: int, n: int, k: int, dtype: str) -> float:
         """Time of one m x n x k matmul tile on one core (the systolic model when enabled)."""

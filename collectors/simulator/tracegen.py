@@ -11,11 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from collectors.simulator.engine import RunResult
 from collectors.simulator.machine import Machine
 from collectors.simulator.program import K_DMA, K_MATMUL, K_VECTOR, Program
 from profiler import Trace, TraceBuilder
+
+
+def _dict(indices: np.ndarray, values: list[str]) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(pa.array(indices, type=pa.int32()), pa.array(values, type=pa.string()))
 
 
 def _engine_label(machine: Machine, e: int) -> str:
@@ -50,20 +55,19 @@ def build_trace(prog: Program, machine: Machine, res: RunResult, workload_name: 
     end = np.rint(np.asarray(res.end, dtype=np.float64)).astype(np.int64)
     dur = end - start
     engine = np.asarray(prog.engine, dtype=np.int64)
-    kind = np.asarray(prog.kind, dtype=np.int8)
+    kinds = np.asarray(prog.kind, dtype=np.int8)
     tracks = np.asarray(eng_track, dtype=np.int64)
-    names = np.asarray(prog.names, dtype=object)
-    name_idx = np.asarray(prog.name, dtype=np.int64)
-    is_dma = kind == K_DMA
+    name_idx = np.asarray(prog.name, dtype=np.int32)
+    is_dma = kinds == K_DMA
     flops = np.asarray(prog.flops, dtype=np.float64)
     flops_col = np.where(is_dma, np.nan, flops)
     nbytes = np.asarray(prog.nbytes, dtype=np.float64)
-    cats = np.asarray(["matmul", "vector", "dma"], dtype=object)
-    dtypes = np.asarray(prog.dtypes, dtype=object)
-    args = np.asarray(prog.args_strings, dtype=object)
     if n:
-        b.add_slices(tracks[engine], start, dur, names[name_idx], cats[kind], flops_col, nbytes,
-                     dtypes[np.asarray(prog.dtype, dtype=np.int64)], args[np.asarray(prog.args, dtype=np.int64)])
+        # dictionary arrays straight from the program's string tables: no per-slice Python strings
+        b.add_slices(tracks[engine], start, dur, _dict(name_idx, prog.names),
+                     _dict(kinds.astype(np.int32), ["matmul", "vector", "dma"]), flops_col, nbytes,
+                     _dict(np.asarray(prog.dtype, dtype=np.int32), prog.dtypes),
+                     _dict(np.asarray(prog.args, dtype=np.int32), prog.args_strings).cast(pa.string()))
 
     # stalls
     n_st = len(res.stall_engine)
@@ -74,20 +78,26 @@ def build_trace(prog: Program, machine: Machine, res: RunResult, workload_name: 
         s_ts = np.rint(np.asarray(res.stall_start)).astype(np.int64)
         s_dur = np.rint(np.asarray(res.stall_end)).astype(np.int64) - s_ts
         by = res.stall_by
-        pk, pe = prog.kind, prog.engine
+        pk, pe, pn = prog.kind, prog.engine, prog.name
+        labels = [_engine_label(machine, e) for e in range(len(machine.engines))]
+        eng_is_dma = [info.kind == "dma" for info in machine.engines]
+        cache: dict[tuple[bool, int, int], tuple[str, str, str]] = {}
         causes = []
         s_names = []
         s_args = []
         for j in range(n_st):
             p = by[j]
-            # the consumer is whatever ran next on the engine; its kind equals the engine's kind
-            cons_kind = K_DMA if machine.engines[int(s_e[j])].kind == "dma" else K_MATMUL
-            cause = "dma" if pk[p] == K_DMA else ("compute" if cons_kind == K_DMA else "semaphore")
-            what = prog.names[prog.name[p]]
-            causes.append(cause)
-            s_names.append(f"stall: wait {what}")
-            s_args.append(f'{{"cause":"{cause}","waits_for":{p},"waits_for_name":"{what}",'
-                          f'"waits_for_engine":"{_engine_label(machine, pe[p])}"}}')
+            key = (eng_is_dma[int(s_e[j])], pn[p], pe[p])
+            hit = cache.get(key)
+            if hit is None:
+                cause = "dma" if pk[p] == K_DMA else ("compute" if key[0] else "semaphore")
+                what = prog.names[pn[p]]
+                hit = cache[key] = (cause, f"stall: wait {what}",
+                                    f'{{"cause":"{cause}","waits_for_name":"{what}",'
+                                    f'"waits_for_engine":"{labels[pe[p]]}","waits_for":')
+            causes.append(hit[0])
+            s_names.append(hit[1])
+            s_args.append(f"{hit[2]}{p}}}")
         keep = s_dur > 0
         b.add_slices(tracks[s_e][keep], s_ts[keep], s_dur[keep], np.asarray(s_names, dtype=object)[keep], "stall",
                      None, None, None, np.asarray(s_args, dtype=object)[keep])
@@ -111,7 +121,9 @@ def build_trace(prog: Program, machine: Machine, res: RunResult, workload_name: 
         if res.bw_ts:
             b.add_counters(bw_track, np.rint(np.asarray(res.bw_ts)).astype(np.int64), np.asarray(res.bw_val))
     if opts.flows and prog.flow_from:
-        b.add_flows(prog.flow_from, prog.flow_to, ["dma"] * len(prog.flow_from))
+        nf = len(prog.flow_from)
+        b.add_flows(np.fromiter(prog.flow_from, np.int64, nf), np.fromiter(prog.flow_to, np.int64, nf),
+                    _dict(np.zeros(nf, dtype=np.int32), ["dma"]).cast(pa.string()))
 
     # accounting (from the rounded numbers that are in the trace)
     busy: dict[str, int] = {}
@@ -125,8 +137,8 @@ def build_trace(prog: Program, machine: Machine, res: RunResult, workload_name: 
     routes = np.asarray([("dram" in r) for r in prog.routes] or [False], dtype=bool)
     route = np.asarray(prog.route, dtype=np.int64)
     dram_sel = is_dma & routes[np.maximum(route, 0)]
-    mat = kind == K_MATMUL
-    vec = kind == K_VECTOR
+    mat = kinds == K_MATMUL
+    vec = kinds == K_VECTOR
     total_flops = float(flops[~is_dma].sum())
     stats: dict[str, Any] = {
         "workload": workload_name,
