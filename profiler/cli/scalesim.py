@@ -52,8 +52,9 @@ def scalesim(config: str | None, topology: str | None, output: str, gemm: str | 
         read_topology,
         run_scalesim,
     )
-    from profiler.formats import write_trace
+    from profiler.formats import format_for_output, write_trace
 
+    run_or_fail(format_for_output, output)  # a bad -o fails before SCALE-Sim runs, not after
     if config is not None and Path(config).is_dir():
         if topology or gemm:
             raise InputError("an OUTPUT_DIR is imported as it is; do not pass a topology or --gemm with it")
