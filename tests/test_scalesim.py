@@ -176,6 +176,16 @@ def test_damaged_report_keeps_layers_before_the_damage(stall_run: tuple[Trace, P
     rep.write_text(lines[0] + "\n0, 12, x,\n")
     with pytest.raises(TraceFormatError, match=r"COMPUTE_REPORT.csv \(line 2\): bad report row"):
         read_scalesim_output(bad)
+    # A cycle trace cut mid-row keeps every row before the cut.
+    shutil.copy(keep / "COMPUTE_REPORT.csv", rep)
+    dram = bad / "layer1" / "IFMAP_DRAM_TRACE.csv"
+    text = dram.read_text()
+    dram.write_text(text[: text.rstrip().rfind("\n") + 4])
+    t = read_scalesim_output(bad)
+    assert t.metadata.import_stats.dropped == {"bad row in IFMAP_DRAM_TRACE.csv": 1}
+    full = read_scalesim_output(keep).slices_df().query("track_name == 'dram ifmap read'")["bytes"].sum()
+    cut = t.slices_df().query("track_name == 'dram ifmap read'")["bytes"].sum()
+    assert cut == full - STALL_CFG.bandwidth * STALL_CFG.word_size  # one line of `bandwidth` words lost
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(TraceFormatError, match="missing SCALE-Sim report"):

@@ -126,22 +126,36 @@ def _read_report(path: Path, stats: ImportStats, required: bool) -> tuple[list[s
     return header, rows
 
 
-def _read_trace(path: Path) -> np.ndarray:
-    """A cycle trace as a 2-D float array (column 0: cycle)."""
+def _read_trace(path: Path, stats: ImportStats) -> np.ndarray:
+    """A cycle trace as a 2-D float array (column 0: cycle); rows from the first damaged one on are dropped."""
     try:
+        if path.stat().st_size == 0:
+            return np.zeros((0, 1))
         t = pv.read_csv(path, read_options=pv.ReadOptions(autogenerate_column_names=True))
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise TraceFormatError(str(path), "unreadable SCALE-Sim trace", str(exc).splitlines()[0]) from None
-    if t.num_rows == 0:
-        return np.zeros((0, 1))
-    try:
-        return np.column_stack([c.to_numpy().astype(np.float64) for c in t.columns])
-    except (ValueError, pa.ArrowInvalid) as exc:
-        raise TraceFormatError(str(path), "non-numeric SCALE-Sim trace", str(exc)) from None
+        return np.column_stack([c.to_numpy(zero_copy_only=False).astype(np.float64) for c in t.columns])
+    except OSError as exc:
+        raise TraceFormatError(str(path), "unreadable SCALE-Sim trace", str(exc)) from None
+    except (pa.ArrowInvalid, ValueError, TypeError):
+        pass
+    # Slow path, only for damaged files: keep the rows before the damage.
+    rows: list[list[float]] = []
+    lines = path.read_text(errors="replace").splitlines()
+    for lineno, line in enumerate(lines, start=1):
+        try:
+            vals = [float(v) for v in line.split(",")]
+            if rows and len(vals) != len(rows[0]):
+                raise ValueError(f"{len(vals)} fields, earlier rows have {len(rows[0])}")
+        except ValueError as exc:
+            if not rows:
+                raise TraceFormatError(str(path), "bad SCALE-Sim trace row", str(exc), where=f"line {lineno}") from None
+            stats.drop(f"bad row in {path.name}", len(lines) - lineno + 1)
+            break
+        rows.append(vals)
+    return np.asarray(rows, dtype=np.float64)
 
 
-def _dram_stream(path: Path, is_write: bool) -> DramStream:
-    a = _read_trace(path)
+def _dram_stream(path: Path, is_write: bool, stats: ImportStats) -> DramStream:
+    a = _read_trace(path, stats)
     if a.shape[0] == 0:
         z = np.zeros(0, np.int64)
         return DramStream(z, z, z)
@@ -247,7 +261,7 @@ def _read_layer_traces(ldir: Path, lr: LayerResult, stats: ImportStats) -> None:
     for op in OPERANDS:
         p = ldir / f"{op.upper()}_DRAM_TRACE.csv"
         if p.exists():
-            lr.dram[op] = _dram_stream(p, is_write=(op == "ofmap"))
+            lr.dram[op] = _dram_stream(p, is_write=(op == "ofmap"), stats=stats)
             stats.events_read += int(lr.dram[op].cycles.size)
         else:
             stats.drop("DRAM trace file missing")
@@ -258,7 +272,7 @@ def _read_layer_traces(ldir: Path, lr: LayerResult, stats: ImportStats) -> None:
         if not p.exists():
             stats.drop("SRAM trace file missing")
             return
-        a = _read_trace(p)
+        a = _read_trace(p, stats)
         served.append(a[:, 0].astype(np.int64))
         widths.append(a.shape[1] - 1)
     if lr.pes is None:
