@@ -27,6 +27,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from analysis.collapse import collapse_parallel
 from analysis.context import AnalysisContext
 from analysis.findings import AnalyzerResult, Finding, rank
 from profiler.errors import SpecError
@@ -84,7 +85,7 @@ def run_all(trace: Trace, spec: HardwareSpec | None = None, *, analyzers: tuple[
         from analysis import diff
 
         results["diff"] = diff.diff(baseline, trace, threshold_pct=float((options or {}).get("threshold_pct", 5.0)))
-    findings = rank([f for r in results.values() for f in r.findings])
+    findings = rank(collapse_parallel([f for r in results.values() for f in r.findings]))
     summary = run_summary(ctx, results, findings)
     md = trace.metadata
     info = {"source": md.source, "source_format": md.source_format, "hardware": md.hardware,

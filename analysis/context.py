@@ -360,19 +360,34 @@ class AnalysisContext:
 
     # ---------------------------------------------------------- class unions
     @cached_property
-    def slice_device(self) -> np.ndarray:
-        """Device code of every slice (index into :attr:`devices`)."""
+    def _units(self) -> tuple[np.ndarray, list[str]]:
+        """Unit of every track: the group that holds it (a core, a GPU, a process).
+
+        Compute and DMA engines of one unit feed each other, so overlap and bubbles are measured
+        per unit: the engine track's parent, or the track itself at the root.
+        """
         size = len(self.roles)
-        dev = np.zeros(size, dtype=np.int32)
-        for tid, d in self.track_device.items():
-            if 0 <= tid < size:
-                dev[tid] = self.devices.index(d or "")
-        return dev[self.track] if self.n else np.zeros(0, dtype=np.int32)
+        ids = self.trace.tracks["id"].to_pylist()
+        parents = self.trace.tracks["parent"].to_pylist()
+        unit_track = np.arange(size, dtype=np.int64)
+        for tid, p in zip(ids, parents, strict=True):
+            if p is not None and 0 <= tid < size:
+                unit_track[tid] = p
+        unit_track = unit_track[self.engine] if self.engine.size == size else unit_track
+        uniq, code = np.unique(unit_track, return_inverse=True)
+        names = [self.track_names.get(int(u), str(u)) for u in uniq]
+        return code.astype(np.int32), names
+
+    @cached_property
+    def slice_device(self) -> np.ndarray:
+        """Unit code of every slice (index into :attr:`devices`)."""
+        code, _ = self._units
+        return code[self.track] if self.n else np.zeros(0, dtype=np.int32)
 
     @cached_property
     def devices(self) -> list[str]:
-        """Device names in first-seen order ("" for tracks that name none)."""
-        return list(dict.fromkeys((d or "") for d in self.track_device.values())) or [""]
+        """Unit names (track paths of the groups that hold engines), by unit code."""
+        return self._units[1] or [""]
 
     @cached_property
     def _class_cache(self) -> dict[tuple[tuple[int, ...], int], iv.Intervals]:
@@ -392,3 +407,42 @@ class AnalysisContext:
     def work_classes(self) -> tuple[int, ...]:
         """Slice classes that are compute work (host work too on CPU-only traces)."""
         return (COMPUTE, COMM, HOST) if self.host_as_compute else (COMPUTE, COMM)
+
+    # ------------------------------------------------------------- ceilings
+    @cached_property
+    def track_share(self) -> tuple[np.ndarray, np.ndarray]:
+        """(share of the device's peak, is-vector-engine) per track id.
+
+        A spec's peaks are for the whole device.  When the trace shows the device as several
+        identical engines side by side (core0/matrix, core1/matrix), each runs at its share of
+        the peak, so a per-op rate is judged against ``peak / count``.  A vector engine (attrs
+        ``engine = "vector"``) is judged against the spec's ``vector_flops``.
+        """
+        size = len(self.roles)
+        share = np.ones(size)
+        vec = np.zeros(size, dtype=bool)
+        names = self.trace.tracks["name"].to_pylist()
+        ids = self.trace.tracks["id"].to_pylist()
+        attrs = self.trace.tracks["attrs"].to_pylist()
+        engines = set(self.engine_ids["compute"])
+        counts: dict[str, int] = {}
+        for tid, nm in zip(ids, names, strict=True):
+            if tid in engines:
+                counts[nm] = counts.get(nm, 0) + 1
+        for tid, nm, at in zip(ids, names, attrs, strict=True):
+            if tid in engines and counts.get(nm, 1) > 1:
+                share[tid] = 1.0 / counts[nm]
+            if at and '"vector"' in at and '"engine"' in at:
+                vec[tid] = True
+        share = share[self.engine]
+        vec = vec[self.engine]
+        return share, vec
+
+    def peaks_for_rows(self, rows: np.ndarray, dtypes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(peak FLOP/s, memory-roof scale) for each row: the engine's share of the device."""
+        share, vec = self.track_share
+        tr = self.track[rows]
+        peak = np.array([self.peak_for(d) or np.nan for d in dtypes], dtype=float)
+        if self.spec is not None and self.spec.vector_flops > 0:
+            peak = np.where(vec[tr], self.spec.vector_flops, peak)
+        return peak * share[tr], share[tr]

@@ -28,7 +28,9 @@ NAME = "dma_efficiency"
 #: Small-transfer threshold when the spec gives no DMA latency (bytes).
 SMALL_TRANSFER_BYTES = 64 * 1024
 #: Args that identify the tensor a transfer moves, in order of preference.
-TENSOR_KEYS = ("src", "address", "tensor", "name")
+TENSOR_KEYS = ("tensor", "address", "name", "src")
+#: Values that name a place, not a tensor ("src": "dram" says where from, not what).
+_PLACES = {"dram", "sram", "hbm", "l2", "l1", "host", "device", "cpu", "gpu", "vmem", "smem", "peer", "", "null"}
 COLUMNS = ["engine", "track_name", "transfers", "bytes", "avg_bytes", "busy_ns", "span_ns", "idle_in_span_ns",
            "achieved_bandwidth", "bandwidth_utilization"]
 
@@ -111,9 +113,11 @@ def _redundant_loads(ctx: AnalysisContext, rows: np.ndarray) -> dict[str, Any]:
     col = ctx.trace.slices["args"].take(pa.array(rows))
     if col.null_count == len(col):
         return {"tensors": 0, "bytes": 0.0, "ns": 0, "top": []}
+    places = pa.array(sorted(_PLACES | ({m.name.lower() for m in ctx.spec.memory} if ctx.spec else set())))
     key: pa.Array | None = None
     for k in TENSOR_KEYS:
         vals = ctx._arg_array(rows, k)
+        vals = pc.if_else(pc.is_in(pc.utf8_lower(vals), value_set=places), "", vals)
         key = vals if key is None else pc.if_else(pc.equal(key, ""), vals, key)
     assert key is not None
     enc = key.dictionary_encode()

@@ -65,16 +65,15 @@ def _roofline_rows(ctx: AnalysisContext) -> np.ndarray:
     return np.flatnonzero(ok & ctx.counted)
 
 
-def _classify(ai: np.ndarray, achieved: np.ndarray, dtypes: list[str], ctx: AnalysisContext
+def _classify(ai: np.ndarray, achieved: np.ndarray, peak: np.ndarray, share: np.ndarray, ctx: AnalysisContext
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(attainable FLOP/s, bound, headroom) for each point."""
+    """(attainable FLOP/s, bound, headroom) for each point, given its engine's peak and share."""
     _, bw = _level_bandwidth(ctx)
     n = ai.size
     if bw is None:
         # No spec: we cannot place the roofs; say so rather than guess.
         return np.full(n, np.nan), np.full(n, "unknown", dtype=object), np.full(n, np.nan)
-    peak = np.array([ctx.peak_for(d) for d in dtypes], dtype=float)
-    mem_roof = ai * bw
+    mem_roof = ai * bw * share
     attainable = np.minimum(peak, mem_roof)
     bound = np.where(mem_roof < peak, "memory", "compute").astype(object)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -119,7 +118,15 @@ def analyze(ctx: AnalysisContext) -> AnalyzerResult:
         df["ai"] = np.where(df["bytes"] > 0, df["flops"] / df["bytes"], np.inf)
         df["achieved_flops"] = np.where(df["total_ns"] > 0, df["flops"] / df["total_ns"] * 1e9, 0.0)
     df["dtype"] = [dt_names[dom[i]] for i in present]
-    att, bound, head = _classify(df["ai"].to_numpy(), df["achieved_flops"].to_numpy(), df["dtype"].tolist(), ctx)
+    # Each name is judged against the (time-weighted) peak of the engines it ran on.
+    slice_dt = [dt_names[c] for c in dcodes] if ctx.spec is not None else ["bf16"] * rows.size
+    peak_rows, share_rows = ctx.peaks_for_rows(rows, slice_dt) if ctx.spec is not None else (np.ones(rows.size), np.ones(rows.size))
+    w = np.maximum(dur, 1.0)
+    wsum = np.bincount(codes, weights=w, minlength=n_names)
+    peak_n = np.bincount(codes, weights=np.nan_to_num(peak_rows) * w, minlength=n_names) / np.maximum(wsum, 1)
+    share_n = np.bincount(codes, weights=share_rows * w, minlength=n_names) / np.maximum(wsum, 1)
+    att, bound, head = _classify(df["ai"].to_numpy(), df["achieved_flops"].to_numpy(), peak_n[present],
+                                 share_n[present], ctx)
     df["bound"] = bound
     df["attainable_flops"] = att
     df["headroom"] = head
@@ -187,7 +194,8 @@ def points(trace: Trace, spec: HardwareSpec | None, start_ns: int | None = None,
     with np.errstate(divide="ignore", invalid="ignore"):
         ai = np.where(by > 0, fl / np.where(by > 0, by, 1), np.inf)
         ach = np.where(dur > 0, fl / np.where(dur > 0, dur, 1) * 1e9, 0.0)
-    att, bound, _ = _classify(ai, ach, dtypes, c)
+    peak, share = c.peaks_for_rows(rows, dtypes) if c.spec is not None else (np.ones(rows.size), np.ones(rows.size))
+    att, bound, _ = _classify(ai, ach, peak, share, c)
     return pd.DataFrame({
         "id": rows.astype(np.int64), "track": c.track[rows], "name": c.names_of(c.name_code[rows]),
         "ts": c.ts[rows], "dur": dur, "flops": fl, "bytes": by, "dtype": dtypes, "ai": ai,

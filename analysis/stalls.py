@@ -50,6 +50,16 @@ def _source_label(ctx: AnalysisContext, src: np.ndarray) -> tuple[np.ndarray, np
     return cause, waits
 
 
+def _waits_for(ctx: AnalysisContext, srows: np.ndarray) -> np.ndarray:
+    """What each stall slice says it waits for: "engine: name" when the args give both
+    (``waits_for_engine``/``waits_for_name``), else the ``waits_for`` arg as written."""
+    eng = np.asarray(ctx.arg_values(srows, "waits_for_engine"), dtype=object)
+    nm = np.asarray(ctx.arg_values(srows, "waits_for_name"), dtype=object)
+    raw = np.asarray(ctx.arg_values(srows, "waits_for"), dtype=object)
+    both = np.where((eng != "") & (nm != ""), eng + ": " + nm, np.where(nm != "", nm, eng))
+    return np.where(both != "", both, raw)
+
+
 def _next_work_row(ctx: AnalysisContext) -> np.ndarray:
     """For each row, the next top-level non-stall row on the same track (-1 when none)."""
     n = ctx.n
@@ -78,7 +88,7 @@ def analyze(ctx: AnalysisContext) -> AnalyzerResult:
         eng_total = iv.total(stalled)
         if srows.size:
             cause = np.asarray(ctx.arg_values(srows, "cause"), dtype=object)
-            waits = np.asarray(ctx.arg_values(srows, "waits_for"), dtype=object)
+            waits = _waits_for(ctx, srows)
             src = ctx.gating_source[srows]
             nxt = next_work[srows]
             src = np.where((src < 0) & (nxt >= 0), ctx.gating_source[np.maximum(nxt, 0)], src)
