@@ -1,0 +1,47 @@
+"""``profiler ui``: the dashboard on 127.0.0.1 (timeline, roofline, findings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from profiler.cli.options import InputError, hw_option, resolve_spec, run_or_fail
+from profiler.model import Trace
+
+
+@click.command()
+@click.argument("traces", metavar="[TRACE ...]", nargs=-1, type=click.Path(exists=True, dir_okay=True))
+@hw_option()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to bind; anything but 127.0.0.1 exposes your traces to the network")
+@click.option("--port", default=8050, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--trace-dir", "trace_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="a folder whose trace files the page may list and open (repeatable)")
+@click.option("--max-upload-mb", default=200, show_default=True, type=click.IntRange(1, 4096),
+              help="largest trace the page accepts by upload")
+def ui(traces: tuple[str, ...], hw: str | None, host: str, port: int, trace_dirs: tuple[str, ...],
+       max_upload_mb: int) -> None:
+    """Open the dashboard on TRACE (the bundled sample when none is given).
+
+    The page can open only the TRACE files given here, trace files inside --trace-dir folders,
+    and files uploaded from the browser; it never reads another path.
+    """
+    from profiler.formats import read_trace
+    from ui.server import build_registry, serve
+
+    spec = resolve_spec(hw)
+    paths = [Path(t) for t in traces]
+    loaded: list[tuple[Trace, Path | None]] = [(run_or_fail(read_trace, p), p) for p in paths[:1]]
+    if not loaded:
+        try:
+            from sample_traces import default_sample
+
+            sample = default_sample()
+            loaded = [(run_or_fail(read_trace, sample), sample)]
+        except (FileNotFoundError, ModuleNotFoundError, InputError):
+            loaded = []
+    reg = build_registry(loaded, spec, files=paths, trace_dirs=[Path(d) for d in trace_dirs],
+                         max_upload_mb=max_upload_mb)
+    click.echo(f"profiler ui: http://{host}:{port}/  (Ctrl+C to stop)")
+    serve(reg, host, port)

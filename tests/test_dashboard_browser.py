@@ -1,0 +1,229 @@
+"""The dashboard in real headless Chromium against the real server on 127.0.0.1.
+
+One server and one browser serve every test of the module (starting Chromium costs seconds on a
+shared machine); each test reloads the page so they do not depend on one another.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+    pytest.skip("needs Debian's chromium and chromium-driver", allow_module_level=True)
+
+
+def chrome(width: int = 1600, height: int = 1100) -> Any:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                 f"--window-size={width},{height}"):
+        opts.add_argument(flag)
+    return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[str, Any]]:
+    from ui.demo import demo_trace
+    from ui.server import build_registry, make_server
+
+    reg = build_registry([(demo_trace(30_000), None)], None, max_upload_mb=1)
+    srv = make_server(reg, "127.0.0.1", 0)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    yield f"http://127.0.0.1:{srv.server_port}", reg
+    srv.shutdown()
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[Any]:
+    d = chrome()
+    d.set_page_load_timeout(60)
+    yield d
+    d.quit()
+
+
+def wait_for(fn: Any, timeout: float = 30, poll: float = 0.1) -> Any:
+    end = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < end:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as exc:  # the element may not exist yet
+            last = exc
+        time.sleep(poll)
+    raise AssertionError(f"timed out waiting; last value {last!r}")
+
+
+def view_info(d: Any) -> dict[str, Any]:
+    text = d.find_element("id", "view-info").text
+    return json.loads(text) if text else {}
+
+
+def load(d: Any, url: str) -> dict[str, Any]:
+    """Open the page and wait until its first round of callbacks has settled."""
+    d.get(url)
+    wait_for(lambda: d.find_elements("css selector", "#timeline .barlayer .point"))
+    wait_for(lambda: d.find_elements("css selector", "#roofline .scatterlayer .point"))
+    # The view is recomputed once the page has measured the timeline's width.
+    from ui.app import DEFAULT_WIDTH
+
+    info = wait_for(lambda: (v := view_info(d)) and v["nbins"] != DEFAULT_WIDTH // 2 and v)
+    time.sleep(0.5)
+    return info  # type: ignore[no-any-return]
+
+
+def relayout(d: Any, x0: float, x1: float) -> None:
+    d.execute_script("Plotly.relayout(document.querySelector('#timeline .js-plotly-plot'),"
+                     " {'xaxis.range[0]': arguments[0], 'xaxis.range[1]': arguments[1]});", x0, x1)
+
+
+def test_page_shows_every_track_group_and_a_screenshot(server: tuple[str, Any], driver: Any) -> None:
+    url, reg = server
+    info = load(driver, url)
+    lt = reg.traces[0]
+    assert info["t0"] == lt.index.span[0] and info["t1"] == lt.index.span[1]
+    ticks = [t.text for t in driver.find_elements("css selector", "#timeline .ytick text")]
+    for name in ("npu0", "core0", "core1", "host", "mxu", "dma0", "python", "mxu_utilization"):
+        assert any(name in t for t in ticks), (name, ticks)
+    # Summary header, findings and roofline dots are there.
+    assert "MFU" in driver.find_element("id", "summary").text
+    assert driver.find_elements("css selector", "#findings .finding")
+    wait_for(lambda: driver.find_elements("css selector", "#roofline .scatterlayer .point"))
+    wait_for(lambda: len(driver.find_elements("css selector", "#roof-table tr")) > 3)
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "dashboard.png"
+    driver.save_screenshot(str(shot))
+    assert shot.stat().st_size > 20_000
+    DOCS.mkdir(exist_ok=True)
+    shutil.copyfile(shot, DOCS / "dashboard.png")
+
+
+def test_zoom_changes_what_is_fetched(server: tuple[str, Any], driver: Any) -> None:
+    url, reg = server
+    before = load(driver, url)
+    span_us = (before["t1"] - before["t0"]) / 1e3
+    relayout(driver, span_us * 0.40, span_us * 0.41)
+    after = wait_for(lambda: (v := view_info(driver)) and v["t1"] - v["t0"] < (before["t1"] - before["t0"]) / 50 and v)
+    assert after["visible"] < before["visible"]
+    assert after["binned"] < before["binned"]
+    assert after["bars"] > 0
+    # The roofline follows the window: its table now counts only kernels inside it.
+    counts = wait_for(lambda: [int(c.text) for c in driver.find_elements(
+        "css selector", "#roof-table td[data-dash-column='count']")])
+    lt = reg.traces[0]
+    assert sum(counts) < lt.trace.slices.num_rows / 10
+
+
+def test_clicking_a_finding_zooms_to_its_window_and_highlights_its_track(server: tuple[str, Any], driver: Any) -> None:
+    url, reg = server
+    load(driver, url)
+    relayout(driver, 10, 20)
+    wait_for(lambda: view_info(driver)["t1"] - view_info(driver)["t0"] < 20_000)
+    from analysis import run_all
+
+    rep = run_all(reg.traces[0].trace, None)
+    f = rep.findings[0]
+    driver.find_elements("css selector", "#findings .finding")[0].click()
+    info = wait_for(lambda: (v := view_info(driver)) and v["t0"] == max(f.start_ns, reg.traces[0].index.span[0]) and v)
+    assert info["t1"] == min(f.end_ns, reg.traces[0].index.span[1])
+    assert info["track"] == f.track
+    if f.track is not None:
+        assert driver.find_elements("css selector", "#timeline .shapelayer path")
+
+
+def test_clicking_a_roofline_dot_highlights_its_slices(server: tuple[str, Any], driver: Any) -> None:
+    url, reg = server
+    load(driver, url)
+    wait_for(lambda: driver.find_elements("css selector", "#roofline .scatterlayer .point"))
+    # Click the first op dot through plotly's own event path (a real click lands on the drag layer).
+    name = driver.execute_script("""
+        const gd = document.querySelector('#roofline .js-plotly-plot');
+        const t = gd.data.findIndex(d => d.mode === 'markers');
+        const pt = {curveNumber: t, pointNumber: 0, customdata: gd.data[t].customdata[0], data: gd.data[t],
+                    x: gd.data[t].x[0], y: gd.data[t].y[0]};
+        gd.emit('plotly_click', {points: [pt], event: {}});
+        return gd.data[t].customdata[0][0];""")
+    info = wait_for(lambda: (v := view_info(driver)) and v["highlight"] == name and v)
+    lt = reg.traces[0]
+    code = lt.columns["names"].index(name)
+    import numpy as np
+
+    first = np.flatnonzero(lt.columns["name"] == code)
+    first = first[np.argmin(lt.index.ts[first])]
+    assert info["t0"] <= lt.index.ts[first] < lt.index.end[first] <= info["t1"]
+    legend = wait_for(lambda: [t.text for t in driver.find_elements("css selector", "#timeline .legendtext")
+                               if t.text.startswith("selected:")])
+    assert legend == [f"selected: {name}"]
+
+
+def test_clicking_a_slice_shows_its_flows(server: tuple[str, Any], driver: Any) -> None:
+    url, reg = server
+    load(driver, url)
+    lt = reg.traces[0]
+    sid = int(lt.trace.flows["to_slice"][0].as_py())
+    src = int(lt.trace.flows["from_slice"][0].as_py())
+    ts, end = int(lt.index.ts[sid]), int(lt.index.end[sid])
+    relayout(driver, (ts - 20_000 - lt.origin) / 1e3, (end + 5_000 - lt.origin) / 1e3)
+    wait_for(lambda: view_info(driver)["t0"] == ts - 20_000)
+    # Hover the slice's bar the way plotly does for a pointer, then click it.
+    found = wait_for(lambda: driver.execute_script("""
+        const gd = document.querySelector('#timeline .js-plotly-plot');
+        for (let c = 0; c < gd.data.length; c++) {
+            const cd = gd.data[c].customdata || [];
+            for (let p = 0; p < cd.length; p++) {
+                if (gd.data[c].type === 'bar' && cd[p][0] === arguments[0]) {
+                    Plotly.Fx.hover(gd, [{curveNumber: c, pointNumber: p}]);
+                    gd.emit('plotly_click', {points: gd._hoverdata, event: {}});
+                    return true;
+                }
+            }
+        }
+        return false;""", sid))
+    assert found
+    text = wait_for(lambda: driver.find_element("id", "flows-in").text)
+    src_name = lt.columns["names"][lt.columns["name"][src]]
+    assert src_name in text
+    assert wait_for(lambda: view_info(driver)["selected"] == sid)
+    # The flow arrow is drawn as an annotation.
+    wait_for(lambda: driver.find_elements("css selector", "#timeline .annotation-arrow-g"))
+
+
+def test_invalid_and_oversize_uploads_show_an_error_and_keep_the_trace(server: tuple[str, Any], driver: Any,
+                                                                       tmp_path: Path) -> None:
+    url, reg = server
+    before = load(driver, url)
+    n = len(reg.traces)
+    bad = tmp_path / "garbage.json"
+    bad.write_bytes(b"\x00\x01 this is not a trace <script>window.pwned=1</script>")
+    driver.find_element("css selector", "#upload input[type=file]").send_keys(str(bad))
+    msg = wait_for(lambda: driver.find_element("css selector", "#message .error").text)
+    assert "garbage.json" in msg
+    assert driver.execute_script("return window.pwned === undefined")
+    assert view_info(driver)["key"] == before["key"] and len(reg.traces) == n
+    big = tmp_path / "big.json"
+    big.write_bytes(b"[" + b"{}," * 400_000 + b"{}]")  # 1.2 MB > the 1 MB cap of this server
+    driver.find_element("css selector", "#upload input[type=file]").send_keys(str(big))
+    msg = wait_for(lambda: "upload limit" in (t := driver.find_element("css selector", "#message .error").text) and t)
+    assert "big.json" in msg
+    assert view_info(driver)["key"] == before["key"] and len(reg.traces) == n

@@ -1,0 +1,491 @@
+"""The Dash app: layout and callbacks linking timeline, roofline, findings and details.
+
+State that is large (traces, their indexes, analysis reports) stays in :class:`ui.state.Registry`
+on the server; the page holds only small stores: the trace key, the time window, what is
+highlighted and which slice is selected.  Every view is recomputed from those by the LOD, and a
+zoom on an unchanged trace is sent as a ``dash.Patch`` (data and axis range only).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from dash import ALL, Dash, Input, Output, Patch, State, callback_context, dash_table, dcc, html, no_update
+
+from profiler.errors import ProfilerError
+from profiler.hardware import HardwareSpec
+from profiler.model import Trace, parse_args
+from ui import roofline as rl
+from ui import timeline as tl
+from ui.perfetto import perfetto_bytes, register_routes
+from ui.state import LoadedTrace, Registry
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+DEFAULT_WIDTH = 1100
+
+
+# ------------------------------------------------------------------ helpers
+def fmt_ns(ns: float | None) -> str:
+    if ns is None or not np.isfinite(ns):
+        return "-"
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if abs(ns) >= scale:
+            return f"{ns / scale:.3f} {unit}"
+    return f"{ns:.0f} ns"
+
+
+def fmt_si(v: float | None, unit: str = "") -> str:
+    if v is None or not np.isfinite(v):
+        return "-"
+    for p, s in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(v) >= s:
+            return f"{v / s:.3g} {p}{unit}"
+    return f"{v:.3g} {unit}"
+
+
+def pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
+def report_of(lt: LoadedTrace, spec: HardwareSpec | None) -> Any:
+    """The analysis report of a trace (cached); None when the analyzers failed on it."""
+
+    def make() -> Any:
+        from analysis import run_all
+
+        try:
+            return run_all(lt.trace, spec)
+        except ProfilerError:
+            return None
+
+    return lt.cached("report", make)
+
+
+def read_upload(contents: str, filename: str | None, max_bytes: int) -> Trace:
+    """Decode a dcc.Upload payload and read it as a trace; ProfilerError on anything wrong."""
+    try:
+        _, b64 = contents.split(",", 1)
+    except ValueError:
+        raise ProfilerError(f"{filename}: the upload is empty or malformed") from None
+    if len(b64) * 3 // 4 > max_bytes:
+        raise ProfilerError(f"{filename}: larger than the {max_bytes / 2**20:.0f} MB upload limit (--max-upload-mb)")
+    try:
+        data = base64.b64decode(b64, validate=False)
+    except ValueError:
+        raise ProfilerError(f"{filename}: the upload is not valid base64") from None
+    if len(data) > max_bytes:
+        raise ProfilerError(f"{filename}: larger than the {max_bytes / 2**20:.0f} MB upload limit (--max-upload-mb)")
+    from profiler.formats import read_trace
+
+    name = Path(filename or "upload").name
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / (name or "upload")
+        p.write_bytes(data)
+        try:
+            trace = read_trace(p)
+        except ProfilerError as exc:
+            raise ProfilerError(str(exc).replace(str(p), name)) from None
+        except ModuleNotFoundError:
+            raise ProfilerError(f"{name}: no reader for this format is installed") from None
+        except Exception as exc:  # a reader's own bug must not take the dashboard down
+            raise ProfilerError(f"{name}: could not be read ({type(exc).__name__})") from None
+    if trace.slices.num_rows == 0 and trace.counters.num_rows == 0:
+        raise ProfilerError(f"{name}: holds no slices or counters")
+    return trace
+
+
+def trace_options(reg: Registry) -> list[dict[str, str]]:
+    opts = [{"label": f"{lt.label}", "value": f"key:{k}"} for k, lt in reg.traces.items()]
+    loaded = {str(lt.source) for lt in reg.traces.values() if lt.source}
+    opts += [{"label": f"open {p.name}", "value": f"file:{i}"} for i, p in enumerate(reg.openable()) if str(p) not in loaded]
+    return opts
+
+
+# ------------------------------------------------------------------- layout
+def _summary(lt: LoadedTrace, spec: HardwareSpec | None) -> list[Any]:
+    rep = report_of(lt, spec)
+    s = rep.summary if rep is not None else {}
+    start, end = lt.index.span
+    top = rep.findings[0].title if rep is not None and rep.findings else "-"
+    items = [("trace", lt.label), ("total", fmt_ns(s.get("total_ns", end - start))), ("MFU", pct(s.get("mfu"))),
+             ("bandwidth", pct(s.get("mbu"))), ("hardware", s.get("hardware") or "-"), ("top bottleneck", top)]
+    return [html.Span([html.B(k + ": "), str(v)], className="summary-item") for k, v in items]
+
+
+def _findings(lt: LoadedTrace, spec: HardwareSpec | None) -> list[Any]:
+    rep = report_of(lt, spec)
+    if rep is None or not rep.findings:
+        return [html.Div("No findings.", className="muted")]
+    return [
+        html.Button([html.Span(f.severity, className=f"sev sev-{f.severity}"), f" {f.title} ",
+                     html.Span(f"(costs {fmt_ns(f.gain_ns)})", className="muted")],
+                    id={"type": "finding", "index": i}, className="finding", n_clicks=0, title=f.suggestion)
+        for i, f in enumerate(rep.findings[:30])
+    ]
+
+
+def _group_options(lt: LoadedTrace) -> list[dict[str, Any]]:
+    return [{"label": " / ".join(lt.trace.track_path(g)), "value": g} for g in lt.tree.groups()]
+
+
+def layout(reg: Registry, key: int, offline_perfetto: bool) -> Any:
+    lt = reg.traces[key]
+    s, e = lt.index.span
+    return html.Div([
+        html.Div([
+            html.H3("accel-profiler", className="title"),
+            dcc.Dropdown(id="trace-select", options=trace_options(reg), value=f"key:{key}", clearable=False,
+                         className="trace-select"),
+            dcc.Upload(html.Button("Open file…"), id="upload", multiple=False, className="upload"),
+            dcc.Dropdown(id="compare-select", options=[], placeholder="compare with…", className="trace-select"),
+            html.Button("Download .pftrace", id="download-btn", n_clicks=0),
+            html.Button("Open in Perfetto", id="perfetto-btn", n_clicks=0),
+            dcc.Download(id="download"),
+        ], className="toolbar"),
+        html.Div(id="message", className="message"),
+        html.Div(_summary(lt, reg.spec), id="summary", className="summary"),
+        html.Div([
+            html.Div([
+                html.Div([html.Span("collapse groups: ", className="muted"),
+                          dcc.Checklist(id="collapse", options=_group_options(lt), value=[], inline=True)]),
+                dcc.Graph(id="timeline", config={"displaylogo": False, "scrollZoom": True,
+                                                 "modeBarButtonsToAdd": ["select2d"]}),
+            ], className="timeline-pane"),
+            html.Div([
+                dcc.Graph(id="roofline", config={"displaylogo": False}),
+                dash_table.DataTable(  # type: ignore[attr-defined]
+                    id="roof-table", columns=[{"name": c, "id": c} for c in rl.TABLE_COLUMNS], data=[],
+                    sort_action="native", page_size=12, row_selectable=False, cell_selectable=True,
+                    style_table={"overflowX": "auto"}, style_cell={"fontSize": 12, "padding": "2px 6px"},
+                ),
+            ], className="roofline-pane"),
+        ], className="main"),
+        html.Div([
+            html.Div([html.H4("Findings (most costly first)"), html.Div(_findings(lt, reg.spec), id="findings")],
+                     className="findings-pane"),
+            html.Div([html.H4("Selected slice"), html.Div("Click a slice.", id="details", className="muted")],
+                     className="details-pane"),
+            html.Div([html.H4("Comparison"), html.Div("Pick a trace to compare with.", id="compare", className="muted")],
+                     className="compare-pane"),
+        ], className="bottom"),
+        html.Pre(id="view-info", className="view-info"),
+        dcc.Store(id="trace-key", data=key),
+        dcc.Store(id="view", data={"t0": s, "t1": e}),
+        dcc.Store(id="range-select", data=None),
+        dcc.Store(id="highlight", data={"name": None, "track": None}),
+        dcc.Store(id="selected", data=None),
+        dcc.Store(id="width", data=DEFAULT_WIDTH),
+        dcc.Store(id="rendered", data=None),
+        dcc.Store(id="perfetto-info", data=None),
+        dcc.Store(id="offline", data=offline_perfetto),
+    ])
+
+
+# ---------------------------------------------------------------- callbacks
+def create_app(reg: Registry, initial: int | None = None) -> Dash:
+    """The dashboard for the traces in ``reg`` (``initial``: key shown first)."""
+    app = Dash(__name__, assets_folder=str(ASSETS), title="accel-profiler", update_title=None,  # type: ignore[arg-type]
+               suppress_callback_exceptions=True)
+    server = app.server
+    server.config["MAX_CONTENT_LENGTH"] = int(reg.max_upload_bytes * 1.4) + (1 << 20)
+    offline = register_routes(server, reg)
+    first = initial if initial is not None else min(reg.traces)
+    app.layout = lambda: layout(reg, first, offline)
+    spec = reg.spec
+
+    def current(key: Any) -> LoadedTrace:
+        lt = reg.get(key)
+        return lt if lt is not None else reg.traces[first]
+
+    # -- open a trace: pick one the command line allowed, or upload one
+    @app.callback(
+        Output("trace-key", "data"), Output("message", "children"), Output("trace-select", "options"),
+        Output("trace-select", "value"),
+        Input("trace-select", "value"), Input("upload", "contents"), State("upload", "filename"),
+        State("trace-key", "data"), prevent_initial_call=True,
+    )
+    def open_trace(choice: str | None, contents: str | None, filename: str | None, key: int) -> Any:
+        trig = callback_context.triggered_id
+        try:
+            if trig == "upload":
+                if not contents:
+                    return no_update, no_update, no_update, no_update
+                trace = read_upload(contents, filename, reg.max_upload_bytes)
+                lt = reg.add(trace, Path(filename or "upload").name)
+            else:
+                kind, _, val = str(choice).partition(":")
+                if kind == "key":
+                    if reg.get(val) is None or int(val) == key:
+                        return no_update, no_update, no_update, no_update
+                    lt = current(val)
+                elif kind == "file":
+                    files = reg.openable()
+                    if not val.isdigit() or int(val) >= len(files):
+                        raise ProfilerError("that trace is no longer offered")
+                    from profiler.formats import read_trace
+
+                    path = files[int(val)]
+                    try:
+                        lt = reg.add(read_trace(path), path.name, path)
+                    except ModuleNotFoundError:
+                        raise ProfilerError(f"{path.name}: no reader for this format is installed") from None
+                else:
+                    return no_update, no_update, no_update, no_update
+        except ProfilerError as exc:
+            return no_update, html.Span(f"Could not open: {exc}", className="error"), trace_options(reg), f"key:{key}"
+        return lt.key, html.Span(f"Opened {lt.label}", className="ok"), trace_options(reg), f"key:{lt.key}"
+
+    @app.callback(
+        Output("view", "data"), Output("summary", "children"), Output("findings", "children"),
+        Output("collapse", "options"), Output("collapse", "value"), Output("highlight", "data"),
+        Output("selected", "data"), Output("compare-select", "options"),
+        Input("trace-key", "data"), prevent_initial_call=True,
+    )
+    def on_trace(key: int) -> Any:
+        lt = current(key)
+        s, e = lt.index.span
+        others = [{"label": o.label, "value": o.key} for o in reg.traces.values() if o.key != lt.key]
+        return ({"t0": s, "t1": e}, _summary(lt, spec), _findings(lt, spec), _group_options(lt), [],
+                {"name": None, "track": None}, None, others)
+
+    app.clientside_callback(
+        "function(k) { const g = document.getElementById('timeline');"
+        " return g && g.offsetWidth > 300 ? g.offsetWidth - 160 : window.dash_clientside.no_update; }",
+        Output("width", "data"), Input("trace-key", "data"),
+    )
+
+    # -- zoom / pan / box-select on the timeline
+    @app.callback(
+        Output("view", "data", allow_duplicate=True), Output("range-select", "data"),
+        Input("timeline", "relayoutData"), Input("timeline", "selectedData"),
+        State("view", "data"), State("trace-key", "data"), prevent_initial_call=True,
+    )
+    def on_relayout(relayout: dict[str, Any] | None, selected: dict[str, Any] | None, view: dict[str, int], key: int) -> Any:
+        lt = current(key)
+        if callback_context.triggered_id == "timeline" and any(
+                t["prop_id"].endswith("selectedData") for t in callback_context.triggered):
+            rng = (selected or {}).get("range", {}).get("x")
+            if not rng:
+                return no_update, None
+            return no_update, {"t0": int(lt.origin + rng[0] * 1e3), "t1": int(lt.origin + rng[1] * 1e3)}
+        r = relayout or {}
+        if r.get("xaxis.autorange"):
+            s, e = lt.index.span
+            return {"t0": s, "t1": e}, no_update
+        if "xaxis.range[0]" in r and "xaxis.range[1]" in r:
+            a, b = r["xaxis.range[0]"], r["xaxis.range[1]"]
+        elif isinstance(r.get("xaxis.range"), list):
+            a, b = r["xaxis.range"]
+        else:
+            return no_update, no_update
+        t0, t1 = int(lt.origin + float(a) * 1e3), int(lt.origin + float(b) * 1e3)
+        if abs(t0 - view["t0"]) <= 1 and abs(t1 - view["t1"]) <= 1:
+            return no_update, no_update
+        return {"t0": t0, "t1": max(t1, t0 + 1)}, no_update
+
+    # -- the timeline itself
+    @app.callback(
+        Output("timeline", "figure"), Output("rendered", "data"), Output("view-info", "children"),
+        Input("view", "data"), Input("collapse", "value"), Input("highlight", "data"), Input("selected", "data"),
+        Input("width", "data"), State("trace-key", "data"), State("rendered", "data"),
+    )
+    def render_timeline(view: dict[str, int], collapsed: list[int] | None, hl: dict[str, Any] | None,
+                        selected: int | None, width: int | None, key: int, rendered: dict[str, Any] | None) -> Any:
+        lt = current(key)
+        rows = tl.rows_for(lt, set(collapsed or []))
+        v = tl.view_of(lt, rows, view["t0"], view["t1"], int(width or DEFAULT_WIDTH))
+        hl = hl or {}
+        state = {"key": lt.key, "collapsed": sorted(collapsed or []), "width": width}
+        info = json.dumps({"key": lt.key, "t0": v.t0, "t1": v.t1, "rows": len(rows), "bars": int(v.bar_ids.size),
+                           "visible": v.visible, "binned": v.binned, "nbins": v.nbins,
+                           "highlight": hl.get("name"), "track": hl.get("track"), "selected": selected})
+        data = tl.figure_data(lt, v, rows, hl.get("name"))
+        lay = tl.figure_layout(lt, v, rows, selected, hl.get("track"))
+        if rendered == state:
+            p = Patch()
+            p["data"] = data
+            p["layout"]["xaxis"]["range"] = lay["xaxis"]["range"]
+            p["layout"]["shapes"] = lay["shapes"]
+            p["layout"]["annotations"] = lay["annotations"]
+            return p, no_update, info
+        return {"data": data, "layout": lay}, state, info
+
+    # -- roofline follows the window (or the box-selected range)
+    @app.callback(
+        Output("roofline", "figure"), Output("roof-table", "data"),
+        Input("view", "data"), Input("range-select", "data"), Input("highlight", "data"), State("trace-key", "data"),
+    )
+    def render_roofline(view: dict[str, int], sel: dict[str, int] | None, hl: dict[str, Any] | None, key: int) -> Any:
+        lt = current(key)
+        w = sel or view
+        s, e = lt.index.span
+        t0, t1 = (None, None) if (w["t0"] <= s and w["t1"] >= e) else (w["t0"], w["t1"])
+        df = rl.table(lt, spec, t0, t1)
+        from analysis import spec_for
+
+        fig = rl.figure(df, spec_for(lt.trace, spec), (hl or {}).get("name"))
+        return fig, df.replace([np.inf, -np.inf], None).to_dict("records")
+
+    # -- click a roofline dot or table row: highlight that op and zoom to its first slice
+    @app.callback(
+        Output("highlight", "data", allow_duplicate=True), Output("view", "data", allow_duplicate=True),
+        Input("roofline", "clickData"), Input("roof-table", "active_cell"), State("roof-table", "derived_viewport_data"),
+        State("trace-key", "data"), prevent_initial_call=True,
+    )
+    def on_roof_click(click: dict[str, Any] | None, cell: dict[str, Any] | None, rows: list[dict[str, Any]] | None,
+                      key: int) -> Any:
+        lt = current(key)
+        name = None
+        if callback_context.triggered_id == "roofline" and click:
+            cd = click["points"][0].get("customdata")
+            name = _unesc(cd[0]) if cd else None
+        elif cell and rows and cell.get("row") is not None and cell["row"] < len(rows):
+            name = rows[cell["row"]].get("name")
+        if not name or name not in lt.columns["names"]:
+            return no_update, no_update
+        code = lt.columns["names"].index(name)
+        hits = np.flatnonzero(lt.columns["name"] == code)
+        first = hits[np.argmin(lt.index.ts[hits])]
+        ts, dur = int(lt.index.ts[first]), int(lt.index.dur[first])
+        pad = max(dur * 4, 1000)
+        return {"name": name, "track": int(lt.index.track[first])}, {"t0": ts - pad, "t1": ts + dur + pad}
+
+    # -- click a finding: zoom to its window, highlight its track
+    @app.callback(
+        Output("highlight", "data", allow_duplicate=True), Output("view", "data", allow_duplicate=True),
+        Input({"type": "finding", "index": ALL}, "n_clicks"), State("trace-key", "data"), prevent_initial_call=True,
+    )
+    def on_finding(clicks: list[int], key: int) -> Any:
+        trig = callback_context.triggered_id
+        if not trig or not any(clicks or []):
+            return no_update, no_update
+        lt = current(key)
+        rep = report_of(lt, spec)
+        if rep is None or trig["index"] >= len(rep.findings):
+            return no_update, no_update
+        f = rep.findings[trig["index"]]
+        s, e = max(int(f.start_ns), lt.index.span[0]), min(int(f.end_ns), lt.index.span[1])
+        return {"name": None, "track": f.track, "finding": f.id}, {"t0": s, "t1": max(e, s + 1)}
+
+    # -- click a slice: details with its flows
+    @app.callback(
+        Output("selected", "data", allow_duplicate=True), Output("details", "children"),
+        Input("timeline", "clickData"), State("trace-key", "data"), prevent_initial_call=True,
+    )
+    def on_slice_click(click: dict[str, Any] | None, key: int) -> Any:
+        if not click:
+            return no_update, no_update
+        cd = click["points"][0].get("customdata")
+        if not isinstance(cd, list) or not cd or not isinstance(cd[0], int):
+            return no_update, no_update
+        lt = current(key)
+        sid = int(cd[0])
+        if not 0 <= sid < lt.index.n:
+            return no_update, no_update
+        return sid, details(lt, sid)
+
+    # -- download as Perfetto, open in Perfetto
+    @app.callback(
+        Output("download", "data"), Output("message", "children", allow_duplicate=True),
+        Input("download-btn", "n_clicks"), State("trace-key", "data"), prevent_initial_call=True,
+    )
+    def on_download(n: int, key: int) -> Any:
+        lt = current(key)
+        try:
+            data = perfetto_bytes(lt)
+        except ProfilerError as exc:
+            return no_update, html.Span(str(exc), className="error")
+        stem = Path(lt.label).name.split(".")[0] or "trace"
+        return dcc.send_bytes(data, f"{stem}.pftrace"), no_update
+
+    @app.callback(
+        Output("perfetto-info", "data"), Input("perfetto-btn", "n_clicks"), State("trace-key", "data"),
+        State("view", "data"), State("offline", "data"), prevent_initial_call=True,
+    )
+    def on_perfetto(n: int, key: int, view: dict[str, int], off: bool) -> Any:
+        lt = current(key)
+        return {"trace": f"/perfetto-trace/{lt.key}.pftrace", "vis_start": int(view["t0"]), "vis_end": int(view["t1"]),
+                "title": lt.label, "offline": bool(off), "n": n}
+
+    app.clientside_callback(
+        "function(info) { if (info) { window.accelProfiler.openPerfetto(info); } return ''; }",
+        Output("perfetto-btn", "title"), Input("perfetto-info", "data"), prevent_initial_call=True,
+    )
+
+    # -- compare with another loaded trace
+    @app.callback(Output("compare", "children"), Input("compare-select", "value"), State("trace-key", "data"),
+                  prevent_initial_call=True)
+    def on_compare(other: int | None, key: int) -> Any:
+        if other is None:
+            return no_update
+        base, cur = reg.get(other), current(key)
+        if base is None:
+            return html.Span("That trace is not loaded.", className="error")
+        return compare_table(base, cur)
+
+    return app
+
+
+def _unesc(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def details(lt: LoadedTrace, sid: int) -> Any:
+    """Details of one slice and the flows into it (what it waited on) and out of it (what waited on it)."""
+    c = lt.columns
+    ix = lt.index
+    name = c["names"][c["name"][sid]] if c["name"][sid] >= 0 else ""
+    fl, by, dur = c["flops"][sid], c["bytes"][sid], float(ix.dur[sid])
+    dt = c["dtypes"][c["dtype"][sid]] if c["dtype"][sid] >= 0 else "-"
+    rows = [("name", name), ("track", " / ".join(lt.trace.track_path(int(ix.track[sid])))),
+            ("start", fmt_ns(float(ix.ts[sid] - lt.origin))), ("duration", fmt_ns(dur)),
+            ("flops", fmt_si(fl)), ("bytes", fmt_si(by, "B")), ("dtype", dt),
+            ("arithmetic intensity", f"{fl / by:.3g} FLOP/B" if np.isfinite(fl) and by > 0 else "-"),
+            ("achieved", fmt_si(fl / dur * 1e9, "FLOP/s") if np.isfinite(fl) and dur > 0 else "-")]
+    args = parse_args(lt.trace.slices["args"][sid].as_py())
+    if args:
+        rows.append(("args", json.dumps(args)[:400]))
+    fr = lt.trace.flows["from_slice"].to_numpy()
+    to = lt.trace.flows["to_slice"].to_numpy()
+
+    def link(other: int) -> str:
+        nm = c["names"][c["name"][other]] if c["name"][other] >= 0 else ""
+        return f"{nm} on {' / '.join(lt.trace.track_path(int(ix.track[other])))} (ends {fmt_ns(float(ix.end[other] - lt.origin))})"
+
+    waited_on = [link(int(a)) for a in fr[to == sid][:20]]
+    waited_by = [link(int(b)) for b in to[fr == sid][:20]]
+    return html.Div([
+        html.Table([html.Tr([html.Td(k, className="muted"), html.Td(v)]) for k, v in rows]),
+        html.Div([html.B("waited on: "), html.Ul([html.Li(x) for x in waited_on]) if waited_on else "nothing"],
+                 id="flows-in"),
+        html.Div([html.B("waited on it: "), html.Ul([html.Li(x) for x in waited_by]) if waited_by else "nothing"],
+                 id="flows-out"),
+    ])
+
+
+def compare_table(base: LoadedTrace, cur: LoadedTrace) -> Any:
+    """The diff analyzer's op table (baseline -> current)."""
+    try:
+        from analysis import diff
+    except ImportError:
+        return html.Span("Comparison needs the diff analyzer, which is not installed.", className="error")
+    try:
+        res = diff.diff(base.trace, cur.trace)
+    except ProfilerError as exc:
+        return html.Span(f"Could not compare: {exc}", className="error")
+    df = res.metrics
+    if df is None or not len(df):
+        return html.Span("No differences to show.", className="muted")
+    df = df.head(50).replace([np.inf, -np.inf], None)
+    table = dash_table.DataTable  # type: ignore[attr-defined]
+    return html.Div([
+        html.Div(f"{base.label} → {cur.label}", className="muted"),
+        table(columns=[{"name": str(c), "id": str(c)} for c in df.columns],
+                             data=df.astype(object).where(df.notna(), None).to_dict("records"), sort_action="native",
+                             page_size=10, style_cell={"fontSize": 12}, style_table={"overflowX": "auto"}),
+    ])

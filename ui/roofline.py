@@ -1,0 +1,140 @@
+"""The roofline beside the timeline: ceilings from the hardware spec, one dot per op in the window.
+
+The per-slice points come from :func:`analysis.roofline.points` once per trace; each view then
+only filters them to its time window and aggregates by op name with ``bincount`` (milliseconds at
+a million slices), so the roofline follows every zoom of the timeline.  Bound and headroom use the
+same rule as the analyzer: attainable = min(peak[dtype], AI x off-chip bandwidth).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from profiler.hardware import HardwareSpec
+from ui.state import LoadedTrace
+from ui.timeline import esc
+
+BOUND_COLORS = {"memory": "#4C78A8", "compute": "#F58518", "unknown": "#999999"}
+TABLE_COLUMNS = ["name", "dtype", "count", "time_ms", "share_pct", "ai", "achieved_tflops", "roof_tflops", "bound",
+                 "headroom"]
+
+
+def _points(lt: LoadedTrace, spec: HardwareSpec | None) -> dict[str, Any]:
+    """Every roofline point of the trace as arrays (computed once, cached on the trace)."""
+
+    def make() -> dict[str, Any]:
+        from analysis import roofline, spec_for
+
+        p = roofline.points(lt.trace, spec_for(lt.trace, spec), None, None)
+        name_codes, name_words = pd.factorize(p["name"].astype(str), sort=False)
+        dt_codes, dt_words = pd.factorize(p["dtype"].astype(str), sort=False)
+        return {
+            "id": p["id"].to_numpy(), "ts": p["ts"].to_numpy(), "end": (p["ts"] + p["dur"]).to_numpy(),
+            "dur": p["dur"].to_numpy().astype(np.float64), "flops": p["flops"].to_numpy(), "bytes": p["bytes"].to_numpy(),
+            "name": name_codes, "names": list(name_words), "dtype": dt_codes, "dtypes": list(dt_words),
+        }
+
+    pts: dict[str, Any] = lt.cached(f"roofline_points:{spec.name if spec else None}", make)
+    return pts
+
+
+def table(lt: LoadedTrace, spec: HardwareSpec | None, t0: int | None = None, t1: int | None = None) -> pd.DataFrame:
+    """One row per op name among slices overlapping [t0, t1): totals, AI, achieved, roof, bound, headroom."""
+    from analysis import spec_for
+
+    spec = spec_for(lt.trace, spec)
+    p = _points(lt, spec)
+    m = np.ones(p["id"].size, dtype=bool)
+    if t0 is not None:
+        m &= p["end"] > t0
+    if t1 is not None:
+        m &= p["ts"] < t1
+    if not m.any():
+        return pd.DataFrame(columns=TABLE_COLUMNS)
+    nn, nd = len(p["names"]), len(p["dtypes"])
+    code = p["name"][m]
+    dur = p["dur"][m]
+    count = np.bincount(code, minlength=nn)
+    tot = np.bincount(code, weights=dur, minlength=nn)
+    fl = np.bincount(code, weights=p["flops"][m], minlength=nn)
+    by = np.bincount(code, weights=p["bytes"][m], minlength=nn)
+    dom = np.bincount(code * nd + p["dtype"][m], weights=dur, minlength=nn * nd).reshape(nn, nd).argmax(axis=1)
+    present = np.flatnonzero(count > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ai = np.where(by > 0, fl / np.where(by > 0, by, 1), np.inf)[present]
+        ach = np.where(tot > 0, fl / np.where(tot > 0, tot, 1) * 1e9, 0.0)[present]
+    dts = [p["dtypes"][dom[i]] for i in present]
+    if spec is not None:
+        bw = spec.dram.bandwidth
+        from analysis.context import AnalysisContext
+
+        ctx = AnalysisContext(lt.trace, spec)
+        peak = np.array([ctx.peak_for(d) for d in dts], dtype=np.float64)
+        roof = np.fmin(peak, ai * bw)
+        bound = np.where(ai * bw < peak, "memory", "compute")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            head = np.where(ach > 0, roof / ach, np.inf)
+    else:
+        roof = np.full(present.size, np.nan)
+        bound = np.full(present.size, "unknown")
+        head = np.full(present.size, np.nan)
+    total = float(tot[present].sum()) or 1.0
+    df = pd.DataFrame({
+        "name": [p["names"][i] for i in present], "dtype": dts, "count": count[present],
+        "time_ms": np.round(tot[present] / 1e6, 4), "share_pct": np.round(100 * tot[present] / total, 2),
+        "ai": np.round(ai, 3), "achieved_tflops": np.round(ach / 1e12, 5), "roof_tflops": np.round(roof / 1e12, 5),
+        "bound": bound, "headroom": np.round(head, 2),
+    })
+    return df.sort_values("time_ms", ascending=False, ignore_index=True)
+
+
+def figure(df: pd.DataFrame, spec: HardwareSpec | None, selected: str | None = None) -> dict[str, Any]:
+    """Log-log roofline: compute roofs per dtype, one memory roof per level, ridge points, op dots."""
+    from analysis.roofline import ceilings
+
+    data: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    finite = df[np.isfinite(df["ai"].astype(float)) & (df["ai"].astype(float) > 0)] if len(df) else df
+    lo = float(finite["ai"].min()) / 4 if len(finite) else 0.01
+    hi = float(finite["ai"].max()) * 4 if len(finite) else 1e4
+    if spec is not None:
+        dtypes = sorted(set(df["dtype"]) & set(spec.peak_flops)) if len(df) else []
+        compute, memory, ridges = ceilings(spec, dtypes or None)
+        top = max(compute.values())
+        lo = min(lo, min(min(r.values()) for r in ridges.values()) / 4)
+        hi = max(hi, max(max(r.values()) for r in ridges.values()) * 4)
+        for level, bw in memory.items():
+            x = [lo, top / bw]
+            data.append({"type": "scatter", "mode": "lines", "x": x, "y": [lo * bw / 1e12, top / 1e12],
+                         "name": f"{level} {bw / 1e9:.0f} GB/s", "line": {"dash": "dot", "width": 1.5},
+                         "hoverinfo": "name"})
+        for dt, peak in compute.items():
+            data.append({"type": "scatter", "mode": "lines", "x": [lo, hi], "y": [peak / 1e12, peak / 1e12],
+                         "name": f"{dt} peak {peak / 1e12:.3g} TFLOP/s", "line": {"width": 1.5}, "hoverinfo": "name"})
+            r = ridges[dt][spec.dram.name]
+            annotations.append({"x": float(np.log10(r)), "y": float(np.log10(peak / 1e12)), "xref": "x", "yref": "y",
+                                "text": f"ridge {dt}/{spec.dram.name}: {r:.3g}", "showarrow": True, "arrowhead": 2,
+                                "ax": 0, "ay": -22, "font": {"size": 10}})
+    if len(df):
+        share = df["share_pct"].astype(float).to_numpy()
+        size = np.round(8 + 40 * np.sqrt(share / 100), 1)
+        for bound, grp in df.groupby("bound"):
+            idx = grp.index.to_numpy()
+            data.append({
+                "type": "scatter", "mode": "markers", "name": f"{bound}-bound ops", "x": grp["ai"].replace(np.inf, hi),
+                "y": grp["achieved_tflops"],
+                "customdata": [[esc(str(r[0])), *r[1:]] for r in grp[["name", "dtype", "share_pct", "headroom"]].values.tolist()],
+                "marker": {"size": size[idx], "color": BOUND_COLORS.get(str(bound), "#999"), "opacity": 0.8,
+                           "line": {"width": [3 if n == selected else 0.5 for n in grp["name"]], "color": "#000"}},
+                "hovertemplate": "<b>%{customdata[0]}</b> (%{customdata[1]})<br>AI %{x:.3g} FLOP/B<br>"
+                                 "%{y:.3g} TFLOP/s<br>%{customdata[2]:.1f}% of time, headroom %{customdata[3]}x<extra></extra>",
+            })
+    return {"data": data, "layout": {
+        "xaxis": {"type": "log", "title": {"text": "arithmetic intensity (FLOP/byte)"}, "range": [np.log10(lo), np.log10(hi)]},
+        "yaxis": {"type": "log", "title": {"text": "TFLOP/s"}}, "annotations": annotations, "hovermode": "closest",
+        "margin": {"l": 60, "r": 10, "t": 10, "b": 40}, "height": 380, "clickmode": "event",
+        "legend": {"font": {"size": 10}, "orientation": "h", "y": -0.25},
+    }}

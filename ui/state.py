@@ -1,0 +1,126 @@
+"""Server-side state: the traces the dashboard may show, and what is precomputed for each.
+
+Traces stay on the server (a browser gets views of them, never the slices); the page refers to a
+trace by an integer key.  The files that may be opened are fixed when the server starts (the
+command line's TRACE arguments and the trace files found in ``--trace-dir`` folders): the browser
+chooses among them by key and never sends a path.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from profiler.hardware import HardwareSpec
+from profiler.model import Trace
+from ui.lod import TimelineIndex
+from ui.tracks import TrackTree
+
+#: File names the trace-directory listing offers (everything the format registry can detect).
+TRACE_SUFFIXES = (".pftrace", ".perfetto-trace", ".pb", ".json", ".json.gz", ".pftrace.gz", ".trace")
+
+
+def _dict_column(col: pa.ChunkedArray) -> tuple[np.ndarray, list[str | None]]:
+    """(codes, dictionary) of a dictionary-encoded column; null -> code -1."""
+    if col.num_chunks == 0:
+        return np.zeros(0, dtype=np.int64), []
+    arr = col.unify_dictionaries().combine_chunks() if col.num_chunks > 1 else col.chunk(0)
+    codes = arr.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, arr.dictionary.to_pylist()
+
+
+def _float_column(col: pa.ChunkedArray) -> np.ndarray:
+    return col.to_numpy().astype(np.float64) if col.null_count == 0 else np.asarray(
+        col.fill_null(np.nan).to_numpy(), dtype=np.float64)
+
+
+@dataclass
+class LoadedTrace:
+    """A trace plus the arrays the timeline, roofline and findings need, computed on first use."""
+
+    key: int
+    label: str
+    trace: Trace
+    source: Path | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def index(self) -> TimelineIndex:
+        return TimelineIndex(self.trace)
+
+    @cached_property
+    def tree(self) -> TrackTree:
+        return TrackTree.of(self.trace)
+
+    @cached_property
+    def columns(self) -> dict[str, Any]:
+        """Decoded slice columns for hover text and highlighting."""
+        s = self.trace.slices
+        name, names = _dict_column(s["name"])
+        cat, cats = _dict_column(s["category"])
+        dt, dts = _dict_column(s["dtype"])
+        return {"name": name, "names": names, "cat": cat, "cats": cats, "dtype": dt, "dtypes": dts,
+                "flops": _float_column(s["flops"]), "bytes": _float_column(s["bytes"])}
+
+    @cached_property
+    def max_depth(self) -> dict[int, int]:
+        ix = self.index
+        return {t: int(ix.depth[a:b].max()) for t, (a, b) in ix.ranges.items() if b > a}
+
+    @property
+    def origin(self) -> int:
+        return self.index.span[0]
+
+    def cached(self, key: str, make: Any) -> Any:
+        """Memoize an expensive derived value (analysis report, roofline table) per trace."""
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = make()
+            return self._cache[key]
+
+
+class Registry:
+    """Loaded traces by key, plus the files the command line allowed to be opened."""
+
+    def __init__(self, spec: HardwareSpec | None, files: list[Path] | None = None,
+                 trace_dirs: list[Path] | None = None, max_upload_bytes: int = 200 << 20) -> None:
+        self.spec = spec
+        self.max_upload_bytes = max_upload_bytes
+        self.traces: dict[int, LoadedTrace] = {}
+        self._next = 0
+        self._lock = threading.Lock()
+        self.trace_dirs = list(trace_dirs or [])
+        self.files: list[Path] = list(files or [])
+
+    def add(self, trace: Trace, label: str, source: Path | None = None) -> LoadedTrace:
+        with self._lock:
+            lt = LoadedTrace(self._next, label, trace, source)
+            self.traces[lt.key] = lt
+            self._next += 1
+            return lt
+
+    def get(self, key: Any) -> LoadedTrace | None:
+        try:
+            return self.traces.get(int(key))
+        except (TypeError, ValueError):
+            return None
+
+    def openable(self) -> list[Path]:
+        """Files named on the command line, then trace files directly inside each ``--trace-dir``."""
+        out = list(self.files)
+        for d in self.trace_dirs:
+            try:
+                entries = sorted(d.iterdir())
+            except OSError:
+                continue
+            for p in entries:
+                if p.name.lower().endswith(TRACE_SUFFIXES) and (p.is_file() or (p / "trace.json").is_file()):
+                    out.append(p)
+        return out
