@@ -11,7 +11,9 @@ Kineto writes Chrome trace-event JSON with conventions this reader turns into ou
   ``cuda_driver``) lands on one host track per thread under its process.
 * Launches link to GPU work by ``ac2g`` flow events; files without them (older Kineto, some AMD
   traces) are linked by the ``correlation`` arg instead.
-* ``flops`` (``with_flops=True``) and ``bytes`` (copies) args become columns.  For ops recorded
+* ``flops`` (``with_flops=True``) and ``bytes`` (copies) args become columns.  torch 2.x no longer
+  writes ``flops`` to the JSON, so for matmuls, conv2d and elementwise add/mul without it the
+  reader applies torch's own formulas to the recorded shapes (:func:`estimate_flops`).  For ops recorded
   with ``record_shapes=True`` and no ``bytes`` arg, ``bytes`` is *estimated* as the sum over tensor
   inputs of prod(Input Dims) x itemsize(Input type): the bytes the op reads, not what it writes
   (Kineto does not record outputs); scalar and tensor-list inputs are left out.  ``dtype`` is the
@@ -61,6 +63,50 @@ class KinetoArgs(msgspec.Struct, gc=False):
     correlation: int | None = None
     input_dims: list[Any] | None = msgspec.field(default=None, name="Input Dims")
     input_type: list[Any] | None = msgspec.field(default=None, name="Input type")
+    concrete: list[Any] | None = msgspec.field(default=None, name="Concrete Inputs")
+
+
+def _pair(v: Any) -> tuple[int, int] | None:
+    """A Kineto concrete ScalarList like "[2, 2]" -> (2, 2)."""
+    if not isinstance(v, str) or not v.startswith("["):
+        return None
+    try:
+        a = [int(x) for x in v.strip("[]").split(",")]
+    except ValueError:
+        return None
+    return (a[0], a[-1]) if a else None
+
+
+def estimate_flops(name: str, dims: list[Any] | None, concrete: list[Any] | None) -> float | None:
+    """Torch's own flop formulas (torch/csrc/profiler/util.cpp computeFlops) from recorded shapes.
+
+    torch 2.x computes flops with ``with_flops=True`` but no longer writes them to the JSON; applying
+    the same formulas to "Input Dims" gives the numbers ``prof.key_averages()`` shows.
+    """
+    if not dims:
+        return None
+    try:
+        if name in ("aten::mm", "aten::addmm"):
+            a, b = (dims[1], dims[2]) if name == "aten::addmm" else (dims[0], dims[1])
+            return float(2 * a[0] * a[1] * b[1])
+        if name in ("aten::bmm", "aten::baddbmm"):
+            a, b = (dims[1], dims[2]) if name == "aten::baddbmm" else (dims[0], dims[1])
+            return float(2 * a[0] * a[1] * a[2] * b[2])
+        if name == "aten::conv2d":
+            x, w = dims[0], dims[1]
+            c = concrete or []
+            stride = _pair(c[3]) if len(c) > 3 else None
+            pad = _pair(c[4]) if len(c) > 4 else None
+            dil = _pair(c[5]) if len(c) > 5 else None
+            stride, pad, dil = stride or (1, 1), pad or (0, 0), dil or (1, 1)
+            ho = (x[2] + 2 * pad[0] - dil[0] * (w[2] - 1) - 1) // stride[0] + 1
+            wo = (x[3] + 2 * pad[1] - dil[1] * (w[3] - 1) - 1) // stride[1] + 1
+            return float(2 * x[0] * ho * wo * w[2] * w[3] * x[1] * w[0])
+        if name in ("aten::mul", "aten::mul_", "aten::add", "aten::add_"):
+            return float(math.prod(dims[0]))
+    except (IndexError, TypeError):
+        return None
+    return None
 
 
 def estimate_input_bytes(dims: list[Any] | None, types: list[Any] | None) -> tuple[float | None, str | None]:
@@ -140,11 +186,18 @@ class KinetoImporter(JsonImporter):
         dtype: list[str | None] = [None] * n
         corr = self._slice_corr
         estimated = 0
+        flops_estimated = 0
+        evs = self.dec.events
         for j, a in zip(sel.tolist(), parsed, strict=True):
             if a is None:
                 continue
             if a.flops is not None:
                 flops[j] = a.flops
+            elif a.input_dims is not None:
+                est_f = estimate_flops(evs[int(rows[j])].name, a.input_dims, a.concrete)
+                if est_f is not None:
+                    flops[j] = est_f
+                    flops_estimated += 1
             if a.correlation is not None:
                 corr[j] = a.correlation
             dt = a.dtype
@@ -160,6 +213,7 @@ class KinetoImporter(JsonImporter):
                 dt = dt or estimate_input_bytes([[]] * len(a.input_type), a.input_type)[1]
             dtype[j] = dt
         self.b.metadata.extra["bytes_estimated_from_input_shapes"] = estimated
+        self.b.metadata.extra["flops_estimated_from_input_shapes"] = flops_estimated
         self._slice_cats = cats
         return {"flops": flops, "bytes": nbytes, "dtype": dtype}
 

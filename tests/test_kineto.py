@@ -1,0 +1,150 @@
+"""Kineto / PyTorch profiler JSON: real torch.profiler CPU runs and real GPU traces (HTA test data)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from profiler.formats import detect_format, read_trace, write_trace
+from profiler.formats.kineto import estimate_input_bytes, read_kineto
+
+DATA = Path(__file__).parent / "data" / "kineto"
+GPU_CATS = ("kernel", "gpu_memcpy", "gpu_memset")
+
+
+@pytest.fixture(scope="module")
+def torch_trace(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Profile a small conv + MLP model on CPU; return (trace file, torch's own per-op flops)."""
+    torch = pytest.importorskip("torch")
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(8 * 14 * 14, 32),
+        torch.nn.ReLU(), torch.nn.Linear(32, 10),
+    )
+    x = torch.randn(4, 3, 16, 16)
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True, with_flops=True) as prof:
+        loss = model(x).sum()
+        loss.backward()
+    path = tmp_path_factory.mktemp("torch") / "run.pt.trace.json"
+    prof.export_chrome_trace(str(path))
+    flops: dict[str, list[int]] = {}
+    for e in prof.events():
+        if e.flops:
+            flops.setdefault(e.name, []).append(int(e.flops))
+    return path, flops
+
+
+def test_torch_cpu_trace_ops_flops_nesting(torch_trace) -> None:  # type: ignore[no-untyped-def]
+    path, torch_flops = torch_trace
+    assert detect_format(path) == "kineto"
+    t = read_trace(path)
+    assert t.metadata.source_format == "kineto"
+    df = t.slices_df()
+    names = set(df["name"])
+    assert {"aten::addmm", "aten::conv2d"} <= names
+    # flops equal what torch's profiler itself reports, op by op
+    for op in ("aten::addmm", "aten::conv2d"):
+        ours = sorted(df.loc[(df["name"] == op) & df["flops"].notna(), "flops"].astype(int).tolist())
+        assert ours == sorted(torch_flops[op]) and ours
+    # child ops nest under their callers on host tracks
+    addmm = df[df["name"] == "aten::addmm"]
+    assert (addmm["depth"] > 0).all() and (addmm["track_kind"] == "host").all()
+    # shapes kept in args, bytes estimated from them: addmm(bias[32], x[4,1568], w.T[1568,32]) in fp32
+    row = addmm[addmm["args"].str.contains("1568")].iloc[0]
+    args = json.loads(row["args"])
+    assert args["Input Dims"][:3] == [[32], [4, 1568], [1568, 32]]
+    assert row["bytes"] == (32 + 4 * 1568 + 1568 * 32) * 4 and row["dtype"] == "fp32"
+    raw = json.loads(path.read_text())
+    n_cpu_op = sum(1 for e in raw["traceEvents"] if e.get("cat") == "cpu_op" and e.get("ph") == "X")
+    assert (df["category"] == "cpu_op").sum() == n_cpu_op
+    n_flow = sum(1 for e in raw["traceEvents"] if e.get("ph") in ("s", "f"))
+    if n_flow:  # torch links forward and backward ops with fwdbwd flows
+        assert t.flows.num_rows > 0
+
+
+def test_estimate_input_bytes() -> None:
+    assert estimate_input_bytes([[2, 3], [], [4]], ["c10::BFloat16", "Scalar", "long int"]) == (2 * 3 * 2 + 4 * 8, "bf16")
+    assert estimate_input_bytes([[2, 3]], [""]) == (None, None)
+    assert estimate_input_bytes([[[1, 2], [3]]], ["TensorList"]) == (None, None)
+
+
+def _straight_counts(path: Path) -> Counter[str]:
+    raw = json.loads(gzip.decompress(path.read_bytes()))
+    return Counter(e.get("cat") for e in raw["traceEvents"] if e.get("ph") == "X")
+
+
+@pytest.mark.parametrize("name", ["a100_alexnet", "v100_ns_resolution", "amd_mi250_minitoy_train"])
+def test_gpu_traces_tracks_flows_and_counts(name: str) -> None:
+    path = DATA / f"{name}.json.gz"
+    t = read_kineto(path)
+    df = t.slices_df()
+    got = Counter(df["category"].astype(str))
+    want = _straight_counts(path)
+    assert {k: got.get(k, 0) for k in want} == dict(want)
+    # kernels on per-stream compute tracks under a GPU group; memcpy/memset on dma tracks
+    tracks = t.tracks_df().set_index("id")
+    for cat, kind in (("kernel", "compute"), ("gpu_memcpy", "dma"), ("gpu_memset", "dma")):
+        sub = df[df["category"] == cat]
+        if len(sub):
+            assert (sub["track_kind"] == kind).all(), cat
+            assert all(tracks.loc[tracks.loc[i, "parent"], "name"].startswith("GPU ") for i in sub["track"].unique())
+    kernel_tracks = tracks.loc[df[df["category"] == "kernel"]["track"].unique(), "name"]
+    assert all(re.fullmatch(r"stream \d+", n) for n in kernel_tracks)
+    # launch -> GPU work flows
+    cats = df["category"].astype(str).to_numpy()
+    f = t.flows_df()
+    launch_to_gpu = np.isin(cats[f["from_slice"]], ["cuda_runtime", "cuda_driver"]) & np.isin(cats[f["to_slice"]], GPU_CATS)
+    assert launch_to_gpu.sum() > 0
+    assert "deviceProperties" in t.metadata.extra
+    t.validate()
+
+
+def test_v100_ns_timestamps_are_exact() -> None:
+    path = DATA / "v100_ns_resolution.json.gz"
+    text = gzip.decompress(path.read_bytes()).decode()
+    # the first X event's ts text, converted by hand: 19 significant digits (beyond float64)
+    m = re.search(r'"ph": ?"X".*?"ts": ?([0-9]+)\.([0-9]{3}), ?"dur": ?([0-9]+)\.([0-9]{3})', text)
+    assert m
+    ts_ns = int(m.group(1)) * 1000 + int(m.group(2))
+    dur_ns = int(m.group(3)) * 1000 + int(m.group(4))
+    assert float(f"{m.group(1)}.{m.group(2)}") * 1000 != ts_ns
+    t = read_kineto(path)
+    rows = t.slices_df(False)
+    assert ((rows["ts"] == ts_ns) & (rows["dur"] == dur_ns)).any()
+    all_ts = set(rows["ts"].tolist())
+    texts = re.findall(r'"ph": ?"X"[^{}]*?"ts": ?([0-9]+)\.([0-9]{3})', text)
+    assert all(int(a) * 1000 + int(b) in all_ts for a, b in texts[:2000])
+
+
+def test_correlation_links_when_flow_events_are_absent() -> None:
+    path = DATA / "compare_base.json.gz"
+    raw = json.loads(gzip.decompress(path.read_bytes()))
+    assert not any(e.get("ph") in ("s", "f") for e in raw["traceEvents"])
+    corr_launch = {e["args"]["correlation"] for e in raw["traceEvents"] if e.get("cat") == "cuda_runtime"}
+    corr_gpu = [e["args"]["correlation"] for e in raw["traceEvents"] if e.get("cat") in GPU_CATS]
+    t = read_kineto(path)
+    assert t.flows.num_rows == sum(1 for c in corr_gpu if c in corr_launch) > 0
+
+
+def test_base_time_and_round_trip(tmp_path: Path) -> None:
+    path = DATA / "amd_mi250_minitoy_train.json.gz"
+    raw = json.loads(gzip.decompress(path.read_bytes()))
+    base = raw["baseTimeNanoseconds"]
+    t = read_kineto(path)
+    first = min(e["ts"] for e in raw["traceEvents"] if e.get("ph") == "X")
+    assert t.time_span()[0] == base + round(first * 1000)
+    assert t.metadata.clock == "unix_epoch"
+    write_trace(t, tmp_path / "rt.json")
+    back = read_trace(tmp_path / "rt.json")
+    cols = ["track", "ts", "dur", "name", "depth", "flops", "bytes", "dtype"]
+    assert t.slices_df(False)[cols].astype(str).equals(back.slices_df(False)[cols].astype(str))
+    assert t.flows_df().equals(back.flows_df())
+    assert t.tracks_df()[["name", "kind", "sort_index"]].equals(back.tracks_df()[["name", "kind", "sort_index"]])
