@@ -37,8 +37,8 @@ class BudgetDef:
 
 
 BUDGETS: dict[str, BudgetDef] = {
-    "mfu_min": BudgetDef("mfu", "min", "fraction", "a hardware spec (--hw)"),
-    "hfu_min": BudgetDef("hfu", "min", "fraction", "a hardware spec (--hw)"),
+    "mfu_min": BudgetDef("mfu", "min", "fraction", "a hardware spec (--hw) and FLOP counts in the trace"),
+    "hfu_min": BudgetDef("hfu", "min", "fraction", "a hardware spec (--hw) and FLOP counts in the trace"),
     "mbu_min": BudgetDef("mbu", "min", "fraction", "a hardware spec (--hw)"),
     "compute_active_pct_min": BudgetDef("compute_active_pct", "min", "%"),
     "stall_pct_max": BudgetDef("stall_pct", "max", "%"),

@@ -259,9 +259,18 @@ class AnalysisContext:
 
     @cached_property
     def span(self) -> tuple[int, int]:
-        """(start, end) of the run: the extent of the slices (counters do not lengthen a run)."""
+        """(start, end) of the run: the extent of the engines' slices.
+
+        Host activity before the first kernel (profiler warm-up, data loading) is not device
+        time, so it does not dilute utilization; traces without engines use all slices.
+        """
         if self.n == 0:
             return self.trace.time_span()
+        eng = self.engine_ids["compute"] + self.engine_ids["dma"]
+        if eng:
+            on = np.isin(self.engine[self.track], eng)
+            if on.any():
+                return int(self.ts[on].min()), int(self.end[on].max())
         return int(self.ts.min()), int(self.end.max())
 
     @property
@@ -276,18 +285,70 @@ class AnalysisContext:
 
     # ---------------------------------------------------------------- flops
     @cached_property
+    def parent(self) -> np.ndarray:
+        """Row of each slice's enclosing slice (-1 at depth 0).
+
+        Rows are in canonical order (track, ts, longest first), so a slice's parent is the last
+        slice one level up before it; one vectorized pass per nesting level.
+        """
+        n = self.n
+        par = np.full(n, -1, dtype=np.int64)
+        if n == 0:
+            return par
+        idx = np.arange(n, dtype=np.int64)
+        for d in range(1, int(self.depth.max()) + 1):
+            at = self.depth == d
+            if not at.any():
+                continue
+            last = np.maximum.accumulate(np.where(self.depth == d - 1, idx, -1))
+            par[at] = last[at]
+        return par
+
+    def _covered(self, has: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(some ancestor has it, some descendant has it) for a per-slice flag."""
+        anc = np.zeros(self.n, dtype=bool)
+        desc = np.zeros(self.n, dtype=bool)
+        if self.n == 0 or int(self.depth.max()) == 0:
+            return anc, desc
+        par = self.parent
+        maxd = int(self.depth.max())
+        for d in range(1, maxd + 1):
+            at = np.flatnonzero(self.depth == d)
+            p = par[at]
+            anc[at] = anc[p] | has[p]
+        for d in range(maxd, 0, -1):
+            at = np.flatnonzero(self.depth == d)
+            flag = has[at] | desc[at]
+            desc[par[at[flag]]] = True
+        return anc, desc
+
+    @cached_property
+    def _flop_cover(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        has = ~np.isnan(self.flops) & ~self.is_stall
+        anc, desc = self._covered(has)
+        return has, anc, desc
+
+    @cached_property
+    def counted_flops(self) -> np.ndarray:
+        """Slices whose flops count toward totals: no enclosing slice already carries flops, so a
+        framework op and the kernel inside it are never counted twice."""
+        has, anc, _ = self._flop_cover
+        return has & ~anc
+
+    @cached_property
+    def counted_bytes(self) -> np.ndarray:
+        """Slices whose bytes count toward totals (outermost slices carrying bytes)."""
+        has = ~np.isnan(self.bytes) & ~self.is_stall
+        anc, _ = self._covered(has)
+        return has & ~anc
+
+    @cached_property
     def counted(self) -> np.ndarray:
-        """Which slices' flops/bytes count toward totals: per track, only the shallowest depth that
-        carries flops (or bytes), so a parent op and its kernels are never counted twice."""
-        has = ~np.isnan(self.flops) | ~np.isnan(self.bytes)
-        has &= ~self.is_stall
-        if not has.any():
-            return has
-        size = len(self.roles)
-        big = np.iinfo(np.int32).max
-        mind = np.full(size, big, dtype=np.int64)
-        np.minimum.at(mind, self.track[has], self.depth[has])
-        return has & (self.depth == mind[self.track])
+        """Roofline points: outermost slices with flops, plus slices with bytes but no flops
+        anywhere above or below them (pure data movement ops)."""
+        has_f, anc_f, desc_f = self._flop_cover
+        has_b = ~np.isnan(self.bytes) & ~self.is_stall
+        return (has_f & ~anc_f) | (has_b & ~has_f & ~anc_f & ~desc_f & self.counted_bytes)
 
     def dtype_of_codes(self) -> list[str]:
         """Canonical dtype per dtype dictionary code, defaulted when the slice says none."""

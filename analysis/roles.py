@@ -28,6 +28,7 @@ ROLES = ("compute", "dma", "host", "memory", "counter", "group", "other")
 _DMA_NAME = re.compile(r"memcpy|memset|\bdma\b|dma[0-9_ ]|copy engine|\bcopy\b|\bh2d\b|\bd2h\b", re.I)
 _COMPUTE_NAME = re.compile(r"stream|\bgpu\b|kernel|\bsm\b|mxu|tensor core|\bnpu\b|\bcore\b|vector|matrix", re.I)
 _HOST_NAME = re.compile(r"thread|\bcpu\b|python|\btid\b|main|host|worker|pt_", re.I)
+_NOT_WORK = re.compile(r"sync|annotation|^trace$|^overhead$|marker|^event", re.I)
 _DMA_SLICE = re.compile(r"^(memcpy|memset)|gpu_memcpy|gpu_memset|\bdma\b", re.I)
 
 
@@ -61,7 +62,8 @@ def infer_roles(trace: Trace) -> np.ndarray:
     for p in parents:
         if p is not None and 0 <= p < size:
             has_child[p] = True
-    dma_share = _dma_slice_share(trace, size)
+    dma_share = _slice_share(trace, size, _DMA_SLICE)
+    not_work = _slice_share(trace, size, _NOT_WORK, columns=("category",))
 
     for k in range(n):
         tid = int(ids[k])
@@ -71,6 +73,8 @@ def infer_roles(trace: Trace) -> np.ndarray:
             # A GPU stream that only ever copies memory is a copy queue, whatever the importer said.
             if role == "compute" and slice_count[tid] and dma_share[tid] >= 0.999:
                 role = "dma"
+        elif slice_count[tid] and not_work[tid] >= 0.999:
+            role = "other"  # sync markers and annotations: labels over the work, not work
         elif slice_count[tid] == 0 and counter_count[tid] > 0:
             role = "counter"
         elif slice_count[tid] == 0 and has_child[tid]:
@@ -89,16 +93,17 @@ def infer_roles(trace: Trace) -> np.ndarray:
     return roles
 
 
-def _dma_slice_share(trace: Trace, size: int) -> np.ndarray:
-    """Fraction of each track's slices that are memory copies/sets (by name or category)."""
+def _slice_share(trace: Trace, size: int, pattern: re.Pattern[str], columns: tuple[str, ...] = ("name", "category")
+                 ) -> np.ndarray:
+    """Fraction of each track's slices whose name or category matches ``pattern``."""
     s = trace.slices
     if s.num_rows == 0:
         return np.zeros(size)
     is_dma = np.zeros(s.num_rows, dtype=bool)
-    for col in ("name", "category"):
+    for col in columns:
         arr = s[col].unify_dictionaries().combine_chunks() if s[col].num_chunks != 1 else s[col].chunk(0)
         words = arr.dictionary.to_pylist()
-        hit = np.array([bool(w and _DMA_SLICE.search(w)) for w in words] + [False], dtype=bool)
+        hit = np.array([bool(w and pattern.search(w)) for w in words] + [False], dtype=bool)
         idx = pc.fill_null(arr.indices, len(words)).to_numpy()
         is_dma |= hit[idx]
     tr = s["track"].to_numpy()

@@ -19,7 +19,7 @@ import pandas as pd
 
 from analysis import intervals as iv
 from analysis.common import fmt_ns, pct, severity_for
-from analysis.context import DMA, AnalysisContext
+from analysis.context import DMA, HOST, AnalysisContext
 from analysis.findings import AnalyzerResult, Finding
 
 NAME = "stalls"
@@ -104,7 +104,11 @@ def analyze(ctx: AnalysisContext) -> AnalyzerResult:
             prev_end = np.maximum.accumulate(ctx.end[work[:-1]])
             nxt_rows = work[1:]
             src = ctx.gating_source[nxt_rows]
+            # A launch from the host is not a dependency on the device: the gaps analyzer
+            # reports those as host-bound time.
             has = src >= 0
+            if not ctx.host_as_compute:
+                has &= ctx.slice_class[np.maximum(src, 0)] != HOST
             dep_end = np.where(has, ctx.end[np.maximum(src, 0)], 0)
             wait_end = np.minimum(ctx.ts[nxt_rows], dep_end)
             wait = np.where(has, np.maximum(wait_end - prev_end, 0), 0)

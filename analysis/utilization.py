@@ -42,7 +42,7 @@ def work_mask(ctx: AnalysisContext) -> np.ndarray:
     ok = (cls == COMPUTE) | (cls == COMM)
     if ctx.host_as_compute:
         ok |= cls == HOST
-    return ok & ctx.counted
+    return ok
 
 
 def analyze(ctx: AnalysisContext) -> AnalyzerResult:
@@ -58,9 +58,8 @@ def analyze(ctx: AnalysisContext) -> AnalyzerResult:
             stalled = ctx.stalled(e)
             active = iv.total(busy) - iv.overlap_total(busy, stalled)  # stalls nested in work are waits too
             erows = ctx.rows_of_engine(e)
-            cm = ctx.counted[erows]
-            fl = float(np.nansum(ctx.flops[erows][cm]))
-            by = float(np.nansum(ctx.bytes[erows][cm]))
+            fl = float(np.nansum(ctx.flops[erows][ctx.counted_flops[erows]]))
+            by = float(np.nansum(ctx.bytes[erows][ctx.counted_bytes[erows]]))
             name = ctx.track_names.get(e, str(e))
             rows.append({
                 "engine": e, "track_name": name, "role": role, "slices": int(erows.size),
@@ -77,15 +76,15 @@ def analyze(ctx: AnalysisContext) -> AnalyzerResult:
     compute_busy = ctx.union_busy(engines["compute"])
     compute_active = iv.total(compute_busy)
     work = work_mask(ctx)
-    flops_dt = _flops_by_dtype(ctx, work)
+    flops_dt = _flops_by_dtype(ctx, work & ctx.counted_flops)
     total_flops = float(sum(flops_dt.values()))
     secs = dur_run / 1e9
     mfu = hfu = None
-    if ctx.spec is not None and secs > 0:
+    if ctx.spec is not None and secs > 0 and total_flops > 0:  # no FLOP counts: unknown, not 0%
         peak_secs = sum(v / (ctx.peak_for(d) or np.inf) for d, v in flops_dt.items())  # seconds at peak
         mfu = peak_secs / secs
         hfu = peak_secs / (compute_active / 1e9) if compute_active else 0.0
-    bw = _bandwidth(ctx, work, secs)
+    bw = _bandwidth(ctx, work & ctx.counted_bytes, secs)
     summary = {
         "duration_ns": int(dur_run), "start_ns": ctx.span[0], "end_ns": ctx.span[1],
         "compute_engines": len(engines["compute"]), "dma_engines": len(engines["dma"]),
@@ -104,7 +103,7 @@ def analyze(ctx: AnalysisContext) -> AnalyzerResult:
 
 def _bandwidth(ctx: AnalysisContext, work: np.ndarray, secs: float) -> dict[str, object]:
     """Achieved bytes/s against each memory level, and memory-bandwidth utilization (off-chip)."""
-    dma_rows = (ctx.slice_class == DMA) & ~np.isnan(ctx.bytes)
+    dma_rows = (ctx.slice_class == DMA) & ctx.counted_bytes
     dram_bytes = float(np.nansum(ctx.bytes[dma_rows])) if dma_rows.any() else float(np.nansum(ctx.bytes[work]))
     onchip_bytes = float(np.nansum(ctx.bytes[work]))
     levels: dict[str, dict[str, float | None]] = {}
