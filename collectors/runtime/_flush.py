@@ -1,0 +1,223 @@
+"""Turn the per-thread int streams of a session into a :class:`profiler.Trace`.
+
+Runs once, at session stop, and does no per-region Python work: begins and ends are paired in
+bulk.  In a stream of properly nested brackets, the brackets that open and close one nesting
+level alternate (begin, end, begin, end, ...) in program order, so a stable sort of the bracket
+positions by level lines every begin up right before its end.  Damage is repaired first: an end
+with no begin (the session started inside a region) is dropped, and regions still open at stop
+are closed at the stop time; both are counted in the import statistics.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from collectors.runtime._recorder import FLOW_IN, FLOW_OUT, INSTANT, ThreadBuffer
+from collectors.runtime._sites import MAX_SESSION_NS, POINT_SITE, TIME_BITS, SiteTable
+from profiler.builder import TraceBuilder
+from profiler.model import Trace
+
+_DMA_PREFIXES = ("dma", "copy", "memcpy", "h2d", "d2h", "d2d", "sdma", "xfer", "transfer")
+
+
+@dataclass
+class DecodedStream:
+    """One thread's regions (paired) and point events (with their enclosing region)."""
+
+    site: np.ndarray  # per region
+    ts: np.ndarray
+    dur: np.ndarray
+    point_region: np.ndarray  # per point: index into the regions above, -1 outside any region
+    point_ts: np.ndarray
+
+
+def decode_stream(values: np.ndarray, t0: int, t1: int, n_sites: int, stats: Any) -> DecodedStream:
+    """Pair begins with ends in one thread's stream (see the module docstring)."""
+    v = values.astype(np.int64, copy=False)
+    n = v.size
+    begin_like = v < 0
+    ts = v.copy()
+    site = np.full(n, -1, dtype=np.int64)
+    if begin_like.any():
+        u = -v[begin_like]
+        q = (u - t0) >> TIME_BITS
+        site[begin_like] = q - 1
+        ts[begin_like] = u - (q << TIME_BITS)
+    bad = begin_like & ((site < 0) | (site >= n_sites))
+    if bad.any():
+        stats.drop("sdk_event_undecodable", int(bad.sum()))
+    is_point = begin_like & (site == POINT_SITE)
+    e = np.zeros(n, dtype=np.int64)
+    e[begin_like & ~is_point & ~bad] = 1
+    e[~begin_like] = -1
+
+    # Ends without a begin: where the running depth goes below its previous minimum.
+    s = np.cumsum(e)
+    prev_min = np.minimum.accumulate(np.concatenate(([0], s[:-1]))) if n else s
+    orphan = (e == -1) & (s < np.minimum(prev_min, 0))
+    if orphan.any():
+        stats.drop("sdk_region_end_without_begin", int(orphan.sum()))
+        e[orphan] = 0
+        s = np.cumsum(e)
+    still_open = int(s[-1]) if n else 0
+    if still_open:
+        stats.repair("sdk_region_closed_at_stop", still_open)
+        e = np.concatenate((e, np.full(still_open, -1, dtype=np.int64)))
+        ts = np.concatenate((ts, np.full(still_open, t1, dtype=np.int64)))
+        site = np.concatenate((site, np.full(still_open, -1, dtype=np.int64)))
+        s = np.cumsum(e)
+
+    idx = np.flatnonzero(e != 0)
+    level = np.where(e == 1, s - 1, s)[idx]
+    order = idx[np.argsort(level, kind="stable")]
+    begins, ends = order[0::2], order[1::2]
+    reg_ts = ts[begins]
+    dur = ts[ends] - reg_ts
+
+    # The region enclosing a point: the last begin before it on the level just below its depth.
+    pts = np.flatnonzero(is_point)
+    point_region = np.full(pts.size, -1, dtype=np.int64)
+    if pts.size and begins.size:
+        span = np.int64(e.size + 1)
+        blevel = s[begins] - 1
+        key = blevel * span + begins
+        korder = np.argsort(key, kind="stable")
+        skey = key[korder]
+        depth = s[pts]
+        inside = depth > 0
+        q = (depth - 1) * span + pts
+        pos = np.searchsorted(skey, q, side="right") - 1
+        ok = inside & (pos >= 0)
+        cand = korder[np.clip(pos, 0, None)]
+        ok &= blevel[cand] == depth - 1
+        point_region[ok] = cand[ok]
+    return DecodedStream(site[begins], reg_ts, dur, point_region, ts[pts])
+
+
+def site_dict_column(values: Sequence[str | None], site: np.ndarray) -> pa.Array:
+    """A dictionary column for per-site strings: unique dictionary, None -> null slot."""
+    uniq: dict[str, int] = {}
+    codes = np.empty(len(values), dtype=np.int32)
+    for i, v in enumerate(values):
+        codes[i] = -1 if v is None else uniq.setdefault(v, len(uniq))
+    c = codes[site] if site.size else np.zeros(0, dtype=np.int32)
+    return pa.DictionaryArray.from_arrays(pa.array(c, mask=c < 0), pa.array(list(uniq), type=pa.string()))
+
+
+def engine_kind(engine: str) -> str:
+    """Track kind for an engine name: copy/DMA queues are ``dma``, everything else ``compute``."""
+    return "dma" if engine.lower().startswith(_DMA_PREFIXES) else "compute"
+
+
+def build_trace(
+    buffers: list[ThreadBuffer],
+    sites: SiteTable,
+    counter_names: list[str],
+    t0: int,
+    t1: int,
+    name: str,
+    device: str,
+    extra: dict[str, Any],
+) -> Trace:
+    """Assemble the trace: a process group with thread tracks, engine tracks, counter tracks."""
+    b = TraceBuilder(source_format="sdk", source=name, clock="perf_counter_ns")
+    stats = b.stats
+    if t1 - t0 >= MAX_SESSION_NS:
+        stats.drop("sdk_session_longer_than_limit", 1)
+    n_sites = len(sites)
+    proc = b.add_track(f"{name} (pid {os.getpid()})", kind="group", device="host", attrs={"pid": os.getpid()})
+
+    # Threads: one track per (ident, name); a thread seen by several contexts merges into one.
+    thread_track: dict[tuple[int, str], int] = {}
+    decoded: list[tuple[ThreadBuffer, DecodedStream, int]] = []
+    snapshot = [(buf, buf.stream[:], list(buf.points)) for buf in buffers]
+    for buf, stream, _ in snapshot:
+        key = (buf.ident, buf.thread_name)
+        if key not in thread_track:
+            thread_track[key] = b.add_track(buf.thread_name, kind="host", parent=proc,
+                                            attrs={"tid": buf.native_id, "thread_ident": buf.ident})
+        vals = np.frombuffer(stream, dtype=np.int64) if len(stream) else np.zeros(0, dtype=np.int64)
+        stats.events_read += int(vals.size)
+        decoded.append((buf, decode_stream(vals, t0, t1, n_sites, stats), thread_track[key]))
+
+    engines = sorted({e for e in sites.engines if e is not None})
+    engine_track: dict[str, int] = {}
+    site_track_override = np.full(n_sites, -1, dtype=np.int64)
+    if engines:
+        used = set()
+        for _, d, _ in decoded:
+            used.update(np.unique(d.site).tolist())
+        used_engines = sorted({sites.engines[s] for s in used if sites.engines[s] is not None})
+        if used_engines:
+            grp = b.add_track(device, kind="group", device=device)
+            for eng in used_engines:
+                engine_track[eng] = b.add_track(eng, kind=engine_kind(eng), parent=grp, attrs={"engine": eng})
+            for s, eng in enumerate(sites.engines):
+                if eng in engine_track:
+                    site_track_override[s] = engine_track[eng]
+
+    # Regions of every thread in one columnar add.
+    site_all = np.concatenate([d.site for _, d, _ in decoded]) if decoded else np.zeros(0, np.int64)
+    ts_all = np.concatenate([d.ts for _, d, _ in decoded]) if decoded else np.zeros(0, np.int64)
+    dur_all = np.concatenate([d.dur for _, d, _ in decoded]) if decoded else np.zeros(0, np.int64)
+    thr_all = np.concatenate([np.full(d.site.size, tr, dtype=np.int64) for _, d, tr in decoded]) \
+        if decoded else np.zeros(0, np.int64)
+    over = site_track_override[site_all] if site_all.size else site_all
+    track_all = np.where(over >= 0, over, thr_all)
+    idx32 = pa.array(site_all.astype(np.int32))
+    flops = np.asarray(sites.flops, dtype=np.float64)[site_all] if site_all.size else np.zeros(0)
+    nbytes = np.asarray(sites.bytes, dtype=np.float64)[site_all] if site_all.size else np.zeros(0)
+    args = pa.array(sites.args, type=pa.string()).take(idx32) if site_all.size else pa.nulls(0, pa.string())
+    ids = b.add_slices(track_all, ts_all, dur_all, site_dict_column(sites.names, site_all),
+                       category=site_dict_column(sites.categories, site_all), flops=flops, bytes=nbytes,
+                       dtype=site_dict_column(sites.dtypes, site_all), args=args)
+
+    # Points: instants and flow ends, in the order each thread recorded them.
+    outs: dict[int, tuple[int, str | None]] = {}
+    ins: list[tuple[int, int]] = []
+    base = 0
+    for (_buf, d, tr), (_, _, points) in zip(decoded, snapshot, strict=True):
+        for k, (kind, a, c, extra_args) in enumerate(points[: d.point_ts.size]):
+            reg = int(d.point_region[k])
+            if kind == INSTANT:
+                t = engine_track.get(c, tr) if c is not None else tr
+                b.add_instant(t, int(d.point_ts[k]), a, category="sdk", args=extra_args)
+            elif reg < 0:
+                stats.drop("sdk_flow_outside_region", 1)
+            elif kind == FLOW_OUT:
+                outs[int(a)] = (int(ids[base + reg]), c)
+            elif kind == FLOW_IN:
+                ins.append((int(a), int(ids[base + reg])))
+        base += d.site.size
+    for fid, target in ins:
+        src = outs.get(fid)
+        if src is None:
+            stats.drop("sdk_flow_without_source", 1)
+            continue
+        b.add_flow(src[0], target, name=src[1], flow_id=fid)
+
+    # Counters (snapshot each buffer's three arrays to one common length).
+    parts = []
+    for buf in buffers:
+        n = min(len(buf.c_ids), len(buf.c_ts), len(buf.c_vals))
+        if n:
+            parts.append((np.frombuffer(buf.c_ids[:n], dtype=np.int64), np.frombuffer(buf.c_ts[:n], dtype=np.int64),
+                          np.frombuffer(buf.c_vals[:n], dtype=np.float64)))
+    if parts:
+        cid = np.concatenate([p[0] for p in parts])
+        cts = np.concatenate([p[1] for p in parts])
+        cval = np.concatenate([p[2] for p in parts])
+        stats.events_read += int(cid.size)
+        ctrack = np.zeros(max(len(counter_names), 1), dtype=np.int64)
+        for c in np.unique(cid).tolist():
+            ctrack[c] = b.add_track(counter_names[c], kind="counter", parent=proc, attrs={"counter": counter_names[c]})
+        b.add_counters(ctrack[cid], cts, cval)
+
+    b.metadata.extra.update(extra)
+    return b.build()
