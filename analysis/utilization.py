@@ -112,7 +112,7 @@ def _bandwidth(ctx: AnalysisContext, work: np.ndarray, secs: float) -> dict[str,
         for m in ctx.spec.memory:
             b = dram_bytes if m.kind == "dram" else onchip_bytes
             levels[m.name] = {"bytes": b, "achieved": b / secs, "peak": m.bandwidth, "utilization": b / secs / m.bandwidth}
-        mbu = dram_bytes / secs / ctx.spec.dram.bandwidth
+        mbu = dram_bytes / secs / ctx.spec.dram.bandwidth if dram_bytes > 0 else None  # no byte counts: unknown
     return {"levels": levels, "mbu": mbu, "dram_bytes": dram_bytes}
 
 

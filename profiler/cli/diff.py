@@ -69,9 +69,10 @@ def diff(base_path: str, new_path: str, fmt: str, threshold_pct: float, min_delt
         text = to_junit(Report({"diff": res}, res.findings, s), checks, suite="accel-profiler diff")
     else:
         lines = [title, verdict, ""]
-        w = max([len(str(n)) for n in df["name"]] + [2])
-        lines += [f"  {str(r.name).ljust(w)}  {r.status:9}  {fmt_ns(r.base_ns):>12} -> {fmt_ns(r.new_ns):>12}  {delta(r.delta_pct)}"
-                  for r in df.itertuples(index=False)]
+        names = [str(n) if len(str(n)) <= 60 else str(n)[:57] + "..." for n in df["name"]]
+        w = max([len(n) for n in names] + [2])
+        lines += [f"  {nm.ljust(w)}  {r.status:9}  {fmt_ns(r.base_ns):>12} -> {fmt_ns(r.new_ns):>12}  {delta(r.delta_pct)}"
+                  for nm, r in zip(names, df.itertuples(index=False), strict=True)]
         if s["engines"]:
             lines += ["", "engines (active time):"]
             lines += [f"  {e['engine']}: {fmt_ns(e['base_ns'])} -> {fmt_ns(e['new_ns'])}" for e in s["engines"]]
