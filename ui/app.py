@@ -66,6 +66,15 @@ def report_of(lt: LoadedTrace, spec: HardwareSpec | None) -> Any:
     return lt.cached("report", make)
 
 
+def prepare(lt: LoadedTrace, spec: HardwareSpec | None) -> LoadedTrace:
+    """Build everything the first view needs (index, decoded columns, analysis, roofline points)
+    before the page asks, so a first view costs what a zoom costs."""
+    _ = lt.index, lt.columns, lt.max_depth, lt.tree
+    report_of(lt, spec)
+    rl.table(lt, spec)
+    return lt
+
+
 def read_upload(contents: str, filename: str | None, max_bytes: int) -> Trace:
     """Decode a dcc.Upload payload and read it as a trace; ProfilerError on anything wrong."""
     try:
@@ -195,6 +204,8 @@ def create_app(reg: Registry, initial: int | None = None) -> Dash:
     server.config["MAX_CONTENT_LENGTH"] = int(reg.max_upload_bytes * 1.4) + (1 << 20)
     offline = register_routes(server, reg)
     first = initial if initial is not None else min(reg.traces)
+    for lt in reg.traces.values():
+        prepare(lt, reg.spec)
     app.layout = lambda: layout(reg, first, offline)
     spec = reg.spec
 
@@ -238,6 +249,7 @@ def create_app(reg: Registry, initial: int | None = None) -> Dash:
                     return no_update, no_update, no_update, no_update
         except ProfilerError as exc:
             return no_update, html.Span(f"Could not open: {exc}", className="error"), trace_options(reg), f"key:{key}"
+        prepare(lt, spec)
         return lt.key, html.Span(f"Opened {lt.label}", className="ok"), trace_options(reg), f"key:{lt.key}"
 
     @app.callback(
@@ -484,7 +496,9 @@ def compare_table(base: LoadedTrace, cur: LoadedTrace) -> Any:
     df = df.head(50).replace([np.inf, -np.inf], None)
     table = dash_table.DataTable  # type: ignore[attr-defined]
     return html.Div([
-        html.Div(f"{base.label} → {cur.label}", className="muted"),
+        html.Div(f"{base.label} → {cur.label}: total {fmt_ns(res.summary.get('base_total_ns'))} → "
+                 f"{fmt_ns(res.summary.get('new_total_ns'))} ({res.summary.get('total_delta_pct', 0):+.1f}%)",
+                 id="compare-total"),
         table(columns=[{"name": str(c), "id": str(c)} for c in df.columns],
                              data=df.astype(object).where(df.notna(), None).to_dict("records"), sort_action="native",
                              page_size=10, style_cell={"fontSize": 12}, style_table={"overflowX": "auto"}),

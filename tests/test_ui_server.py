@@ -1,0 +1,157 @@
+"""The dashboard's server side without a browser: CLI, what may be opened, uploads, Perfetto routes."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from profiler.builder import TraceBuilder
+from profiler.cli import cli
+from profiler.errors import ProfilerError
+from profiler.model import Trace
+from ui import timeline as tl
+from ui.app import create_app, read_upload
+from ui.demo import demo_trace
+from ui.server import build_registry
+from ui.state import LoadedTrace
+
+
+@pytest.fixture(scope="module")
+def small() -> Trace:
+    return demo_trace(3_000)
+
+
+def test_cli_binds_loopback_without_debug_and_opens_named_traces(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                                  small: Trace) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake_serve(reg: Any, host: str, port: int) -> None:
+        seen.update(reg=reg, host=host, port=port)
+
+    monkeypatch.setattr("ui.server.serve", fake_serve)
+    path = small.save(tmp_path / "run.trace")
+    other = tmp_path / "dir"
+    other.mkdir()
+    (other / "a.pftrace").write_bytes(b"\x0a\x00")
+    (other / "notes.txt").write_text("not a trace")
+    (other / "sub").mkdir()
+    res = CliRunner().invoke(cli, ["ui", str(path), "--trace-dir", str(other), "--hw", "h100-sxm"])
+    assert res.exit_code == 0, res.output
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 8050
+    reg = seen["reg"]
+    assert reg.spec.name == "h100-sxm"
+    assert reg.traces[0].trace.slices.num_rows == small.slices.num_rows
+    # Only the named trace and trace files directly inside --trace-dir are offered.
+    assert [p.name for p in reg.openable()] == ["run.trace", "a.pftrace"]
+    app = create_app(reg)
+    assert not app.server.debug
+
+
+def test_cli_rejects_a_bad_spec_with_exit_2(tmp_path: Path) -> None:
+    res = CliRunner().invoke(cli, ["ui", "--hw", "no-such-chip"])
+    assert res.exit_code == 2
+    assert "no-such-chip" in res.output
+
+
+def _payload(data: bytes) -> str:
+    return "data:application/octet-stream;base64," + base64.b64encode(data).decode()
+
+
+def test_upload_errors_name_the_file_and_never_leak_the_temp_path() -> None:
+    with pytest.raises(ProfilerError, match=r"^junk\.bin: .*unrecognised"):
+        read_upload(_payload(b"\x07garbage"), "junk.bin", 1 << 20)
+    with pytest.raises(ProfilerError, match="upload limit"):
+        read_upload(_payload(b"[" + b"{}," * 1000 + b"{}]"), "big.json", 1000)
+    with pytest.raises(ProfilerError, match="malformed"):
+        read_upload("no comma here", "x.json", 1000)
+
+
+def test_upload_of_a_real_chrome_trace_opens_it() -> None:
+    events = [{"name": "matmul", "ph": "X", "ts": 10 * i, "dur": 5, "pid": 1, "tid": 1} for i in range(50)]
+    trace = read_upload(_payload(json.dumps({"traceEvents": events}).encode()), "run.json", 1 << 20)
+    assert trace.slices.num_rows == 50
+
+
+def test_perfetto_routes_serve_loaded_traces_only(small: Trace) -> None:
+    from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import Trace as PerfettoTrace
+
+    reg = build_registry([(small, None)], None)
+    client = create_app(reg).server.test_client()
+    r = client.get("/perfetto-trace/0.pftrace")
+    assert r.status_code == 200
+    pt = PerfettoTrace()
+    pt.ParseFromString(r.data)
+    names = {p.track_descriptor.name for p in pt.packet if p.HasField("track_descriptor")}
+    assert {"mxu", "dma0", "python"} <= names
+    assert client.get("/perfetto-trace/7.pftrace").status_code == 404
+    from ui.perfetto import web_dist
+
+    if web_dist() is not None:
+        assert client.get("/perfetto/index.html").status_code == 200
+        assert client.get("/perfetto/../../../../etc/passwd").status_code == 404
+        assert client.get("/perfetto/%2e%2e/%2e%2e/app.py").status_code == 404
+
+
+def test_slice_names_are_text_in_the_figure() -> None:
+    b = TraceBuilder(source_format="test")
+    dev = b.add_track("<b>npu</b>", kind="group")
+    eng = b.add_track("mxu", kind="compute", parent=dev)
+    b.add_slices(eng, np.array([0, 100]), np.array([90, 90]), ["<script>alert(1)</script>", "ok"], flops=[1e3, 1e3],
+                 bytes=[10, 10], dtype="bf16")
+    lt = LoadedTrace(0, "t", b.build())
+    rows = tl.rows_for(lt, set())
+    v = tl.view_of(lt, rows, 0, 200, 400)
+    fig = tl.figure(lt, v, rows)
+    text = json.dumps(fig, default=str)
+    assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "&lt;b&gt;npu&lt;/b&gt;" in text
+    # Hover shows AI and achieved FLOP/s of the slice: 1e3 FLOP / 10 B, 1e3 FLOP / 90 ns.
+    cd = next(t for t in fig["data"] if t["type"] == "bar")["customdata"][0]
+    assert cd[6] == pytest.approx(100.0) and cd[7] == pytest.approx(1e3 / 90e-9, rel=1e-3)
+
+
+def test_dashboard_callbacks_answer_over_http(small: Trace) -> None:
+    """The page's first round trip through Dash's own endpoint returns a timeline with every group."""
+    reg = build_registry([(small, None)], None)
+    client = create_app(reg).server.test_client()
+    layout = client.get("/_dash-layout").get_json()
+    assert "timeline" in json.dumps(layout)
+    s, e = reg.traces[0].index.span
+    body = {
+        "output": "..timeline.figure...rendered.data...view-info.children..",
+        "outputs": [{"id": "timeline", "property": "figure"}, {"id": "rendered", "property": "data"},
+                    {"id": "view-info", "property": "children"}],
+        "inputs": [{"id": "view", "property": "data", "value": {"t0": s, "t1": e}},
+                   {"id": "collapse", "property": "value", "value": []},
+                   {"id": "highlight", "property": "data", "value": {"name": None, "track": None}},
+                   {"id": "selected", "property": "data", "value": None},
+                   {"id": "width", "property": "data", "value": 1000}],
+        "state": [{"id": "trace-key", "property": "data", "value": 0}, {"id": "rendered", "property": "data", "value": None}],
+        "changedPropIds": ["view.data"],
+    }
+    r = client.post("/_dash-update-component", json=body)
+    assert r.status_code == 200, r.data[:500]
+    resp = r.get_json()["response"]
+    ticks = resp["timeline"]["figure"]["layout"]["yaxis"]["ticktext"]
+    assert any("npu0" in t for t in ticks) and any("host" in t for t in ticks)
+    info = json.loads(resp["view-info"]["children"])
+    assert info["visible"] == small.slices.num_rows
+
+
+def test_compare_shows_the_diff_analyzers_table() -> None:
+    from ui.app import compare_table
+
+    base = LoadedTrace(0, "base", demo_trace(3_000, seed=1))
+    new = LoadedTrace(1, "new", demo_trace(6_000, seed=2))
+    div = compare_table(base, new)
+    total, table = div.children
+    assert "base → new" in total.children and "+" in total.children  # twice the work takes longer
+    names = {r["name"] for r in table.data}
+    assert {"matmul_qkv", "dma_load_weights"} <= names
+    assert all(r["status"] in ("regressed", "improved", "unchanged", "new", "removed") for r in table.data)
