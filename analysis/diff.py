@@ -4,7 +4,8 @@ Ops are matched by name; an op's time is the summed duration of its slices (stal
 excluded: a wait is not the op).  Engines are matched by their track path ("npu0 / mxu"), their
 time is active time (work, waits excluded).  A change counts as a regression when it is both
 relatively large (``threshold_pct``) and absolutely large (``min_delta_ns``, by default 0.1% of the
-baseline run and at least 1 us) so that jitter in tiny ops does not fail a CI job.
+baseline run and at least 1 us) so that jitter in tiny ops does not fail a CI job.  The run's total
+time is checked the same way: ops can keep their durations while the run slows down between them.
 """
 
 from __future__ import annotations
@@ -89,7 +90,21 @@ def diff(base: Trace, new: Trace, threshold_pct: float = 5.0, min_delta_ns: int 
         "removed_ops": df.loc[df["status"] == "removed", "name"].tolist(),
         "engines": engines,
     }
-    return AnalyzerResult(NAME, _findings(df, nc, threshold_pct, min_delta_ns), df, summary)
+    findings = _findings(df, nc, threshold_pct, min_delta_ns)
+    total_delta = nc.duration - bc.duration
+    summary["total_regressed"] = bool(total_delta >= min_delta_ns and summary["total_delta_pct"] > threshold_pct)
+    if summary["total_regressed"]:
+        # Ops can keep their own durations while the run gets slower (more waiting between them).
+        s, e = nc.span
+        findings.append(Finding(
+            kind="regression", severity=severity_for(total_delta, nc.duration),
+            title=f"run time {fmt_ns(bc.duration)} -> {fmt_ns(nc.duration)} (+{summary['total_delta_pct']:.1f}%)"
+                  + ("" if summary["regressed"] else ", though no op got slower: look at stalls and gaps"),
+            track=None, track_name=None, start_ns=s, end_ns=e, metric="total_delta_pct",
+            value=float(summary["total_delta_pct"]), threshold=threshold_pct, unit="%", gain_ns=int(total_delta),
+            suggestion="compare the stall, DMA bubble and gap findings of both runs", subject="total time",
+        ))
+    return AnalyzerResult(NAME, findings, df, summary)
 
 
 def _findings(df: pd.DataFrame, nc: AnalysisContext, threshold_pct: float, min_delta_ns: int) -> list[Finding]:

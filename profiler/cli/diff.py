@@ -1,7 +1,7 @@
 """``profiler diff BASE NEW``: per-op and per-engine time deltas between two traces.
 
-Exit status 1 when an op regressed beyond ``--threshold`` percent (and by more than the noise
-floor), 0 otherwise, 2 on bad input: usable as a CI gate on its own.
+Exit status 1 when an op, or the whole run, got slower by more than ``--threshold`` percent (and
+by more than the noise floor), 0 otherwise, 2 on bad input: usable as a CI gate on its own.
 """
 
 from __future__ import annotations
@@ -39,10 +39,11 @@ def diff(base_path: str, new_path: str, fmt: str, threshold_pct: float, min_delt
     res = run_or_fail(run_diff, base, new, threshold_pct, min_delta_ns)
     s = res.summary
     regressed = res.metrics[res.metrics["status"] == "regressed"]
-    passed = regressed.empty
+    passed = regressed.empty and not s["total_regressed"]
     title = f"{Path(new_path).name} vs {Path(base_path).name}"
-    verdict = ("no op regressed" if passed else f"{len(regressed)} ops regressed") + \
-        f" beyond {threshold_pct:g}% (total {s['total_delta_pct']:+.1f}%: {fmt_ns(s['base_total_ns'])} -> {fmt_ns(s['new_total_ns'])})"
+    verdict = ("no op regressed" if regressed.empty else f"{len(regressed)} ops regressed") + \
+        f" beyond {threshold_pct:g}%; run time {s['total_delta_pct']:+.1f}% ({fmt_ns(s['base_total_ns'])} -> " \
+        f"{fmt_ns(s['new_total_ns'])}){': REGRESSED' if s['total_regressed'] else ''}"
     df = res.metrics.head(top)
 
     def delta(v: float) -> str:
@@ -66,6 +67,9 @@ def diff(base_path: str, new_path: str, fmt: str, threshold_pct: float, min_delt
         checks = [BudgetResult(f"op:{r.name}", r.status != "regressed", float(r.delta_pct) if r.delta_pct == r.delta_pct else None,
                                threshold_pct, f"{r.name}: {fmt_ns(r.base_ns)} -> {fmt_ns(r.new_ns)} ({delta(r.delta_pct)})")
                   for r in res.metrics.itertuples(index=False) if r.status in ("regressed", "same", "improved")]
+        checks.insert(0, BudgetResult("run time", not s["total_regressed"], float(s["total_delta_pct"]), threshold_pct,
+                                      f"run time {fmt_ns(s['base_total_ns'])} -> {fmt_ns(s['new_total_ns'])} "
+                                      f"({s['total_delta_pct']:+.1f}%)"))
         text = to_junit(Report({"diff": res}, res.findings, s), checks, suite="accel-profiler diff")
     else:
         lines = [title, verdict, ""]
