@@ -51,7 +51,7 @@ def query(trace: Trace, sql: str) -> pa.Table:
         rel = con.sql(sql)
         if rel is None:
             return pa.table({})
-        return rel.fetch_arrow_table()
+        return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.fetch_arrow_table()
     except duckdb.Error as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise QueryError(f"SQL error: {msg}") from None

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
+from typing import Any
 
 import click
 
 from profiler.cli.options import run_or_fail
 from profiler.formats import read_trace
+
+
+def _json_default(v: Any) -> Any:
+    """DuckDB sums are HUGEINT/DECIMAL: numbers stay numbers in JSON."""
+    if isinstance(v, Decimal):
+        return int(v) if v == v.to_integral_value() else float(v)
+    return str(v)
 
 
 @click.command()
@@ -29,7 +38,7 @@ def sql(trace_path: str, sql_text: str, as_csv: bool, as_json: bool, limit: int)
     trace = run_or_fail(read_trace, trace_path)
     table = run_or_fail(query, trace, sql_text)
     if as_json:
-        click.echo(json.dumps(table.to_pylist(), default=str))
+        click.echo(json.dumps(table.to_pylist(), default=_json_default))
         return
     if as_csv:
         import io
