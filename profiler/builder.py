@@ -52,6 +52,8 @@ def _as_dict_array(values: ColumnLike, n: int) -> pa.Array:
 def _as_string_array(values: ColumnLike | None, n: int) -> pa.Array:
     if values is None:
         return pa.nulls(n, type=pa.string())
+    if isinstance(values, str):
+        return pa.array([values] * n, type=pa.string())
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     if isinstance(values, pa.Array):

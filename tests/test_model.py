@@ -66,10 +66,11 @@ def test_columnar_and_rowwise_adds_mix() -> None:
     b, mxu = _two_level()
     ids = b.add_slices(mxu, np.arange(0, 1000, 10), np.full(100, 5), "k", category="kernel", flops=np.full(100, 2.0))
     extra = b.add_slice(mxu, 2000, 5, "tail")
-    b.add_flows(ids[:-1], ids[1:])
+    b.add_flows(ids[:-1], ids[1:], name="next")
     b.add_flow(ids[-1], extra)
     t = b.build()
     assert t.slices.num_rows == 101 and t.flows.num_rows == 100
+    assert t.flows_df()["name"].tolist() == ["next"] * 99 + [None]
     assert t.slices_df()["flops"].iloc[:100].sum() == 200.0
 
 
