@@ -622,5 +622,9 @@ def _add_flows(b: TraceBuilder, ev: _Events, bi: np.ndarray, ids: np.ndarray, ts
             base = int(fid.max()) + 1
             extra = fid < 0
             fid[extra] = base + np.arange(int(extra.sum()))
+        by_fid = np.argsort(fid, kind="stable")
+        fid = fid[by_fid]
+        fr = [fr[k] for k in by_fid.tolist()]
+        to = [to[k] for k in by_fid.tolist()]
         names = [flow_names.get(int(f)) for f in fid.tolist()] if flow_names else None
         b.add_flows(np.asarray(fr), np.asarray(to), name=names, flow_id=fid)
