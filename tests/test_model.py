@@ -70,7 +70,7 @@ def test_columnar_and_rowwise_adds_mix() -> None:
     b.add_flow(ids[-1], extra)
     t = b.build()
     assert t.slices.num_rows == 101 and t.flows.num_rows == 100
-    assert t.flows_df()["name"].tolist() == ["next"] * 99 + [None]
+    assert t.flows["name"].to_pylist() == ["next"] * 99 + [None]
     assert t.slices_df()["flops"].iloc[:100].sum() == 200.0
 
 
