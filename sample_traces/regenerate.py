@@ -1,0 +1,123 @@
+"""Regenerate every bundled sample trace: ``python -m sample_traces.regenerate [NAME ...]``.
+
+Each sample is a small, real output of one of our sources, so what the README and the dashboard
+show is what users get.  Sizes are kept small (the samples ship in the package); the shapes are
+chosen so that each sample shows one thing clearly (see ``sample_traces/README.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sample_traces import HERE
+
+SIMULATOR_HW = "edge-npu"
+
+
+def simulator_workloads() -> dict[str, Any]:
+    """The simulator samples' workloads (all on the edge-npu preset), by sample name."""
+    from collectors.simulator import CnnEncoder, Gemm, LlmDecodeStep, ModelConfig
+
+    gemm = dict(M=2048, N=2048, K=2048, dtype="int8", tile_m=1024, tile_n=1024, tile_k=256)
+    return {
+        # Tiles loaded one at a time: the matrix engine waits on every DMA.
+        "gemm_single_buffered": Gemm(**gemm, buffering=1, label="gemm_1buf"),  # type: ignore[arg-type]
+        # The same GEMM double-buffered: loads overlap compute.
+        "gemm_double_buffered": Gemm(**gemm, buffering=2, label="gemm_2buf"),  # type: ignore[arg-type]
+        # Two decode layers of a 1B-class model: weight streaming, memory bound.
+        "transformer_decode_edge": LlmDecodeStep(ModelConfig(layers=2, hidden=2048, heads=16, ffn=5632, seq_len=1024,
+                                                             batch=1, dtype="int8", act_dtype="fp16")),
+        # A small CNN encoder (im2col GEMMs + ReLU).
+        "cnn_encoder_edge": CnnEncoder(image=64, channels=(32, 64, 128, 256), dtype="int8"),
+    }
+
+
+def simulate_sample(name: str) -> Any:
+    """Run one simulator sample's workload and return its trace."""
+    from collectors.simulator import simulate
+    from profiler.hardware import load_spec
+
+    return simulate(simulator_workloads()[name], load_spec(SIMULATOR_HW)).trace
+
+
+def _simulator_sample(name: str) -> Callable[[], Path]:
+    def make() -> Path:
+        from profiler.formats import write_trace
+
+        path = HERE / f"{name}.pftrace"
+        write_trace(simulate_sample(name), path)
+        return path
+
+    make.__name__ = name
+    return make
+
+
+def torch_cpu_mlp() -> Path:
+    """A real PyTorch profiler (Kineto) trace of a small MLP + conv model on the CPU."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(8), torch.nn.Flatten(),
+        torch.nn.Linear(16 * 64, 256), torch.nn.LayerNorm(256), torch.nn.GELU(), torch.nn.Linear(256, 10),
+    )
+    x = torch.randn(8, 3, 32, 32)
+    with torch.no_grad():
+        model(x)  # warm up outside the profile
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True, with_flops=True) as prof:
+            for _ in range(3):
+                with record_function("step"):
+                    model(x)
+    path = HERE / "torch_cpu_mlp.pt.trace.json.gz"
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "trace.json"
+        prof.export_chrome_trace(str(raw))
+        with open(raw, "rb") as src, open(path, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as dst:
+            shutil.copyfileobj(src, dst)
+    return path
+
+
+def scalesim_gemm() -> Path:
+    """A real SCALE-Sim v3 run (32x32 output-stationary array, three GEMM layers) as a trace."""
+    from collectors.scalesim import ScaleSimConfig, gemm_layers, run_scalesim
+    from profiler.formats import write_trace
+
+    cfg = ScaleSimConfig(rows=32, cols=32, dataflow="os", ifmap_sram_kb=64, filter_sram_kb=64, ofmap_sram_kb=32,
+                         bandwidth=10, run_name="sample")
+    trace = run_scalesim(cfg, gemm_layers([(256, 256, 256), (512, 64, 256), (64, 64, 1024)]))
+    path = HERE / "scalesim_gemm.pftrace"
+    write_trace(trace, path)
+    return path
+
+
+SAMPLES: dict[str, Callable[[], Path]] = {
+    **{n: _simulator_sample(n) for n in ("gemm_single_buffered", "gemm_double_buffered", "transformer_decode_edge",
+                                         "cnn_encoder_edge")},
+    "torch_cpu_mlp": torch_cpu_mlp,
+    "scalesim_gemm": scalesim_gemm,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m sample_traces.regenerate", description=__doc__)
+    ap.add_argument("names", nargs="*", help=f"only these samples (default: all of {', '.join(SAMPLES)})")
+    args = ap.parse_args(argv)
+    unknown = [n for n in args.names if n not in SAMPLES]
+    if unknown:
+        ap.error(f"unknown sample(s) {', '.join(unknown)}")
+    for name in args.names or list(SAMPLES):
+        path = SAMPLES[name]()
+        print(f"{name:26s} -> {path.relative_to(HERE.parent)} ({path.stat().st_size / 1024:.0f} KiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
