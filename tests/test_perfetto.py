@@ -20,15 +20,15 @@ from profiler.formats.perfetto_writer import encode_perfetto, write_perfetto
 def _accelerator_trace() -> Trace:
     """Two devices, nested slices, ties, zero-duration slices, counters, instants, flows, args."""
     b = TraceBuilder(source_format="test", clock="simulated", hardware="edge-npu")
-    mxus, dmas = [], []
+    mxus, dmas, hbms, vpus = [], [], [], []
     for d in range(2):
         dev = b.add_track(f"npu{d}", kind="group", device=f"npu{d}")
         core = b.add_track("core0", kind="group", parent=dev)
         # Inserted in an order that sorting by name would change: z before a.
         mxus.append(b.add_track("z_mxu", kind="compute", parent=core, attrs={"engine": "mxu"}))
-        b.add_track("a_vpu", kind="compute", parent=core)
+        vpus.append(b.add_track("a_vpu", kind="compute", parent=core))
         dmas.append(b.add_track("dma0", kind="dma", parent=core, attrs={"queue": 0}))
-        b.add_track("hbm", kind="counter", parent=dev, attrs={"unit": "GB/s"})
+        hbms.append(b.add_track("hbm", kind="counter", parent=dev, attrs={"unit": "GB/s"}))
     mxu, dma = mxus[0], dmas[0]
     b.add_slice(mxu, 1_000, 1_000, "layer0", category="op", args={"shape": [128, 256]})
     k1 = b.add_slice(mxu, 1_000, 400, "matmul", category="kernel", flops=2.5e9, bytes=65536, dtype="bf16")
@@ -40,11 +40,12 @@ def _accelerator_trace() -> Trace:
     b.add_slice(mxu, 1_000, 1_000, "same_span_inner")  # identical span: nests inside layer0
     cp = b.add_slice(dma, 500, 450, "copy", category="dma", bytes=1 << 20)
     b.add_slice(mxus[1], 0, 5_000, "remote")
+    b.add_slice(vpus[0], 3_000, 100, "softmax")
     b.add_flow(cp, k1, name="feeds")
     b.add_flow(k1, k2)
     b.add_flow(k2, cp)  # a flow that goes back in time
-    b.add_counter(3, 0, 1.5)
-    b.add_counter(3, 1_000, 2.25)
+    b.add_counter(hbms[0], 0, 1.5)
+    b.add_counter(hbms[0], 1_000, 2.25)
     b.add_counter(mxu, 1_500, 7.0)  # counter on a track that also has slices
     b.add_instant(mxu, 1_200, "sync", category="sync", args={"step": 3})
     b.add_instant(dma, 700, "doorbell")

@@ -515,12 +515,13 @@ def _build(path: str, stats: ImportStats, tracks: dict[int, _TrackDesc], pid_tra
     if ours and meta and meta.get("flow_names"):
         fn = meta["flow_names"]
         flow_names = {int(i): fn["names"][k] for i, k in zip(fn["ids"], fn["index"], strict=True)}
-    _add_events(b, ev, uuid_to_id, ts_offset, flow_offset, flow_names, stats)
+    reversed_flows = {int(f) for f in (meta or {}).get("reversed_flows", [])} if ours else set()
+    _add_events(b, ev, uuid_to_id, ts_offset, flow_offset, flow_names, reversed_flows, stats)
     return b.build()
 
 
 def _add_events(b: TraceBuilder, ev: _Events, uuid_to_id: dict[int, int], ts_offset: int, flow_offset: int,
-                flow_names: dict[int, str], stats: ImportStats) -> None:
+                flow_names: dict[int, str], reversed_flows: set[int], stats: ImportStats) -> None:
     n = len(ev.kind)
     if n == 0:
         return
@@ -574,11 +575,11 @@ def _add_events(b: TraceBuilder, ev: _Events, uuid_to_id: dict[int, int], ts_off
         dtype=[ev.dtype[i] for i in bi.tolist()],
         args=[ev.args[i] for i in bi.tolist()],
     )
-    _add_flows(b, ev, bi, ids, ts, flow_offset, flow_names, stats)
+    _add_flows(b, ev, bi, ids, ts, flow_offset, flow_names, reversed_flows, stats)
 
 
 def _add_flows(b: TraceBuilder, ev: _Events, bi: np.ndarray, ids: np.ndarray, ts: np.ndarray, flow_offset: int,
-               flow_names: dict[int, str], stats: ImportStats) -> None:
+               flow_names: dict[int, str], reversed_flows: set[int], stats: ImportStats) -> None:
     if not ev.flows_out and not ev.flows_in:
         return
     slice_of_event = {int(e): int(s) for e, s in zip(bi.tolist(), ids.tolist(), strict=True)}
@@ -612,6 +613,8 @@ def _add_flows(b: TraceBuilder, ev: _Events, bi: np.ndarray, ids: np.ndarray, ts
                 prev = None if h[2] else h
             if not pairs:
                 stats.drop("flow_without_partner", len(hits))
+        if model_id in reversed_flows and len(pairs) == 1:
+            pairs = [(pairs[0][1], pairs[0][0])]
         for k, (a, c) in enumerate(pairs):
             fr.append(slice_of_event[a[1]])
             to.append(slice_of_event[c[1]])

@@ -338,21 +338,6 @@ def encode_perfetto_array(trace: Trace) -> np.ndarray:
                 u = None
             if u:
                 units[t] = str(u)
-    meta = {
-        "version": FORMAT_VERSION,
-        "ts_offset_ns": ts_offset,
-        "flow_id_offset": FLOW_ID_OFFSET,
-        "metadata": trace.metadata.to_dict(),
-        "tracks": {
-            str(t + 1): {"kind": k, "device": dv, "attrs": a}
-            for t, k, dv, a in zip(track_ids.tolist(), kinds, trace.tracks["device"].to_pylist(), attrs, strict=True)
-        },
-        "counter_children": {str(COUNTER_CHILD_UUID_BASE + t): t + 1 for t in sorted(counter_child)},
-        "flow_names": _flow_names(trace),
-    }
-    header = _header_packets(trace, interned, {"counter_descriptor": counter_desc, "counter_child": counter_child,
-                                               "units": units}, json.dumps(meta, separators=(",", ":")))
-
     # ---- event order: per-track depth-first slices, then a stable merge of all runs by time
     order = _slice_event_order(s_track, s_ts, s_dur, s_depth)
     if order is None:
@@ -385,6 +370,27 @@ def encode_perfetto_array(trace: Trace) -> np.ndarray:
     f_id = (_np(fl["id"]) + FLOW_ID_OFFSET).astype(np.uint64)
     f_from = _np(fl["from_slice"])
     f_to = _np(fl["to_slice"])
+    # Perfetto binds a flow in event order: one whose destination begins first would be lost, so
+    # it is written destination -> source and listed in the metadata for our reader to turn back.
+    reversed_flow = pos_begin[f_to] < pos_begin[f_from] if f_from.size else np.zeros(0, dtype=bool)
+    if reversed_flow.any():
+        f_from, f_to = np.where(reversed_flow, f_to, f_from), np.where(reversed_flow, f_from, f_to)
+    meta = {
+        "version": FORMAT_VERSION,
+        "ts_offset_ns": ts_offset,
+        "flow_id_offset": FLOW_ID_OFFSET,
+        "metadata": trace.metadata.to_dict(),
+        "tracks": {
+            str(t + 1): {"kind": k, "device": dv, "attrs": a}
+            for t, k, dv, a in zip(track_ids.tolist(), kinds, trace.tracks["device"].to_pylist(), attrs, strict=True)
+        },
+        "counter_children": {str(COUNTER_CHILD_UUID_BASE + t): t + 1 for t in sorted(counter_child)},
+        "flow_names": _flow_names(trace),
+        "reversed_flows": _np(fl["id"])[reversed_flow].tolist(),
+    }
+    header = _header_packets(trace, interned, {"counter_descriptor": counter_desc, "counter_child": counter_child,
+                                               "units": units}, json.dumps(meta, separators=(",", ":")))
+
     n_out = np.bincount(f_from, minlength=n) if n else np.zeros(0, np.int64)
     n_in = np.bincount(f_to, minlength=n) if n else np.zeros(0, np.int64)
     out_order = np.argsort(f_from, kind="stable")
