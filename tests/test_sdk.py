@@ -97,7 +97,7 @@ def test_eight_threads_lose_nothing() -> None:
     assert stats.events_read == 8 * n * 2
 
 
-@pytest.mark.parametrize("suffix", [".trace", ".json"])
+@pytest.mark.parametrize("suffix", [".trace", ".json", ".pftrace"])
 def test_exception_still_writes_a_readable_trace(tmp_path, suffix) -> None:
     out = tmp_path / f"run{suffix}"
     with pytest.raises(ZeroDivisionError):
