@@ -183,15 +183,15 @@ class AnalysisContext:
         """True when no compute engine holds slices: a CPU-only trace, whose host threads do the work."""
         if self.n == 0:
             return False
-        roles = self.roles[self.engine[np.unique(self.track)]]
-        return not bool(np.isin(roles, ["compute"]).any())
+        roles = self.roles[self.engine[self.tracks_with_slices]]
+        return not bool((roles == "compute").any())
 
     @cached_property
     def engine_ids(self) -> dict[str, list[int]]:
         """Engines holding slices, by role: {"compute": [...], "dma": [...], "host": [...]}."""
         if self.n == 0:
             return {"compute": [], "dma": [], "host": []}
-        used = np.unique(self.engine[np.unique(self.track)])
+        used = np.unique(self.engine[self.tracks_with_slices])
         out: dict[str, list[int]] = {"compute": [], "dma": [], "host": []}
         for e in used.tolist():
             r = self.roles[e]
@@ -202,6 +202,22 @@ class AnalysisContext:
         return out
 
     # -------------------------------------------------------------- intervals
+    @cached_property
+    def transfer_rows(self) -> np.ndarray:
+        """Rows of top-level memory transfers (DMA-class slices), in row order."""
+        return np.flatnonzero((self.slice_class == DMA) & (self.depth == 0))
+
+    @cached_property
+    def tracks_with_slices(self) -> np.ndarray:
+        """Track ids holding at least one slice."""
+        return np.flatnonzero(np.diff(self._track_bounds) > 0)
+
+    def class_mask(self, classes: tuple[int, ...]) -> np.ndarray:
+        """Slices of the given classes (a lookup table, much cheaper than np.isin on millions)."""
+        lut = np.zeros(len(CLASS_NAMES), dtype=bool)
+        lut[list(classes)] = True
+        return lut[self.slice_class]
+
     @cached_property
     def _track_bounds(self) -> np.ndarray:
         """Slices are sorted by track: bounds[t]..bounds[t+1] are track t's rows."""
@@ -268,9 +284,12 @@ class AnalysisContext:
             return self.trace.time_span()
         eng = self.engine_ids["compute"] + self.engine_ids["dma"]
         if eng:
-            on = np.isin(self.engine[self.track], eng)
-            if on.any():
-                return int(self.ts[on].min()), int(self.end[on].max())
+            b = self._track_bounds
+            parts = [(int(b[t]), int(b[t + 1])) for t in np.flatnonzero(np.isin(self.engine, eng)) if b[t + 1] > b[t]]
+            if parts:
+                lo = min(int(self.ts[i:j].min()) for i, j in parts)
+                hi = max(int(self.end[i:j].max()) for i, j in parts)
+                return lo, hi
         return int(self.ts.min()), int(self.end.max())
 
     @property
@@ -373,7 +392,24 @@ class AnalysisContext:
             return self.spec.peak(self.default_dtype)
 
     # ------------------------------------------------------------------ args
+    @cached_property
+    def has_args(self) -> np.ndarray:
+        """Which slices have an args object (most slices of big traces have none)."""
+        col = self.trace.slices["args"]
+        if col.null_count == 0:
+            return np.ones(self.n, dtype=bool)
+        return pc.is_valid(col).to_numpy(zero_copy_only=False)
+
     def _arg_array(self, rows: np.ndarray, key: str) -> pa.Array:
+        has = self.has_args[rows]
+        if not has.all():
+            # Regex only where there is text; the other rows are "" without touching strings.
+            sub = rows[has]
+            if sub.size == 0:
+                return pc.fill_null(pa.nulls(rows.size, pa.string()), "")
+            pos = np.full(rows.size, -1, dtype=np.int64)
+            pos[has] = np.arange(sub.size)
+            return pc.fill_null(self._arg_array(sub, key).take(pa.array(pos, mask=pos < 0)), "")
         col = self.trace.slices["args"].take(pa.array(rows))
         col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
         pat = rf'"{re.escape(key)}"\s*:\s*(?:"(?P<s>(?:[^"\\]|\\.)*)"|(?P<n>[-0-9.eE+]+|true|false|\[[^\]]*\]))'
@@ -458,10 +494,23 @@ class AnalysisContext:
         """Union of top-level slices of the given classes (on one device, or all)."""
         key = (classes, -1 if device is None else device)
         if key not in self._class_cache:
-            m = np.isin(self.slice_class, classes) & (self.depth == 0)
-            if device is not None and len(self.devices) > 1:
-                m &= self.slice_device == device
-            self._class_cache[key] = iv.merge(self.ts[m], self.end[m])
+            lut = np.zeros(len(CLASS_NAMES), dtype=bool)
+            lut[list(classes)] = True
+            if device is None or len(self.devices) == 1:
+                tracks = np.arange(len(self.roles))
+            else:
+                tracks = np.flatnonzero(self._units[0] == device)
+            b = self._track_bounds
+            ss: list[np.ndarray] = []
+            ee: list[np.ndarray] = []
+            for t in tracks:  # per track: slices of a track are contiguous rows
+                i, j = int(b[t]), int(b[t + 1])
+                if j > i:
+                    m = lut[self.slice_class[i:j]] & (self.depth[i:j] == 0)
+                    ss.append(self.ts[i:j][m])
+                    ee.append(self.end[i:j][m])
+            z = np.zeros(0, dtype=np.int64)
+            self._class_cache[key] = iv.merge(np.concatenate(ss) if ss else z, np.concatenate(ee) if ee else z)
         return self._class_cache[key]
 
     @property
@@ -499,11 +548,14 @@ class AnalysisContext:
         vec = vec[self.engine]
         return share, vec
 
-    def peaks_for_rows(self, rows: np.ndarray, dtypes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def peaks_for_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(peak FLOP/s, memory-roof scale) for each row: the engine's share of the device."""
         share, vec = self.track_share
         tr = self.track[rows]
-        peak = np.array([self.peak_for(d) or np.nan for d in dtypes], dtype=float)
+        words = [*self.dtype_of_codes(), self.default_dtype]
+        per_code = np.array([self.peak_for(w) or np.nan for w in words], dtype=float)
+        codes = self.dtype_code[rows]
+        peak = per_code[np.where(codes < 0, len(words) - 1, codes)]
         if self.spec is not None and self.spec.vector_flops > 0:
             peak = np.where(vec[tr], self.spec.vector_flops, peak)
         return peak * share[tr], share[tr]

@@ -27,7 +27,7 @@ COLUMNS = ["name", "base_count", "new_count", "base_ns", "new_ns", "delta_ns", "
 
 def op_times(ctx: AnalysisContext) -> pd.DataFrame:
     """Per op name: count and total ns (vectorized over the name dictionary)."""
-    m = np.isin(ctx.slice_class, (*ctx.work_classes, DMA))
+    m = ctx.class_mask((*ctx.work_classes, DMA))
     codes = ctx.name_code[m]
     n_names = len(ctx.name_words) + 1
     codes = np.where(codes < 0, n_names - 1, codes)

@@ -51,10 +51,9 @@ def analyze(ctx: AnalysisContext) -> AnalyzerResult:
         saving = min(starved, idle_ns)
         bubble = saving
         # Transfers that ran (mostly) without compute under them.
-        m = (ctx.slice_class == DMA) & (ctx.depth == 0)
+        tr = ctx.transfer_rows
         if len(ctx.devices) > 1:
-            m &= ctx.slice_device == d
-        tr = np.flatnonzero(m)
+            tr = tr[ctx.slice_device[tr] == d]
         ov = iv.overlap_each(ctx.ts[tr], ctx.end[tr], c)
         unover = int(((ov < 0.5 * ctx.dur[tr]) & (ctx.dur[tr] > 0)).sum())
         name = dev or "(device)"

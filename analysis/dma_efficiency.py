@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from analysis import intervals as iv
 from analysis.common import fmt_ns, pct, severity_for
-from analysis.context import DMA, AnalysisContext
+from analysis.context import AnalysisContext
 from analysis.findings import AnalyzerResult, Finding
 
 NAME = "dma_efficiency"
@@ -36,7 +36,7 @@ COLUMNS = ["engine", "track_name", "transfers", "bytes", "avg_bytes", "busy_ns",
 
 
 def _transfer_rows(ctx: AnalysisContext) -> np.ndarray:
-    return np.flatnonzero((ctx.slice_class == DMA) & (ctx.depth == 0))
+    return ctx.transfer_rows
 
 
 def _small_threshold(ctx: AnalysisContext) -> float:
@@ -72,9 +72,13 @@ def analyze(ctx: AnalysisContext) -> AnalyzerResult:
             "bandwidth_utilization": achieved / per_queue_bw if per_queue_bw else None,
         })
     metrics = pd.DataFrame(recs, columns=COLUMNS)
-    times, depth = iv.depth_over_time(ctx.ts[rows], ctx.end[rows])
-    mean_depth = _time_weighted_mean(times, depth, *ctx.span)
-    win = _windowed_depth(times, depth, ctx.window_edges)
+    starts, depth = iv.depth_over_time(ctx.ts[rows], ctx.end[rows])
+    ends = np.sort(ctx.end[rows], kind="stable")
+    lo, hi = ctx.span
+    edges = ctx.window_edges
+    integral = iv.open_integral(starts, ends, np.concatenate([[lo, hi], edges]))
+    mean_depth = float((integral[1] - integral[0]) / (hi - lo)) if hi > lo else 0.0
+    win = [round(float(v), 4) for v in np.diff(integral[2:]) / np.maximum(np.diff(edges), 1)]
     redundant = _redundant_loads(ctx, rows)
     summary: dict[str, Any] = {
         "transfers": int(rows.size), "bytes": float(metrics["bytes"].sum()),
@@ -83,29 +87,6 @@ def analyze(ctx: AnalysisContext) -> AnalyzerResult:
         "pending_by_window": win, "redundant": redundant,
     }
     return AnalyzerResult(NAME, _findings(ctx, metrics, redundant, dur), metrics, summary)
-
-
-def _time_weighted_mean(times: np.ndarray, depth: np.ndarray, lo: int, hi: int) -> float:
-    if times.size == 0 or hi <= lo:
-        return 0.0
-    seg = np.diff(np.append(times, hi))
-    return float((depth * np.clip(seg, 0, None)).sum() / (hi - lo))
-
-
-def _windowed_depth(times: np.ndarray, depth: np.ndarray, edges: np.ndarray) -> list[float]:
-    """Time-weighted mean pending transfers in each window (piecewise-constant integral)."""
-    if times.size == 0:
-        return [0.0] * (edges.size - 1)
-    seg = np.diff(np.append(times, max(int(edges[-1]), int(times[-1]))))
-    cum = np.concatenate([[0], np.cumsum(depth * seg)])
-
-    def integral(t: np.ndarray) -> np.ndarray:
-        k = np.searchsorted(times, t, side="right") - 1
-        kk = np.clip(k, 0, times.size - 1)
-        return np.where(k >= 0, cum[kk] + depth[kk] * (t - times[kk]), 0)
-
-    vals = np.diff(integral(edges)) / np.maximum(np.diff(edges), 1)
-    return [round(float(v), 4) for v in vals]
 
 
 def _redundant_loads(ctx: AnalysisContext, rows: np.ndarray) -> dict[str, Any]:

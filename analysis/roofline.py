@@ -119,8 +119,7 @@ def analyze(ctx: AnalysisContext) -> AnalyzerResult:
         df["achieved_flops"] = np.where(df["total_ns"] > 0, df["flops"] / df["total_ns"] * 1e9, 0.0)
     df["dtype"] = [dt_names[dom[i]] for i in present]
     # Each name is judged against the (time-weighted) peak of the engines it ran on.
-    slice_dt = [dt_names[c] for c in dcodes] if ctx.spec is not None else ["bf16"] * rows.size
-    peak_rows, share_rows = ctx.peaks_for_rows(rows, slice_dt) if ctx.spec is not None else (np.ones(rows.size), np.ones(rows.size))
+    peak_rows, share_rows = ctx.peaks_for_rows(rows) if ctx.spec is not None else (np.ones(rows.size), np.ones(rows.size))
     w = np.maximum(dur, 1.0)
     wsum = np.bincount(codes, weights=w, minlength=n_names)
     peak_n = np.bincount(codes, weights=np.nan_to_num(peak_rows) * w, minlength=n_names) / np.maximum(wsum, 1)
@@ -187,14 +186,14 @@ def points(trace: Trace, spec: HardwareSpec | None, start_ns: int | None = None,
         rows = rows[c.ts[rows] < end_ns]
     dwords = [*c.dtype_of_codes(), c.default_dtype]
     dcodes = c.dtype_code[rows]
-    dtypes = [dwords[i] for i in np.where(dcodes < 0, len(dwords) - 1, dcodes)]
+    dtypes = np.array(dwords, dtype=object)[np.where(dcodes < 0, len(dwords) - 1, dcodes)]
     fl = np.nan_to_num(c.flops[rows])
     by = np.nan_to_num(c.bytes[rows])
     dur = c.dur[rows]
     with np.errstate(divide="ignore", invalid="ignore"):
         ai = np.where(by > 0, fl / np.where(by > 0, by, 1), np.inf)
         ach = np.where(dur > 0, fl / np.where(dur > 0, dur, 1) * 1e9, 0.0)
-    peak, share = c.peaks_for_rows(rows, dtypes) if c.spec is not None else (np.ones(rows.size), np.ones(rows.size))
+    peak, share = c.peaks_for_rows(rows) if c.spec is not None else (np.ones(rows.size), np.ones(rows.size))
     att, bound, _ = _classify(ai, ach, peak, share, c)
     return pd.DataFrame({
         "id": rows.astype(np.int64), "track": c.track[rows], "name": c.names_of(c.name_code[rows]),
