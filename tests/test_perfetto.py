@@ -290,3 +290,18 @@ def test_many_flows_on_one_slice_and_args_everywhere(tmp_path: Path) -> None:
     path = tmp_path / "flows.pftrace"
     write_perfetto(t, path)
     _assert_same(t, read_perfetto(path))
+
+
+def test_column_wise_fast_path_matches_the_packet_by_packet_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import profiler.formats.perfetto_fast as fast
+
+    t = _accelerator_trace()
+    path = tmp_path / "t.pftrace"
+    write_perfetto(t, path)
+    assert fast.decode_ours(path.read_bytes()) is not None  # our file takes the fast path
+    quick = read_perfetto(path)
+    monkeypatch.setattr(fast, "decode_ours", lambda data: None)
+    slow = read_perfetto(path)
+    _assert_same(quick, slow)
+    _assert_same(t, quick)
+    assert quick.metadata.import_stats.to_dict() == slow.metadata.import_stats.to_dict()

@@ -31,6 +31,7 @@ import numpy as np
 
 from profiler.builder import TraceBuilder
 from profiler.errors import TraceFormatError
+from profiler.formats.perfetto_fast import FastEvents
 from profiler.formats.source import read_bytes
 from profiler.model import ImportStats, Trace, TraceMetadata, args_json
 
@@ -237,6 +238,16 @@ def read_perfetto(path: str | Path) -> Trace:
     if not data:
         raise TraceFormatError(p, "empty file", where="byte 0")
 
+    from profiler.formats.perfetto_fast import decode_ours
+
+    # Our own files: column-wise decoding; anything else (or anything odd): packet by packet.
+    fast = decode_ours(data) if gz_problem is None else None
+    if fast is not None:
+        try:
+            return _decode_packets([TracePacket.FromString(h) for h in fast.header], p, stats, fast)
+        except _FastPathDeclined:
+            stats = ImportStats()
+
     packets: Any
     try:
         packets = PbTrace.FromString(data).packet
@@ -258,7 +269,11 @@ def read_perfetto(path: str | Path) -> Trace:
     return _decode_packets(packets, p, stats)
 
 
-def _decode_packets(packets: Any, path: str, stats: ImportStats) -> Trace:
+class _FastPathDeclined(Exception):
+    """The column-wise decoder met something only the general reader handles."""
+
+
+def _decode_packets(packets: Any, path: str, stats: ImportStats, fast: FastEvents | None = None) -> Trace:
     seqs: dict[int, _SeqState] = defaultdict(_SeqState)
     tracks: dict[int, _TrackDesc] = {}
     pid_tracks: dict[int, int] = {}
@@ -325,8 +340,14 @@ def _decode_packets(packets: Any, path: str, stats: ImportStats) -> Trace:
                         meta = json.loads(m.string_value)
                     except ValueError:
                         stats.drop("metadata_not_json")
-    stats.events_read = len(ev.kind)
+    stats.events_read = len(ev.kind) + (fast.events_read if fast is not None else 0)
     del n_packets
+    if fast is not None:
+        if len(seqs) != 1 or ev.kind or meta is None:
+            raise _FastPathDeclined
+        st = next(iter(seqs.values()))
+        interned = (st.names, st.categories, st.ann_strings)
+        return _build(path, stats, tracks, pid_tracks, ev, meta, fast, interned)
     return _build(path, stats, tracks, pid_tracks, ev, meta)
 
 
@@ -421,7 +442,8 @@ def _track_event(pkt: Any, st: _SeqState, seq_id: int, ev: _Events, stats: Impor
 
 # ------------------------------------------------------------------ build
 def _build(path: str, stats: ImportStats, tracks: dict[int, _TrackDesc], pid_tracks: dict[int, int],
-           ev: _Events, meta: dict[str, Any] | None) -> Trace:
+           ev: _Events, meta: dict[str, Any] | None, fast: FastEvents | None = None,
+           interned: tuple[dict[int, str], dict[int, str], dict[int, str]] | None = None) -> Trace:
     ours = meta is not None and meta.get("version") == 1
     md_in = TraceMetadata.from_dict(meta.get("metadata", {})) if ours and meta else TraceMetadata()
     b = TraceBuilder(source_format="perfetto", source=Path(path).name, clock=md_in.clock if ours else "boottime",
@@ -516,7 +538,11 @@ def _build(path: str, stats: ImportStats, tracks: dict[int, _TrackDesc], pid_tra
         fn = meta["flow_names"]
         flow_names = {int(i): fn["names"][k] for i, k in zip(fn["ids"], fn["index"], strict=True)}
     reversed_flows = {int(f) for f in (meta or {}).get("reversed_flows", [])} if ours else set()
-    _add_events(b, ev, uuid_to_id, ts_offset, flow_offset, flow_names, reversed_flows, stats)
+    if fast is not None and interned is not None:
+        if not fast.add_to(b, uuid_to_id, *interned, ts_offset, flow_offset, flow_names, reversed_flows, stats):
+            raise _FastPathDeclined
+    else:
+        _add_events(b, ev, uuid_to_id, ts_offset, flow_offset, flow_names, reversed_flows, stats)
     return b.build()
 
 

@@ -1,0 +1,363 @@
+"""Vectorized decoding of the TrackEvent packets our writer produces (the reader's fast path).
+
+Decoding millions of packets one by one through generated protobuf classes costs microseconds
+each.  Here the packets are split by upb in one call (a two-field schema: ``repeated bytes
+packet = 1``), then the fields of *all* packets are walked together: step k decodes the k-th field
+of every packet still holding bytes, with numpy varint decoding.  The result is a long table
+(message, field number, value / byte range) from which timestamps, tracks, names, annotations and
+flow ids are picked by field number; nested TrackEvents and debug annotations are walked the same
+way.  Begin/end pairing is vectorized too: on a well-nested track the begin at stack level d is
+closed by the next end back at level d.
+
+The fast path only accepts what it fully understands: our metadata packet, one sequence, interned
+data only in the header, and only the TrackEvent fields our writer uses.  Anything else returns
+None and the general reader (official protos, packet by packet) takes over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from profiler.builder import TraceBuilder
+from profiler.model import ImportStats
+
+_TE_FIELDS = {3, 4, 9, 10, 11, 44, 47, 48}
+_PKT_FIELDS = {8, 10, 11, 13}
+_DA_FIELDS = {1, 5, 9, 17}
+_SPLIT_CLASS: Any = None
+
+
+def _split_class() -> Any:
+    """A message class with just ``repeated bytes packet = 1``: upb splits a trace into packets."""
+    global _SPLIT_CLASS
+    if _SPLIT_CLASS is None:
+        from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+        fdp = descriptor_pb2.FileDescriptorProto(name="accel_profiler_packet_split.proto", package="accel_profiler_split")
+        m = fdp.message_type.add(name="PacketSplit")
+        m.field.add(name="packet", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_BYTES,
+                    label=descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED)
+        pool = descriptor_pool.DescriptorPool()
+        pool.Add(fdp)
+        _SPLIT_CLASS = message_factory.GetMessageClass(pool.FindMessageTypeByName("accel_profiler_split.PacketSplit"))
+    return _SPLIT_CLASS
+
+
+def _varints(buf: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(values, byte lengths) of the varints starting at ``pos`` (``buf`` padded with 10 zeros)."""
+    b = buf[pos]
+    val = (b & 0x7F).astype(np.uint64)
+    ln = np.ones(pos.size, dtype=np.int64)
+    idx = np.flatnonzero(b & 0x80)
+    j = 1
+    while idx.size and j < 10:
+        bj = buf[pos[idx] + j]
+        val[idx] |= (bj & 0x7F).astype(np.uint64) << np.uint64(7 * j)
+        ln[idx] += 1
+        idx = idx[(bj & 0x80) != 0]
+        j += 1
+    return val, ln
+
+
+@dataclass
+class _Fields:
+    """Long table of decoded fields: owner message, field number, wire type, value, byte range."""
+
+    msg: np.ndarray
+    field: np.ndarray
+    wire: np.ndarray
+    value: np.ndarray  # varint value, or the raw 8 bytes of a fixed64 as uint64
+    off: np.ndarray  # start of a length-delimited payload
+    length: np.ndarray
+
+    def pick(self, field_no: int) -> np.ndarray:
+        return np.flatnonzero(self.field == field_no)
+
+
+def walk(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> _Fields | None:
+    """Decode every field of many messages at once; None on malformed input."""
+    cols: list[tuple[np.ndarray, ...]] = []
+    msg = np.arange(starts.size, dtype=np.int64)
+    cur = starts.astype(np.int64).copy()
+    end = ends.astype(np.int64)
+    live = cur < end
+    msg, cur, end = msg[live], cur[live], end[live]
+    while msg.size:
+        key, kl = _varints(buf, cur)
+        wire = (key & np.uint64(7)).astype(np.int64)
+        fno = (key >> np.uint64(3)).astype(np.int64)
+        p = cur + kl
+        value = np.zeros(msg.size, dtype=np.uint64)
+        off = np.zeros(msg.size, dtype=np.int64)
+        length = np.zeros(msg.size, dtype=np.int64)
+        nxt = np.empty(msg.size, dtype=np.int64)
+        w0 = wire == 0
+        if w0.any():
+            v, vl = _varints(buf, p[w0])
+            value[w0] = v
+            nxt[w0] = p[w0] + vl
+        w1 = wire == 1
+        if w1.any():
+            q = p[w1]
+            raw = np.zeros(q.size, dtype=np.uint64)
+            for k in range(8):
+                raw |= buf[q + k].astype(np.uint64) << np.uint64(8 * k)
+            value[w1] = raw
+            nxt[w1] = q + 8
+        w2 = wire == 2
+        if w2.any():
+            v, vl = _varints(buf, p[w2])
+            off[w2] = p[w2] + vl
+            length[w2] = v.astype(np.int64)
+            nxt[w2] = off[w2] + length[w2]
+        w5 = wire == 5
+        if w5.any():
+            q = p[w5]
+            raw = np.zeros(q.size, dtype=np.uint64)
+            for k in range(4):
+                raw |= buf[q + k].astype(np.uint64) << np.uint64(8 * k)
+            value[w5] = raw
+            nxt[w5] = q + 4
+        if not (w0 | w1 | w2 | w5).all() or (nxt > end).any():
+            return None
+        cols.append((msg, fno, wire, value, off, length))
+        live = nxt < end
+        msg, cur, end = msg[live], nxt[live], end[live]
+    if not cols:
+        z = np.zeros(0, dtype=np.int64)
+        return _Fields(z, z, z, z.astype(np.uint64), z, z)
+    out = [np.concatenate([c[i] for c in cols]) for i in range(6)]
+    order = np.argsort(out[0], kind="stable")  # group by message, fields in file order
+    return _Fields(*(a[order] for a in out))
+
+
+def _first_value(f: _Fields, rows: np.ndarray, n: int, default: int = 0) -> np.ndarray:
+    out = np.full(n, default, dtype=np.uint64)
+    out[f.msg[rows]] = f.value[rows]
+    return out
+
+
+@dataclass
+class FastEvents:
+    """TrackEvents of one of our files, decoded column-wise; added to a builder by :meth:`add_to`."""
+
+    header: list[bytes]
+    kind: np.ndarray
+    uuid: np.ndarray
+    ts: np.ndarray
+    name_iid: np.ndarray
+    cat_iid: np.ndarray
+    flops: np.ndarray
+    nbytes: np.ndarray
+    dtype_iid: np.ndarray
+    args: dict[int, str]
+    value: np.ndarray
+    flow_event: np.ndarray
+    flow_id: np.ndarray
+    flow_term: np.ndarray
+
+    @property
+    def events_read(self) -> int:
+        return int(self.kind.size)
+
+    def add_to(self, b: TraceBuilder, uuid_to_id: dict[int, int], names: dict[int, str], cats: dict[int, str],
+               dtypes: dict[int, str], ts_offset: int, flow_offset: int, flow_names: dict[int, str],
+               reversed_flows: set[int], stats: ImportStats) -> bool:
+        """Add every event; False (nothing added) when begin/end pairing needs the general reader."""
+        n = self.kind.size
+        if n == 0:
+            return True
+        uu = np.asarray(sorted(uuid_to_id), dtype=np.uint64)
+        ids = np.asarray([uuid_to_id[int(u)] for u in uu], dtype=np.int64)
+        k = np.searchsorted(uu, self.uuid)
+        k = np.minimum(k, max(uu.size - 1, 0))
+        known = uu.size > 0 and (uu[k] == self.uuid) if uu.size else np.zeros(n, dtype=bool)
+        if not np.all(known):
+            return False
+        track = ids[k]
+        ts = self.ts.astype(np.int64) - ts_offset
+        kind = self.kind
+
+        # Pair begins and ends: on each track the begin at level d closes at the next end at level d.
+        sl = np.flatnonzero((kind == 1) | (kind == 2))
+        step = np.where(kind[sl] == 1, 1, -1)
+        tr = track[sl]
+        order = np.argsort(tr, kind="stable")
+        sl, step, tr = sl[order], step[order], tr[order]
+        first = np.ones(sl.size, dtype=bool)
+        first[1:] = tr[1:] != tr[:-1]
+        run = np.cumsum(step)
+        base = np.maximum.accumulate(np.where(first, np.arange(sl.size), 0))
+        before = run - step - (run[base] - step[base])
+        level = np.where(step > 0, before, before - 1)
+        if (level < 0).any():
+            return False
+        grp = np.lexsort((np.arange(sl.size), level, tr))
+        gk, gl, gs = tr[grp], level[grp], step[grp]
+        if gs.size % 2 or (gs[0::2] != 1).any() or (gs[1::2] != -1).any():
+            return False
+        if (gk[0::2] != gk[1::2]).any() or (gl[0::2] != gl[1::2]).any():
+            return False
+        bi = sl[grp[0::2]]
+        ei = sl[grp[1::2]]
+        srt = np.argsort(bi, kind="stable")
+        bi, ei = bi[srt], ei[srt]
+
+        name_dict = _dictionary(names)
+        cat_dict = _dictionary(cats)
+        dtype_dict = _dictionary(dtypes)
+        if bi.size:
+            args = [self.args.get(int(i)) for i in bi] if self.args else None
+            sid = b.add_slices(
+                track[bi], ts[bi], ts[ei] - ts[bi],
+                _dict_column(self.name_iid[bi], name_dict),
+                category=_dict_column(self.cat_iid[bi], cat_dict),
+                flops=self.flops[bi], bytes=self.nbytes[bi],
+                dtype=_dict_column(self.dtype_iid[bi], dtype_dict),
+                args=args,
+            )
+        else:
+            sid = np.zeros(0, dtype=np.int64)
+        cm = np.flatnonzero(kind == 4)
+        if cm.size:
+            b.add_counters(track[cm], ts[cm], self.value[cm])
+        for i in np.flatnonzero(kind == 3).tolist():
+            b.add_instant(int(track[i]), int(ts[i]), names.get(int(self.name_iid[i]), ""),
+                          cats.get(int(self.cat_iid[i])), self.args.get(i))  # type: ignore[arg-type]
+
+        if self.flow_event.size:
+            slice_of = np.full(n, -1, dtype=np.int64)
+            slice_of[bi] = sid
+            s = slice_of[self.flow_event]
+            ok = s >= 0
+            fid, term, s = self.flow_id[ok], self.flow_term[ok], s[ok]
+            o = np.lexsort((term, fid))
+            fid, term, s = fid[o], term[o], s[o]
+            pair = (fid[:-1] == fid[1:]) & ~term[:-1] & term[1:]
+            a = np.flatnonzero(pair)
+            paired = np.zeros(fid.size, dtype=bool)
+            paired[a] = paired[a + 1] = True
+            stats.drop("flow_without_partner", int((~paired).sum()))
+            model_id = fid[a].astype(np.int64) - flow_offset
+            src, dst = s[a], s[a + 1]
+            if reversed_flows:
+                rev = np.isin(model_id, np.asarray(sorted(reversed_flows), dtype=np.int64))
+                src, dst = np.where(rev, dst, src), np.where(rev, src, dst)
+            fnames = [flow_names.get(int(m)) for m in model_id] if flow_names else None
+            b.add_flows(src, dst, name=fnames, flow_id=model_id)
+        return True
+
+
+def _dictionary(table: dict[int, str]) -> tuple[np.ndarray, list[str]]:
+    """iid -> dictionary index lookup array, and the dictionary."""
+    if not table:
+        return np.full(1, -1, dtype=np.int64), []
+    size = max(table) + 1
+    lut = np.full(size + 1, -1, dtype=np.int64)
+    values = []
+    for k, (iid, s) in enumerate(sorted(table.items())):
+        lut[iid] = k
+        values.append(s)
+    return lut, values
+
+
+def _dict_column(iids: np.ndarray, d: tuple[np.ndarray, list[str]]) -> pa.Array:
+    lut, values = d
+    i = iids.astype(np.int64)
+    i = np.where((i >= 0) & (i < lut.size), i, lut.size - 1)
+    idx = lut[i]
+    return pa.DictionaryArray.from_arrays(pa.array(idx, mask=idx < 0, type=pa.int32()), pa.array(values, type=pa.string()))
+
+
+def decode_ours(data: bytes, n_header: int = 64) -> FastEvents | None:
+    """Decode a file written by our writer column-wise, or None if it is not one (or is damaged)."""
+    from google.protobuf.message import DecodeError
+
+    if b"accel_profiler" not in data[: 1 << 20]:
+        return None
+    try:
+        packets = _split_class().FromString(data).packet
+    except DecodeError:
+        return None
+    lengths = np.fromiter(map(len, packets), dtype=np.int64, count=len(packets))
+    if lengths.size == 0:
+        return None
+    from profiler.formats.perfetto_proto import varint_sizes
+
+    sizes = 1 + varint_sizes(lengths) + lengths
+    if int(sizes.sum()) != len(data):
+        return None  # other top-level fields: not ours
+    starts = np.cumsum(sizes) - lengths
+    buf = np.zeros(len(data) + 16, dtype=np.uint8)
+    buf[: len(data)] = np.frombuffer(data, dtype=np.uint8)
+
+    pf = walk(buf, starts, starts + lengths)
+    if pf is None or not np.isin(pf.field, list(_PKT_FIELDS | {12, 60, 5, 87, 41})).all():
+        return None
+    te_rows = pf.pick(11)
+    is_te = np.zeros(lengths.size, dtype=bool)
+    is_te[pf.msg[te_rows]] = True
+    header_end = int(np.argmax(is_te)) if is_te.any() else lengths.size
+    if is_te[header_end:].sum() != lengths.size - header_end:
+        return None  # a non-event packet after the events
+    seq = _first_value(pf, pf.pick(10), lengths.size)
+    if np.unique(seq).size != 1:
+        return None
+    if (pf.msg[pf.pick(12)] >= header_end).any():
+        return None  # interned data mid-stream: the general reader handles it
+    header = [bytes(packets[i]) for i in range(header_end)]
+
+    ev_pkt = pf.msg[te_rows]  # packet index of every event, in file order
+    n = ev_pkt.size
+    ts = _first_value(pf, pf.pick(8), lengths.size)[ev_pkt]
+    tf = walk(buf, pf.off[te_rows], pf.off[te_rows] + pf.length[te_rows])
+    if tf is None or not np.isin(tf.field, list(_TE_FIELDS)).all():
+        return None
+    kind = _first_value(tf, tf.pick(9), n).astype(np.int64)
+    if not np.isin(kind, (1, 2, 3, 4)).all():
+        return None
+    uuid = _first_value(tf, tf.pick(11), n)
+    name_iid = _first_value(tf, tf.pick(10), n).astype(np.int64)
+    cat_rows = tf.pick(3)
+    if np.unique(tf.msg[cat_rows]).size != cat_rows.size:
+        return None  # several categories on one event
+    cat_iid = np.full(n, -1, dtype=np.int64)
+    cat_iid[tf.msg[cat_rows]] = tf.value[cat_rows].astype(np.int64)
+    value = np.zeros(n, dtype=np.float64)
+    vr = tf.pick(44)
+    value[tf.msg[vr]] = tf.value[vr].view(np.float64)
+    fo, fi = tf.pick(47), tf.pick(48)
+    flow_event = np.concatenate([tf.msg[fo], tf.msg[fi]])
+    flow_id = np.concatenate([tf.value[fo], tf.value[fi]])
+    flow_term = np.concatenate([np.zeros(fo.size, bool), np.ones(fi.size, bool)])
+
+    flops = np.full(n, np.nan)
+    nbytes = np.full(n, np.nan)
+    dtype_iid = np.full(n, -1, dtype=np.int64)
+    args: dict[int, str] = {}
+    dr = tf.pick(4)
+    if dr.size:
+        df = walk(buf, tf.off[dr], tf.off[dr] + tf.length[dr])
+        if df is None or not np.isin(df.field, list(_DA_FIELDS)).all():
+            return None
+        owner = tf.msg[dr]  # annotation -> event
+        ann_name = _first_value(df, df.pick(1), dr.size).astype(np.int64)
+        dbl = df.pick(5)
+        for iid, target in ((1, flops), (2, nbytes)):
+            rows = dbl[ann_name[df.msg[dbl]] == iid]
+            target[owner[df.msg[rows]]] = df.value[rows].view(np.float64)
+        sv = df.pick(17)
+        sv = sv[ann_name[df.msg[sv]] == 3]
+        dtype_iid[owner[df.msg[sv]]] = df.value[sv].astype(np.int64)
+        js = df.pick(9)
+        js = js[ann_name[df.msg[js]] == 4]
+        for e, o, ln in zip(owner[df.msg[js]].tolist(), df.off[js].tolist(), df.length[js].tolist(), strict=True):
+            args[e] = data[o : o + ln].decode("utf-8", "replace")
+        if ((ann_name < 1) | (ann_name > 4)).any():
+            return None
+    return FastEvents(header, kind, uuid, ts, name_iid, cat_iid, flops, nbytes, dtype_iid, args, value,
+                      flow_event, flow_id, flow_term)
