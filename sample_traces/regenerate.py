@@ -85,6 +85,44 @@ def torch_cpu_mlp() -> Path:
     return path
 
 
+def onnxruntime_cnn() -> Path:
+    """A real ONNX Runtime profile (3 runs) of a small CNN encoder built with the onnx package."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from collectors.onnxrt import profile
+    from profiler.formats import write_trace
+
+    rng = np.random.default_rng(0)
+
+    def init(name: str, *shape: int) -> Any:
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.1).astype(np.float32), name)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], name="conv2", pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+        helper.make_node("Conv", ["r2", "w3", "b3"], ["c3"], name="conv3", pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Relu", ["c3"], ["r3"], name="relu3"),
+        helper.make_node("GlobalAveragePool", ["r3"], ["p"], name="pool"),
+        helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "wg", "bg"], ["y"], name="head", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "cnn_encoder", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 128, 128])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])],
+        [init("w1", 32, 3, 3, 3), init("b1", 32), init("w2", 64, 32, 3, 3), init("b2", 64),
+         init("w3", 128, 64, 3, 3), init("b3", 128), init("wg", 64, 128), init("bg", 64)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = rng.standard_normal((1, 3, 128, 128)).astype(np.float32)
+    trace = profile(model, {"x": x}, runs=3, optimize=False, warmup=1)
+    path = HERE / "onnxruntime_cnn.pftrace"
+    write_trace(trace, path)
+    return path
+
+
 def scalesim_gemm() -> Path:
     """A real SCALE-Sim v3 run (32x32 output-stationary array, three GEMM layers) as a trace."""
     from collectors.scalesim import ScaleSimConfig, gemm_layers, run_scalesim
@@ -102,6 +140,7 @@ SAMPLES: dict[str, Callable[[], Path]] = {
     **{n: _simulator_sample(n) for n in ("gemm_single_buffered", "gemm_double_buffered", "transformer_decode_edge",
                                          "cnn_encoder_edge")},
     "torch_cpu_mlp": torch_cpu_mlp,
+    "onnxruntime_cnn": onnxruntime_cnn,
     "scalesim_gemm": scalesim_gemm,
 }
 

@@ -64,6 +64,14 @@ def test_torch_cpu_trace_has_real_ops_with_flops() -> None:
     assert roof.loc["aten::addmm", "count"] == 6  # two Linear layers x 3 steps
 
 
+def test_onnxruntime_sample_has_gaps_and_conv_flops() -> None:
+    r = _report("onnxruntime_cnn.pftrace", hw=None)
+    assert {"engine_gaps", "low_utilization"} <= _kinds(r)
+    roof = r.results["roofline"].metrics.set_index("name")
+    for conv in ("conv1", "conv2", "conv3"):
+        assert roof.loc[conv, "flops"] > 0 and roof.loc[conv, "count"] == 3
+
+
 def test_scalesim_sample_layers_are_memory_bound() -> None:
     r = _report("scalesim_gemm.pftrace")
     mem = [f for f in r.findings if f.kind == "memory_bound_kernel"]
