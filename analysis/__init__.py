@@ -10,10 +10,17 @@ Stable API (the dashboard and the CLI use exactly this)::
     report.to_dict()                       # JSON-ready, schema in analysis/schema.md
 
     from analysis import roofline
+    from analysis.context import AnalysisContext
+    ctx = AnalysisContext(trace, spec)     # decoded columns, shared by analyzers (or reuse one)
     roofline.analyze(ctx).metrics          # one row per op name: name, count, total_ns, flops, bytes,
                                            # ai, achieved_flops, dtype, bound, attainable_flops, headroom
     roofline.ceilings(spec, ["bf16"])      # ({dtype: FLOP/s}, {level: B/s}, {dtype: {level: ridge AI}})
     roofline.points(trace, spec, start_ns=None, end_ns=None)   # one point per slice in a window
+
+    from analysis.budget import load_budgets, evaluate          # CI budgets -> BudgetResult list
+    from analysis.render import render                          # text | md | json | junit
+    from analysis.diff import diff                              # diff(base, new, threshold_pct)
+    from analysis.sql import query                              # DuckDB SQL over the trace tables
 
 Each analyzer is one module with ``analyze(ctx: AnalysisContext) -> AnalyzerResult``; they share an
 :class:`analysis.context.AnalysisContext` so a trace's columns are decoded once.  When ``spec`` is

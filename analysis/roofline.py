@@ -4,7 +4,10 @@ For every op (grouped by name) we take FLOPs and bytes from the slices that carr
 arithmetic intensity ``ai = flops / bytes`` and achieved FLOP/s, and compare with the attainable
 rate ``min(peak[dtype], ai * bandwidth)`` of the memory level the bytes came from (the off-chip
 level by default: ``ctx.options["roofline_level"]`` picks another).  ``headroom`` is how many
-times faster the op could run at its roof; ``bound`` says which roof it sits under.
+times faster the op could run at its roof; ``bound`` says which roof it sits under.  A headroom
+below 1 means the op ran faster than the off-chip roof allows: its bytes came from on-chip memory
+(pick that level with ``roofline_level``).  When the trace shows the device as several identical
+engines (one per core), each is judged against its share of the device's peak and bandwidth.
 
 API used by the dashboard (stable):
 
