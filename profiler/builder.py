@@ -21,6 +21,7 @@ from typing import Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from profiler.model import ImportStats, Trace, TraceMetadata, args_json
 from profiler.nesting import nest
@@ -45,6 +46,9 @@ def _as_dict_array(values: ColumnLike, n: int) -> pa.Array:
     if pa.types.is_dictionary(arr.type):
         if arr.type != DICT_STRING:
             arr = arr.cast(DICT_STRING)
+        if len(pc.unique(arr.dictionary)) != len(arr.dictionary):
+            # Duplicate dictionary entries break pandas (categories must be unique): re-encode.
+            arr = arr.cast(pa.string()).dictionary_encode().cast(DICT_STRING)
         return arr
     return arr.cast(pa.string()).dictionary_encode().cast(DICT_STRING)
 

@@ -49,8 +49,11 @@ FORMATS: dict[str, Format] = {
     )
 }
 
+#: Only PyTorch's profiler writes these: its header keys, and category names no other tool uses.
+#: (A plain "kernel" category is not enough: generic Chrome JSON uses it too.)
 _KINETO_MARKERS = (b'"schemaVersion"', b'"deviceProperties"', b'"distributedInfo"', b'"cpu_op"', b'"cuda_runtime"',
-                   b'"Profiler"', b'"trace_id"', b'"kernel"', b'"gpu_memcpy"', b'"python_function"')
+                   b'"cuda_driver"', b'"gpu_memcpy"', b'"gpu_memset"', b'"ac2g"', b'"python_function"',
+                   b'"gpu_user_annotation"')
 
 
 def detect_format(path: str | Path) -> str:
