@@ -29,6 +29,8 @@ _TE_FIELDS = {3, 4, 9, 10, 11, 44, 47, 48}
 _PKT_FIELDS = {8, 10, 11, 13}
 _DA_FIELDS = {1, 5, 9, 17}
 _SPLIT_CLASS: Any = None
+_EMPTY_U64 = np.zeros(0, dtype=np.uint64)
+_EMPTY_I64 = np.zeros(0, dtype=np.int64)
 
 
 def _split_class() -> Any:
@@ -65,22 +67,31 @@ def _varints(buf: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class _Fields:
-    """Long table of decoded fields: owner message, field number, wire type, value, byte range."""
+    """Decoded fields of many messages, by field number: owner message, value, payload range."""
 
-    msg: np.ndarray
-    field: np.ndarray
-    wire: np.ndarray
-    value: np.ndarray  # varint value, or the raw 8 bytes of a fixed64 as uint64
-    off: np.ndarray  # start of a length-delimited payload
-    length: np.ndarray
+    rows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
 
-    def pick(self, field_no: int) -> np.ndarray:
-        return np.flatnonzero(self.field == field_no)
+    def msg(self, f: int) -> np.ndarray:
+        return self.rows[f][0] if f in self.rows else np.zeros(0, dtype=np.int64)
+
+    def value(self, f: int) -> np.ndarray:
+        return self.rows[f][1] if f in self.rows else np.zeros(0, dtype=np.uint64)
+
+    def off(self, f: int) -> np.ndarray:
+        return self.rows[f][2] if f in self.rows else np.zeros(0, dtype=np.int64)
+
+    def length(self, f: int) -> np.ndarray:
+        return self.rows[f][3] if f in self.rows else np.zeros(0, dtype=np.int64)
 
 
-def walk(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> _Fields | None:
-    """Decode every field of many messages at once; None on malformed input."""
-    cols: list[tuple[np.ndarray, ...]] = []
+def walk(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, allowed: set[int]) -> _Fields | None:
+    """Decode every field of many messages at once.
+
+    None on malformed input or on a field number outside ``allowed`` (the caller then leaves the
+    file to the general reader).  Only the wanted columns are kept, per field number.
+    """
+    parts: dict[int, list[tuple[np.ndarray, ...]]] = {f: [] for f in allowed}
+    allowed_arr = np.asarray(sorted(allowed), dtype=np.int64)
     msg = np.arange(starts.size, dtype=np.int64)
     cur = starts.astype(np.int64).copy()
     end = ends.astype(np.int64)
@@ -90,9 +101,11 @@ def walk(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> _Fields | Non
         key, kl = _varints(buf, cur)
         wire = (key & np.uint64(7)).astype(np.int64)
         fno = (key >> np.uint64(3)).astype(np.int64)
+        if not np.isin(fno, allowed_arr).all():
+            return None
         p = cur + kl
         value = np.zeros(msg.size, dtype=np.uint64)
-        off = np.zeros(msg.size, dtype=np.int64)
+        off = p
         length = np.zeros(msg.size, dtype=np.int64)
         nxt = np.empty(msg.size, dtype=np.int64)
         w0 = wire == 0
@@ -111,33 +124,34 @@ def walk(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> _Fields | Non
         w2 = wire == 2
         if w2.any():
             v, vl = _varints(buf, p[w2])
+            off = p.copy()
             off[w2] = p[w2] + vl
             length[w2] = v.astype(np.int64)
             nxt[w2] = off[w2] + length[w2]
-        w5 = wire == 5
-        if w5.any():
-            q = p[w5]
-            raw = np.zeros(q.size, dtype=np.uint64)
-            for k in range(4):
-                raw |= buf[q + k].astype(np.uint64) << np.uint64(8 * k)
-            value[w5] = raw
-            nxt[w5] = q + 4
-        if not (w0 | w1 | w2 | w5).all() or (nxt > end).any():
+        if not (w0 | w1 | w2).all() or (nxt > end).any():
             return None
-        cols.append((msg, fno, wire, value, off, length))
+        present = np.flatnonzero(np.bincount(fno))
+        single = present.size == 1
+        for f in present.tolist():
+            m = slice(None) if single else fno == f
+            if bool(w2[m].all()) if not single else bool(w2.all()):
+                parts[f].append((msg[m], _EMPTY_U64, off[m], length[m]))
+            else:
+                parts[f].append((msg[m], value[m], _EMPTY_I64, _EMPTY_I64))
         live = nxt < end
         msg, cur, end = msg[live], nxt[live], end[live]
-    if not cols:
-        z = np.zeros(0, dtype=np.int64)
-        return _Fields(z, z, z, z.astype(np.uint64), z, z)
-    out = [np.concatenate([c[i] for c in cols]) for i in range(6)]
-    order = np.argsort(out[0], kind="stable")  # group by message, fields in file order
-    return _Fields(*(a[order] for a in out))
+    rows = {}
+    for f, chunks in parts.items():
+        if chunks:
+            if len({c[1].size == 0 for c in chunks}) > 1:
+                return None  # one field number with two wire types
+            rows[f] = tuple(np.concatenate([c[i] for c in chunks]) if len(chunks) > 1 else chunks[0][i] for i in range(4))
+    return _Fields(rows)  # type: ignore[arg-type]
 
 
-def _first_value(f: _Fields, rows: np.ndarray, n: int, default: int = 0) -> np.ndarray:
+def _first_value(f: _Fields, field_no: int, n: int, default: int = 0) -> np.ndarray:
     out = np.full(n, default, dtype=np.uint64)
-    out[f.msg[rows]] = f.value[rows]
+    out[f.msg(field_no)] = f.value(field_no)
     return out
 
 
@@ -295,69 +309,65 @@ def decode_ours(data: bytes, n_header: int = 64) -> FastEvents | None:
     buf = np.zeros(len(data) + 16, dtype=np.uint8)
     buf[: len(data)] = np.frombuffer(data, dtype=np.uint8)
 
-    pf = walk(buf, starts, starts + lengths)
-    if pf is None or not np.isin(pf.field, list(_PKT_FIELDS | {12, 60, 5, 87, 41})).all():
+    pf = walk(buf, starts, starts + lengths, _PKT_FIELDS | {12, 60, 5, 87, 41})
+    if pf is None:
         return None
-    te_rows = pf.pick(11)
     is_te = np.zeros(lengths.size, dtype=bool)
-    is_te[pf.msg[te_rows]] = True
+    is_te[pf.msg(11)] = True
     header_end = int(np.argmax(is_te)) if is_te.any() else lengths.size
     if is_te[header_end:].sum() != lengths.size - header_end:
         return None  # a non-event packet after the events
-    seq = _first_value(pf, pf.pick(10), lengths.size)
-    if np.unique(seq).size != 1:
+    seq = pf.value(10)
+    if seq.size != lengths.size or (seq != seq[0]).any():
         return None
-    if (pf.msg[pf.pick(12)] >= header_end).any():
+    if (pf.msg(12) >= header_end).any():
         return None  # interned data mid-stream: the general reader handles it
     header = [bytes(packets[i]) for i in range(header_end)]
 
-    ev_pkt = pf.msg[te_rows]  # packet index of every event, in file order
+    ev_pkt = pf.msg(11)  # packet index of every event, in file order
     n = ev_pkt.size
-    ts = _first_value(pf, pf.pick(8), lengths.size)[ev_pkt]
-    tf = walk(buf, pf.off[te_rows], pf.off[te_rows] + pf.length[te_rows])
-    if tf is None or not np.isin(tf.field, list(_TE_FIELDS)).all():
+    ts = _first_value(pf, 8, lengths.size)[ev_pkt]
+    tf = walk(buf, pf.off(11), pf.off(11) + pf.length(11), _TE_FIELDS)
+    if tf is None:
         return None
-    kind = _first_value(tf, tf.pick(9), n).astype(np.int64)
+    kind = _first_value(tf, 9, n).astype(np.int64)
     if not np.isin(kind, (1, 2, 3, 4)).all():
         return None
-    uuid = _first_value(tf, tf.pick(11), n)
-    name_iid = _first_value(tf, tf.pick(10), n).astype(np.int64)
-    cat_rows = tf.pick(3)
-    if np.unique(tf.msg[cat_rows]).size != cat_rows.size:
+    uuid = _first_value(tf, 11, n)
+    name_iid = _first_value(tf, 10, n).astype(np.int64)
+    cat_msg = tf.msg(3)
+    if np.bincount(cat_msg, minlength=1).max(initial=0) > 1:
         return None  # several categories on one event
     cat_iid = np.full(n, -1, dtype=np.int64)
-    cat_iid[tf.msg[cat_rows]] = tf.value[cat_rows].astype(np.int64)
+    cat_iid[cat_msg] = tf.value(3).astype(np.int64)
     value = np.zeros(n, dtype=np.float64)
-    vr = tf.pick(44)
-    value[tf.msg[vr]] = tf.value[vr].view(np.float64)
-    fo, fi = tf.pick(47), tf.pick(48)
-    flow_event = np.concatenate([tf.msg[fo], tf.msg[fi]])
-    flow_id = np.concatenate([tf.value[fo], tf.value[fi]])
-    flow_term = np.concatenate([np.zeros(fo.size, bool), np.ones(fi.size, bool)])
+    value[tf.msg(44)] = tf.value(44).view(np.float64)
+    flow_event = np.concatenate([tf.msg(47), tf.msg(48)])
+    flow_id = np.concatenate([tf.value(47), tf.value(48)])
+    flow_term = np.concatenate([np.zeros(tf.msg(47).size, bool), np.ones(tf.msg(48).size, bool)])
 
     flops = np.full(n, np.nan)
     nbytes = np.full(n, np.nan)
     dtype_iid = np.full(n, -1, dtype=np.int64)
     args: dict[int, str] = {}
-    dr = tf.pick(4)
-    if dr.size:
-        df = walk(buf, tf.off[dr], tf.off[dr] + tf.length[dr])
-        if df is None or not np.isin(df.field, list(_DA_FIELDS)).all():
+    if tf.msg(4).size:
+        owner = tf.msg(4)  # annotation -> event
+        df = walk(buf, tf.off(4), tf.off(4) + tf.length(4), _DA_FIELDS)
+        if df is None:
             return None
-        owner = tf.msg[dr]  # annotation -> event
-        ann_name = _first_value(df, df.pick(1), dr.size).astype(np.int64)
-        dbl = df.pick(5)
-        for iid, target in ((1, flops), (2, nbytes)):
-            rows = dbl[ann_name[df.msg[dbl]] == iid]
-            target[owner[df.msg[rows]]] = df.value[rows].view(np.float64)
-        sv = df.pick(17)
-        sv = sv[ann_name[df.msg[sv]] == 3]
-        dtype_iid[owner[df.msg[sv]]] = df.value[sv].astype(np.int64)
-        js = df.pick(9)
-        js = js[ann_name[df.msg[js]] == 4]
-        for e, o, ln in zip(owner[df.msg[js]].tolist(), df.off[js].tolist(), df.length[js].tolist(), strict=True):
-            args[e] = data[o : o + ln].decode("utf-8", "replace")
+        ann_name = _first_value(df, 1, owner.size).astype(np.int64)
         if ((ann_name < 1) | (ann_name > 4)).any():
             return None
+        dm, dv = df.msg(5), df.value(5)
+        for iid, target in ((1, flops), (2, nbytes)):
+            sel = ann_name[dm] == iid
+            target[owner[dm[sel]]] = dv[sel].view(np.float64)
+        sm, sv = df.msg(17), df.value(17)
+        sel = ann_name[sm] == 3
+        dtype_iid[owner[sm[sel]]] = sv[sel].astype(np.int64)
+        jm = df.msg(9)
+        sel = ann_name[jm] == 4
+        for e, o, ln in zip(owner[jm[sel]].tolist(), df.off(9)[sel].tolist(), df.length(9)[sel].tolist(), strict=True):
+            args[e] = data[o : o + ln].decode("utf-8", "replace")
     return FastEvents(header, kind, uuid, ts, name_iid, cat_iid, flops, nbytes, dtype_iid, args, value,
                       flow_event, flow_id, flow_term)
