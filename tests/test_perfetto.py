@@ -305,3 +305,21 @@ def test_column_wise_fast_path_matches_the_packet_by_packet_reader(tmp_path: Pat
     _assert_same(quick, slow)
     _assert_same(t, quick)
     assert quick.metadata.import_stats.to_dict() == slow.metadata.import_stats.to_dict()
+
+
+KINETO = Path("/work/shared/data/kineto")
+
+
+@pytest.mark.parametrize("name", ["a100_alexnet.json.gz", "compare_base.json.gz", "amd_mi250_minitoy_train.json.gz"])
+def test_real_gpu_traces_round_trip(name: str, tmp_path: Path) -> None:
+    """Real Kineto traces (HolisticTraceAnalysis): GPU streams, CPU ops, flows, long args."""
+    src = KINETO / name
+    if not src.exists():
+        pytest.skip(f"{src} not present")
+    t = read_trace(src)
+    assert t.slices.num_rows and t.flows.num_rows
+    path = tmp_path / "real.pftrace"
+    write_perfetto(t, path)
+    back = read_perfetto(path)
+    _assert_same(t, back)
+    assert back.metadata.import_stats.events_dropped == 0

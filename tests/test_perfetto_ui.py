@@ -86,6 +86,19 @@ def test_larger_generated_trace_in_the_ui(ui: PerfettoUI, tmp_path: Path) -> Non
     assert ui.scalar("select max(depth) as d from slice") == int(t.slices_df()["depth"].max())
 
 
+def test_real_gpu_trace_in_the_ui(ui: PerfettoUI, tmp_path: Path) -> None:
+    src = Path("/work/shared/data/kineto/a100_alexnet.json.gz")
+    if not src.exists():
+        pytest.skip(f"{src} not present")
+    from profiler.formats import read_trace
+
+    t = read_trace(src)
+    path = tmp_path / "alexnet.pftrace"
+    write_perfetto(t, path)
+    ui.load(path)
+    _check_counts(ui, t)
+
+
 def _load_chrome_json(ui: PerfettoUI, tmp_path: Path) -> Trace:
     writer = pytest.importorskip("profiler.formats.chrome_json_writer")
     t = _accelerator_trace()

@@ -8,7 +8,7 @@ and every Perfetto parser accept), so each field lands at the same column of eve
 is then built with a handful of numpy operations on a ``(rows, width)`` uint8 array, and the records
 of all groups are scattered into the output buffer at their final byte offsets through a strided
 ``void`` view (one memcpy per record, no per-byte work).  Variable-length trailing bytes (JSON args)
-are copied in a second, byte-level pass.
+are moved by :func:`copy_ranges`, grouped by length.
 """
 
 from __future__ import annotations
@@ -211,14 +211,26 @@ def scatter_records(out: np.ndarray, positions: np.ndarray, rec: np.ndarray) -> 
     view[positions] = np.ascontiguousarray(rec).view(dt).reshape(n)
 
 
-def scatter_tails(out: np.ndarray, positions: np.ndarray, data: np.ndarray, offsets: np.ndarray) -> None:
-    """Copy ``data[offsets[i]:offsets[i+1]]`` to ``out[positions[i]:]`` for every i (vectorized)."""
-    lengths = np.diff(offsets)
-    total = int(lengths.sum())
-    if total == 0:
+def copy_ranges(out: np.ndarray, positions: np.ndarray, src: np.ndarray, starts: np.ndarray,
+                lengths: np.ndarray) -> None:
+    """Copy ``src[starts[i]:starts[i] + lengths[i]]`` to ``out[positions[i]:]`` for every i.
+
+    Ranges of equal length are moved together as ``void`` items (one memcpy each), so the cost
+    grows with the number of ranges and distinct lengths, not with the bytes copied.
+    """
+    keep = lengths > 0
+    if not keep.any():
         return
-    nz = lengths > 0
-    lengths, positions, starts = lengths[nz], positions[nz], offsets[:-1][nz]
-    shift = np.repeat(positions - starts, lengths)
-    src = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(total)
-    out[src + shift] = data[src]
+    positions, starts, lengths = positions[keep], starts[keep], lengths[keep]
+    order = np.argsort(lengths, kind="stable")
+    ln = lengths[order]
+    cuts = np.flatnonzero(np.diff(ln)) + 1
+    bounds = np.concatenate(([0], cuts, [ln.size]))
+    src = np.ascontiguousarray(src)
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        width = int(ln[a])
+        idx = order[a:b]
+        dt = np.dtype(f"V{width}")
+        s_view = np.ndarray(shape=(src.size - width + 1,), dtype=dt, buffer=src, offset=0, strides=(1,))
+        d_view = np.ndarray(shape=(out.size - width + 1,), dtype=dt, buffer=out, offset=0, strides=(1,))
+        d_view[positions[idx]] = s_view[starts[idx]]

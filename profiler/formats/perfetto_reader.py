@@ -38,7 +38,6 @@ from profiler.model import ImportStats, Trace, TraceMetadata, args_json
 TYPE_SLICE_BEGIN, TYPE_SLICE_END, TYPE_INSTANT, TYPE_COUNTER = 1, 2, 3, 4
 SEQ_INCREMENTAL_STATE_CLEARED, SEQ_NEEDS_INCREMENTAL_STATE = 1, 2
 METADATA_NAME = "accel_profiler"
-_KNOWN_ANNOTATIONS = ("flops", "bytes", "dtype")
 
 
 # ------------------------------------------------------------ packet split
@@ -213,7 +212,7 @@ def _annotations(te: Any, st: _SeqState) -> tuple[float | None, float | None, st
         else:
             args[name] = v
             raw_args = None
-    if raw_args is not None and len(args) and all(k not in _KNOWN_ANNOTATIONS for k in args):
+    if raw_args is not None and len(args):
         # Keep the writer's JSON verbatim when it is the only source of args.
         try:
             if json.loads(raw_args) == args:

@@ -183,8 +183,25 @@ def _pkt_header(ts: np.ndarray | None) -> list[pp._Part]:
 
 
 def _packet(ts: np.ndarray, te_parts: list[pp._Part], tail: np.ndarray | None = None) -> list[pp._Part]:
+    """A whole ``Trace.packet`` field, or, for packets with a variable tail, only its content.
+
+    The top-level packet length is always written minimally (readers may split the file on it),
+    so packets of varying size get their ``0x0a <length>`` prefix separately (:func:`_prefixes`).
+    """
     te = pp.message(F_PKT_TRACK_EVENT, te_parts, tail=tail)
+    if tail is not None:
+        return _pkt_header(ts) + te
     return pp.message(F_TRACE_PACKET, _pkt_header(ts) + te)
+
+
+def _prefixes(buf: np.ndarray, starts: np.ndarray, content_len: np.ndarray, prefix_len: np.ndarray) -> None:
+    """Write ``0x0a`` and the minimal varint of each packet's length at ``starts``."""
+    for k in np.unique(prefix_len).tolist():
+        sel = prefix_len == k
+        rec = np.empty((int(sel.sum()), k), dtype=np.uint8)
+        rec[:, 0] = 0x0A
+        pp.write_padded_varint(rec[:, 1:], content_len[sel], k - 1)
+        pp.scatter_records(buf, starts[sel], rec)
 
 
 def _flow_names(trace: Trace) -> dict[str, list[Any]] | None:
@@ -478,18 +495,29 @@ def encode_perfetto_array(trace: Trace) -> np.ndarray:
     n_events = final.size
     records = []
     sizes = np.zeros(n_events, dtype=np.int64)
+    prefix: list[tuple[np.ndarray, np.ndarray] | None] = []
     for positions, parts, tail, _rows in groups:
         rec = pp.build_records(parts, positions.size)
         records.append(rec)
-        sizes[positions] = rec.shape[1] + (tail if tail is not None else 0)
+        if tail is None:
+            sizes[positions] = rec.shape[1]
+            prefix.append(None)
+        else:
+            content = rec.shape[1] + tail
+            plen = 1 + pp.varint_sizes(content)
+            sizes[positions] = plen + content
+            prefix.append((content, plen))
     offsets = np.empty(n_events + 1, dtype=np.int64)
     offsets[0] = len(header)
     np.cumsum(sizes, out=offsets[1:])
     offsets[1:] += len(header)
     buf = np.empty(int(offsets[-1]), dtype=np.uint8)
     buf[: len(header)] = np.frombuffer(header, dtype=np.uint8)
-    for (positions, _parts, tail, tail_rows), rec in zip(groups, records, strict=True):
+    for (positions, _parts, tail, tail_rows), rec, pre in zip(groups, records, prefix, strict=True):
         starts = offsets[positions]
+        if pre is not None:
+            _prefixes(buf, starts, pre[0], pre[1])
+            starts = starts + pre[1]
         pp.scatter_records(buf, starts, rec)
         if tail is not None and tail_rows is not None:
             if tail_rows.size and tail_rows[0] < 0:
@@ -498,19 +526,8 @@ def encode_perfetto_array(trace: Trace) -> np.ndarray:
                 r = -1 - tail_rows
             else:
                 data, offs, r = args_data, args_offs, tail_rows
-            sub_offs = np.concatenate(([0], np.cumsum(offs[r + 1] - offs[r])))
-            gathered = _gather_ranges(data, offs[r], offs[r + 1])
-            pp.scatter_tails(buf, starts + rec.shape[1], gathered, sub_offs)
+            pp.copy_ranges(buf, starts + rec.shape[1], data, offs[r], offs[r + 1] - offs[r])
     return buf
-
-
-def _gather_ranges(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    lens = ends - starts
-    total = int(lens.sum())
-    if total == 0:
-        return np.zeros(0, np.uint8)
-    idx = np.repeat(starts - np.concatenate(([0], np.cumsum(lens)[:-1])), lens) + np.arange(total)
-    return data[idx]
 
 
 def write_perfetto(trace: Trace, path: str | Path) -> None:
