@@ -156,14 +156,36 @@ def _write_ours(trace: Trace, path: Path) -> None:
     write_perfetto(trace, path)
 
 
+def _peak_build(n: int, path: str) -> None:
+    make_trace(n)
+
+
 def _peak_write(n: int, path: str) -> None:
     _write_ours(make_trace(n), Path(path))
+
+
+def _peak_read(path: str) -> None:
+    from profiler.formats.perfetto_reader import read_perfetto
+
+    read_perfetto(path)
 
 
 def main(quick: bool = False) -> None:
     from profiler.formats.perfetto_reader import read_perfetto
 
     n = 100_000 if quick else 1_000_000
+    # Peak memory first, while this process is small: Linux keeps the parent's peak RSS across
+    # the exec that starts a child, so measuring after building the big trace here would only
+    # report this process' own peak.
+    mem_rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "mem.pftrace"
+        built = peak_memory(_peak_build, n, str(path))
+        wrote = peak_memory(_peak_write, n, str(path))
+        read = peak_memory(_peak_read, str(path))
+        mem_rows.append({"what": "peak RSS: build the trace only", "median_s": built["seconds"], "MB": built["peak_rss_mb"]})
+        mem_rows.append({"what": "peak RSS: build + write", "median_s": wrote["seconds"], "MB": wrote["peak_rss_mb"]})
+        mem_rows.append({"what": "peak RSS: read", "median_s": read["seconds"], "MB": read["peak_rss_mb"]})
     trace = make_trace(n)
     n_events = 2 * trace.slices.num_rows + trace.counters.num_rows + trace.instants.num_rows
     rows = []
@@ -192,10 +214,23 @@ def main(quick: bool = False) -> None:
         assert back.slices.num_rows == trace.slices.num_rows and back.flows.num_rows == trace.flows.num_rows
         rows.append({"what": "read ours", "slices": back.slices.num_rows, "events": n_events,
                      "median_s": t_read, "Mevents_per_s": n_events / t_read / 1e6})
-        mem = peak_memory(_peak_write, n, str(path))
-        rows.append({"what": "write peak RSS (MB, incl. building the trace)", "median_s": mem["seconds"],
-                     "MB": mem["peak_rss_mb"]})
-    report("perfetto", rows)
+        # The general (packet-by-packet, official protos) reader on the smaller file, for scale.
+        import profiler.formats.perfetto_fast as fast
+
+        base_path = Path(tmp) / "base.pftrace"
+        _write_ours(base_trace, base_path)
+        t_fast_small, _ = median_time(lambda: read_perfetto(base_path), repeat=3, warmup=0)
+        saved = fast.decode_ours
+        fast.decode_ours = lambda data: None  # type: ignore[assignment]
+        try:
+            t_general, _ = median_time(lambda: read_perfetto(base_path), repeat=1, warmup=0)
+        finally:
+            fast.decode_ours = saved
+        rows.append({"what": "read ours, column-wise path", "slices": base_trace.slices.num_rows,
+                     "events": base_events, "median_s": t_fast_small, "Mevents_per_s": base_events / t_fast_small / 1e6})
+        rows.append({"what": "read ours, packet-by-packet path", "slices": base_trace.slices.num_rows,
+                     "events": base_events, "median_s": t_general, "Mevents_per_s": base_events / t_general / 1e6})
+    report("perfetto", rows + mem_rows)
 
 
 if __name__ == "__main__":
