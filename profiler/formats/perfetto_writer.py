@@ -17,7 +17,9 @@ Layout of the file (one ``trusted_packet_sequence_id``, :data:`SEQUENCE_ID`):
 4. Events in timestamp order: SLICE_BEGIN/SLICE_END pairs, INSTANT, COUNTER.  At equal timestamps
    ends come before begins, inner ends before outer ends, and a zero-duration slice ends right
    after it begins, so a stack-based reader rebuilds the exact nesting.  Flows ride on the begin
-   events (``flow_ids`` on the source, ``terminating_flow_ids`` on the destination).  flops, bytes
+   events (``flow_ids`` on the source, ``terminating_flow_ids`` on the destination; ids are ours
+   + 1 because Perfetto ignores 0; a flow whose destination begins first is written the other way
+   round, since Perfetto binds flows in event order, and listed in the metadata).  flops, bytes
    and dtype are debug annotations; other args one ``args`` annotation holding JSON
    (``legacy_json_value``, which trace processor expands into arguments).
 
@@ -26,7 +28,9 @@ clock (BOOTTIME); no clock snapshot is needed because there is only one clock.  
 negative times they are shifted to start at 0 and the shift is recorded in the metadata.
 
 Speed: event packets are built by :mod:`profiler.formats.perfetto_proto` a group of equally
-shaped packets at a time, never a Python loop per event.
+shaped packets at a time, never a Python loop per event.  Varints inside a packet may be padded
+(non-minimal, which protobuf allows) so a group shares one layout; the top-level packet length is
+always minimal so that readers can split the file without decoding packets.
 """
 
 from __future__ import annotations
