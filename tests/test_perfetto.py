@@ -323,3 +323,27 @@ def test_real_gpu_traces_round_trip(name: str, tmp_path: Path) -> None:
     back = read_perfetto(path)
     _assert_same(t, back)
     assert back.metadata.import_stats.events_dropped == 0
+
+
+def test_truncated_file_reads_the_same_on_both_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import profiler.formats.perfetto_fast as fast
+
+    b = TraceBuilder()
+    tracks = [b.add_track(f"q{i}", kind="dma") for i in range(3)]
+    n = 3000
+    ids = b.add_slices(np.arange(n) % 3, np.arange(n) * 10, np.full(n, 25), "copy", bytes=np.arange(n, dtype=float),
+                       args=[json.dumps({"i": i}) if i % 7 == 0 else None for i in range(n)])
+    b.add_slices(np.arange(n) % 3, np.arange(n) * 10 + 1, np.full(n, 5), "inner", dtype="bf16")
+    b.add_flows(ids[:-3], ids[3:])
+    b.add_counters(tracks[0], np.arange(100) * 7, np.arange(100.0))
+    t = b.build()
+    data = encode_perfetto(t)
+    path = tmp_path / "cut.pftrace"
+    path.write_bytes(data[: len(data) * 2 // 3])  # cut in the middle of the events
+    quick = read_perfetto(path)
+    monkeypatch.setattr(fast, "decode_ours", lambda data: None)
+    slow = read_perfetto(path)
+    _assert_same(quick, slow)
+    assert quick.metadata.import_stats.to_dict() == slow.metadata.import_stats.to_dict()
+    assert quick.metadata.import_stats.dropped["truncated_packet"] == 1
+    assert 0 < quick.slices.num_rows < t.slices.num_rows

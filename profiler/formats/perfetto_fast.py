@@ -212,12 +212,24 @@ class FastEvents:
             return False
         grp = np.lexsort((np.arange(sl.size), level, tr))
         gk, gl, gs = tr[grp], level[grp], step[grp]
-        if gs.size % 2 or (gs[0::2] != 1).any() or (gs[1::2] != -1).any():
+        same = (gk[1:] == gk[:-1]) & (gl[1:] == gl[:-1])
+        pair = same & (gs[:-1] == 1) & (gs[1:] == -1)
+        # Each (track, level) run must read B E B E ...; only a file cut short may leave its
+        # last begins open (each then ends its run).
+        matched = np.zeros(gs.size, dtype=bool)
+        matched[:-1] |= pair
+        matched[1:] |= pair
+        if (~matched & (gs == -1)).any():
             return False
-        if (gk[0::2] != gk[1::2]).any() or (gl[0::2] != gl[1::2]).any():
+        open_b = np.flatnonzero(~matched)
+        last_of_run = np.ones(gs.size, dtype=bool)
+        last_of_run[:-1] = ~same
+        if not last_of_run[open_b].all():
             return False
-        bi = sl[grp[0::2]]
-        ei = sl[grp[1::2]]
+        stats.drop("unmatched_slice_begin", int(open_b.size))
+        first_of_pair = np.flatnonzero(pair)
+        bi = sl[grp[first_of_pair]]
+        ei = sl[grp[first_of_pair + 1]]
         srt = np.argsort(bi, kind="stable")
         bi, ei = bi[srt], ei[srt]
 

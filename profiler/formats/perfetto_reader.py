@@ -242,12 +242,21 @@ def read_perfetto(path: str | Path) -> Trace:
     from profiler.formats.perfetto_fast import decode_ours
 
     # Our own files: column-wise decoding; anything else (or anything odd): packet by packet.
-    fast = decode_ours(data) if gz_problem is None else None
+    fast = decode_ours(data)
+    if fast is None and b"accel_profiler" in data[: 1 << 20]:
+        # One of ours cut short: decode the complete packets column-wise all the same.
+        spans, bad_at, _why = split_packets(data)
+        if bad_at is not None and spans:
+            fast = decode_ours(data[: spans[-1][1]])
+            if fast is not None:
+                stats.drop("truncated_packet")
     if fast is not None:
+        saved = ImportStats.from_dict(stats.to_dict())
         try:
             return _decode_packets([TracePacket.FromString(h) for h in fast.header], p, stats, fast)
         except _FastPathDeclined:
-            stats = ImportStats()
+            stats = saved
+            stats.dropped.pop("truncated_packet", None)
 
     packets: Any
     try:
