@@ -197,6 +197,15 @@ def test_garbage_raises_format_error_with_offset(tmp_path: Path) -> None:
     empty.write_bytes(b"")
     with pytest.raises(TraceFormatError):
         read_perfetto(empty)
+    # Valid protobuf, but no TrackEvent data in it (a packet with only a sequence id).
+    other = tmp_path / "other.pftrace"
+    other.write_bytes(b"\x0a\x02\x50\x01")
+    with pytest.raises(TraceFormatError, match="no TrackEvent data"):
+        read_perfetto(other)
+    as_json = tmp_path / "json.pftrace"
+    as_json.write_bytes(b'{"traceEvents": []}')
+    with pytest.raises(TraceFormatError, match="byte 0"):
+        read_perfetto(as_json)
 
 
 def _general_trace_bytes() -> bytes:

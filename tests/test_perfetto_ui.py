@@ -65,6 +65,7 @@ def test_perfetto_export_in_the_ui(ui: PerfettoUI, tmp_path: Path) -> None:
     assert float(flops) == 2.5e9
     # The UI shows our sibling order (z_mxu before a_vpu), not sorted names.
     tree = ui.track_tree()
+    assert [n["name"] for n in tree if n["name"].startswith("npu")] == ["npu0", "npu1"]
     core = _find(tree, "core0")
     assert core is not None, tree
     assert [c["name"] for c in core["children"]] == ["z_mxu", "a_vpu", "dma0"]

@@ -455,6 +455,9 @@ def _build(path: str, stats: ImportStats, tracks: dict[int, _TrackDesc], pid_tra
            ev: _Events, meta: dict[str, Any] | None, fast: FastEvents | None = None,
            interned: tuple[dict[int, str], dict[int, str], dict[int, str]] | None = None) -> Trace:
     ours = meta is not None and meta.get("version") == 1
+    if not ours and not tracks and not ev.kind and fast is None:
+        raise TraceFormatError(path, "no TrackEvent data", "the file holds no track descriptors or track events",
+                               where="byte 0")
     md_in = TraceMetadata.from_dict(meta.get("metadata", {})) if ours and meta else TraceMetadata()
     b = TraceBuilder(source_format="perfetto", source=Path(path).name, clock=md_in.clock if ours else "boottime",
                      hardware=md_in.hardware, stats=stats)
