@@ -371,12 +371,16 @@ class TraceBuilder:
             over = nst.overhang
             if not over.any():
                 return nst.order, nst.depth, track, dur_copy
-            small = (over > 0) & (over <= self.clamp_tolerance_ns)
+            # Clamp only a child that still starts inside its parent: when the nesting itself is
+            # broken (the inferred parent ends before the child starts) the child needs a lane.
+            dur_sorted = dur_copy[nst.order]
+            fits = dur_sorted - over > 0
+            small = (over > 0) & (over <= self.clamp_tolerance_ns) & fits
             if small.any():
                 rows = nst.order[small]
                 dur_copy[rows] -= over[small]
                 self.stats.repair("slice_end_clamped_to_parent", int(small.sum()))
-            big = over > self.clamp_tolerance_ns
+            big = (over > 0) & ~small
             if big.any():
                 rows = nst.order[big]
                 moved = 0

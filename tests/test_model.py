@@ -121,3 +121,18 @@ def test_many_slices_nest_vectorized() -> None:
     exp = sorted(zip(ts, [-d for d in dur], want, strict=True))
     assert got["depth"].tolist() == [w for _, _, w in exp]
     assert t.metadata.import_stats.repaired == {}
+
+
+def test_broken_nesting_never_yields_negative_durations() -> None:
+    """A child that starts after its grandparent ends must not be clamped to the grandparent."""
+    b = TraceBuilder()
+    t = b.add_track("t", kind="compute")
+    b.add_slice(t, 0, 100_000, "grandparent")
+    b.add_slice(t, 50_000, 50_500, "parent")  # overhangs the grandparent by 500 ns
+    b.add_slice(t, 100_200, 900, "child")  # inside parent, after the grandparent's end
+    rng = np.random.default_rng(1)
+    starts = rng.integers(0, 1_000_000, 2000)
+    b.add_slices(t, starts, rng.integers(0, 5_000, 2000), "noise")
+    trace = b.build()
+    assert (trace.slices["dur"].to_numpy() >= 0).all()
+    trace.validate()
