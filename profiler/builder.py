@@ -365,7 +365,7 @@ class TraceBuilder:
         """
         track = track.copy()
         dur_copy = dur.copy()
-        lanes: dict[int, int] = {}
+        lanes: dict[int, int] = {}  # lane track -> the track it relieves
         for _ in range(64):
             nst = nest(track, ts, dur_copy)
             over = nst.overhang
@@ -382,25 +382,45 @@ class TraceBuilder:
                 self.stats.repair("slice_end_clamped_to_parent", int(small.sum()))
             big = (over > 0) & ~small
             if big.any():
-                rows = nst.order[big]
-                moved = 0
-                for r in rows:
-                    t = int(track[r])
-                    lane = lanes.get(t)
-                    if lane is None:
-                        info = self._tracks[t]
-                        base = info["attrs"]
-                        attrs = json.loads(base) if base else {}
-                        attrs["lane_of"] = t
-                        lane = self.add_track(
-                            f"{info['name']} (overlap)", info["kind"], info["parent"], info["device"],
-                            attrs, sort_index=info["sort_index"],
-                        )
-                        lanes[t] = lane
-                    track[r] = lane
-                    moved += 1
+                moved = self._move_to_lanes(nst.order[big], track, ts, dur_copy, lanes)
                 self.stats.repair("slice_moved_to_overlap_lane", moved)
         raise ValueError("could not untangle overlapping slices into nested tracks")
+
+    def _move_to_lanes(self, rows: np.ndarray, track: np.ndarray, ts: np.ndarray, dur: np.ndarray,
+                       lanes: dict[int, int]) -> int:
+        """Move the slices ``rows`` (input positions) off their tracks onto sibling lane tracks.
+
+        Greedy interval partitioning per track: each lane holds slices that do not overlap at
+        all, so one pass untangles any pile-up (a loop over the offending slices only).
+        """
+        import heapq
+
+        moved = 0
+        order = rows[np.lexsort((-dur[rows], ts[rows], track[rows]))]
+        by_track: dict[int, list[int]] = {}
+        for r in order.tolist():
+            by_track.setdefault(int(track[r]), []).append(r)
+        for t, rs in by_track.items():
+            base = t
+            while base in lanes:  # a lane's overflow goes beside the original track
+                base = lanes[base]
+            info = self._tracks[base]
+            free: list[tuple[int, int]] = []  # (end, lane id) of this round's lanes
+            for r in rs:
+                start, end = int(ts[r]), int(ts[r] + dur[r])
+                if free and free[0][0] <= start:
+                    _, lane = heapq.heappop(free)
+                else:
+                    attrs = json.loads(info["attrs"]) if info["attrs"] else {}
+                    attrs["lane_of"] = base
+                    n = sum(1 for v in lanes.values() if v == base) + 2
+                    lane = self.add_track(f"{info['name']} (overlap {n})", info["kind"], info["parent"],
+                                          info["device"], attrs, sort_index=info["sort_index"])
+                    lanes[lane] = base
+                track[r] = lane
+                heapq.heappush(free, (end, lane))
+                moved += 1
+        return moved
 
     def _counters_table(self, n_tracks: int) -> pa.Table:
         chunks = list(self._counter_chunks)

@@ -45,7 +45,7 @@ def test_true_overlap_moves_to_lane_and_small_overhang_is_clamped() -> None:
     stats = t.metadata.import_stats
     assert stats.repaired == {"slice_moved_to_overlap_lane": 1, "slice_end_clamped_to_parent": 1}
     lanes = t.tracks_df()
-    lane = lanes[lanes["name"] == "mxu (overlap)"]
+    lane = lanes[lanes["name"] == "mxu (overlap 2)"]
     assert len(lane) == 1
     df = t.slices_df()
     assert df.loc[df["name"] == "b", "track"].item() == lane["id"].item()
