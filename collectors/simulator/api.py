@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +71,19 @@ def simulate(workload: Any, spec: HardwareSpec, *, dtype: str | None = None, opt
     ``dtype`` overrides the workload's matmul dtype; ``options`` reconfigures the machine
     (systolic mode, SRAM size, bandwidths, DMA queues).  ``progress`` shows a progress bar.
     """
+    # The compiler and engine allocate many small tuples and lists that form no cycles; collector
+    # passes over them would cost a large share of the run, so the collector waits until the end.
+    gc_on = gc.isenabled()
+    gc.disable()
+    try:
+        return _simulate(workload, spec, dtype, options, progress)
+    finally:
+        if gc_on:
+            gc.enable()
+
+
+def _simulate(workload: Any, spec: HardwareSpec, dtype: str | None, options: SimOptions | None,
+              progress: bool) -> SimResult:
     machine = Machine(spec, options)
     prog = compile_workload(workload, machine, dtype)
     bar = None

@@ -14,12 +14,13 @@ an in-order DMA queue does not sit behind a store while the next tile's loads co
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
 from collectors.simulator.machine import Machine, SimulatorError
-from collectors.simulator.program import K_DMA, K_MATMUL, K_VECTOR, Program
+from collectors.simulator.program import K_DMA, K_MATMUL, K_VECTOR, Program, Segment
 from collectors.simulator.workloads import Attention, Gemm, VectorOp, ceil_div
 
 _DIMS = (4096, 2048, 1024, 512, 256, 128, 64, 32, 16)
@@ -62,11 +63,12 @@ class Compiler:
         self.p = prog
         self.q_load = [[0.0] * machine.dma_queues for _ in range(machine.cores)]
         self._lat_bytes = machine.dma_latency_ns * 1e-9 * machine.dma_bw  # latency as bytes it could move
-        self.barrier: tuple[int, ...] = ()
-        self._op_barrier: tuple[int, ...] = ()
-        self._seen: set[int] = set()
-        self._last: dict[int, int] = {}
-        self.op = -1
+        self._dma_base = [machine.dma(c, 0) for c in range(machine.cores)]
+        self.seg = Segment()
+        self.rows = self.seg.rows
+        self.info: dict[str, Any] = {}
+        self.reuse = machine.options.reuse
+        self._reuse: dict[Any, tuple[Segment, dict[str, Any], list[list[float]]]] = {}
         self._plans: dict[tuple[Any, ...], GemmPlan] = {}
         self._pending: list[list[Any]] = []
         self.r_load = prog.route_id("dram", "sram")
@@ -74,32 +76,34 @@ class Compiler:
 
     # ------------------------------------------------------------ plumbing
     def begin_op(self, **info: Any) -> None:
-        self.op = self.p.new_op(**info)
-        self._op_barrier = self.barrier
-        self._seen = set()
-        self._last = {}
+        self.seg = Segment()
+        self.rows = self.seg.rows
+        self.info = info
 
     def end_op(self) -> None:
         self.flush_stores()
-        if self._last:
-            self.barrier = tuple(sorted(self._last.values()))
+        self.p.add_op(self.seg, self.info)
 
     def emit(self, engine: int, kind: int, name: str, flops: float, nbytes: float, dur: float,
-             deps: tuple[int, ...], dtype: str, **kw: Any) -> int:
-        if engine not in self._seen:
-            self._seen.add(engine)
-            deps = deps + self._op_barrier
-        i = self.p.emit(engine, kind, self.p.name_id(name), flops, nbytes, dur, deps, self.op,
-                        self.p.dtype_id(dtype), **kw)
-        self._last[engine] = i
+             deps: tuple[int, ...], dtype: str, alloc: float = 0.0, alloc_core: int = 0, free: float = 0.0,
+             free_core: int = 0, route: int = -1) -> int:
+        rows = self.rows
+        i = len(rows)
+        rows.append((engine, kind, self.p.name_id(name), flops, nbytes, dur, deps, alloc, alloc_core, route,
+                     self.p.dtype_id(dtype)))
+        if free:
+            self.seg.frees[i] = [free, free_core]
         return i
 
     def queue(self, core: int, nbytes: float) -> int:
         """The core's DMA queue with the least work assigned so far (bytes plus latency)."""
         loads = self.q_load[core]
-        q = min(range(len(loads)), key=loads.__getitem__)
+        if len(loads) == 2:
+            q = 0 if loads[0] <= loads[1] else 1
+        else:
+            q = min(range(len(loads)), key=loads.__getitem__)
         loads[q] += nbytes + self._lat_bytes
-        return self.m.dma(core, q)
+        return self._dma_base[core] + q
 
     def load(self, core: int, nbytes: float, name: str, deps: tuple[int, ...], dtype: str) -> int:
         return self.emit(self.queue(core, nbytes), K_DMA, name, 0.0, nbytes, 0.0, deps, dtype,
@@ -154,6 +158,27 @@ class Compiler:
 
     # ----------------------------------------------------------------- ops
     def lower(self, op: Any) -> None:
+        """Append ``op``'s segment, reusing the one of an identical earlier op when that is exact.
+
+        Two ops share a segment when they differ only in their label's prefix (``layer3.qkv`` and
+        ``layer7.qkv``) and the DMA queues start equally balanced; the queue loads are whole bytes
+        then, so shifting them by a constant changes no queue choice and the end state is the start
+        state plus the same increments.
+        """
+        key = None
+        if self.reuse:
+            state = self._queue_state()
+            if state is not None:
+                key = (dataclasses.replace(op, label=op.label.rsplit(".", 1)[-1]), state)
+                hit = self._reuse.get(key)
+                if hit is not None:
+                    seg, info, delta = hit
+                    for loads, inc in zip(self.q_load, delta, strict=True):
+                        for q, d in enumerate(inc):
+                            loads[q] += d
+                    self.p.add_op(seg, {"op": op.label, **info})
+                    return
+        before = [list(loads) for loads in self.q_load]
         if isinstance(op, Gemm):
             self.gemm(op)
         elif isinstance(op, VectorOp):
@@ -162,6 +187,21 @@ class Compiler:
             self.attention(op)
         else:
             raise TypeError(f"cannot lower {type(op).__name__}")
+        if key is not None and self._queue_state() is not None:
+            delta = [[a - b for a, b in zip(after, bef, strict=True)] for after, bef in zip(self.q_load, before,
+                                                                                          strict=True)]
+            info = {k: v for k, v in self.info.items() if k != "op"}
+            self._reuse[key] = (self.seg, info, delta)
+
+    def _queue_state(self) -> tuple[tuple[float, ...], ...] | None:
+        """Queue loads relative to each core's least-loaded queue; None unless all are whole bytes."""
+        out = []
+        for loads in self.q_load:
+            if not all(x.is_integer() for x in loads):
+                return None
+            low = min(loads)
+            out.append(tuple(x - low for x in loads))
+        return tuple(out)
 
     # ---------------------------------------------------------------- GEMM
     def _gemm_footprint(self, tm: int, tn: int, tk: int, K: int, a_strip: bool, buf: int, cbuf: int,
@@ -383,7 +423,7 @@ class Compiler:
 
     def _release(self, ring: Ring, cur: list[Any], core: int) -> None:
         """The tile in ``cur`` has had its last user: free its bytes there and mark the slot."""
-        self.p.add_free(cur[4], cur[3], core)
+        self.seg.add_free(cur[4], cur[3], core)
         ring.users[cur[2]] = cur[4]
 
     # -------------------------------------------------------------- vector
@@ -506,7 +546,7 @@ class Compiler:
                         v_ring.users[vslot] = mm2
                         s_ring.users[sslot] = mm2
                         prev = mm2
-                    self.p.add_free(mm1, qb, c)
+                    self.seg.add_free(mm1, qb, c)
                     q_ring.users[qslot] = mm1
                     ob = gg * rq * d * 4
                     fin = self.emit(vec, K_VECTOR, "rescale", float(gg * rq * d), 2 * ob,

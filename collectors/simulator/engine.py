@@ -3,12 +3,21 @@
 Each engine runs its stream in order; an instruction starts once its engine is free and every
 instruction it waits for has completed.  Compute durations are fixed when they start.  A DMA
 transfer first pays the queue's fixed latency, then moves its bytes at
-``min(queue bandwidth, DRAM bandwidth / active DRAM transfers)``; whenever a transfer joins or
-leaves DRAM the share is recomputed and the finish events of the others are re-issued (stale
-ones are skipped by version).  Peer (core-to-core) transfers do not touch DRAM.
+``min(queue bandwidth, DRAM bandwidth / active DRAM transfers)``.  Peer (core-to-core) transfers
+do not touch DRAM.
 
-Results go to flat Python lists of floats/ints, never per-event objects: the trace is built from
-them in one columnar call.
+All active DRAM transfers move at the same rate, so the engine keeps one "virtual byte clock"
+``V`` (bytes each active transfer has moved since the DRAM was last idle) instead of remaining
+bytes per transfer: a transfer joining at ``V`` finishes when ``V`` reaches ``V + bytes``, the
+one with the smallest finish is always next, and a change of share only changes how fast ``V``
+runs.  Nothing is recomputed per transfer when the share changes, and no finish event is ever
+re-issued.
+
+Every op starts on an idle machine (see :mod:`collectors.simulator.program`), so each distinct
+segment is simulated once on its own clock (:func:`simulate_segment`) and :func:`run` places the
+segments one after another.  Only the first instruction of each engine in an op looks across
+the boundary (its stall starts when the engine last finished, in an earlier op); :func:`run`
+records those.  Results are flat lists and numpy arrays, never per-event objects.
 """
 
 from __future__ import annotations
@@ -18,37 +27,68 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from collectors.simulator.machine import Machine, SimulatorError
-from collectors.simulator.program import K_DMA, Program
+import numpy as np
 
-_EV_COMPUTE_END, _EV_DATA_START, _EV_DMA_END = 0, 1, 2
+from collectors.simulator.machine import Machine, SimulatorError
+from collectors.simulator.program import K_DMA, Program, Segment, describe_row
+
+_F = np.float64
+_I = np.int64
+
+
+@dataclass
+class SegmentTiming:
+    """One segment's schedule on its own clock (local instruction ids, time 0 = op start)."""
+
+    start: np.ndarray
+    end: np.ndarray
+    span: float  # when its last instruction ends
+    first: list[int]  # per engine, the first instruction on it (-1: none)
+    last: list[int]
+    stall_engine: np.ndarray  # stalls of all but each engine's first instruction
+    stall_start: np.ndarray
+    stall_end: np.ndarray
+    stall_by: np.ndarray
+    sram_core: np.ndarray
+    sram_ts: np.ndarray
+    sram_val: np.ndarray
+    bw_ts: np.ndarray
+    bw_val: np.ndarray
+    peak: list[float]
 
 
 @dataclass
 class RunResult:
-    """Timing of every instruction plus the stall, SRAM and DRAM-bandwidth records."""
+    """Timing of every instruction plus the stall, SRAM and DRAM-bandwidth records (global ids, ns)."""
 
-    start: list[float]
-    end: list[float]
-    stall_engine: list[int] = field(default_factory=list)
-    stall_start: list[float] = field(default_factory=list)
-    stall_end: list[float] = field(default_factory=list)
-    stall_by: list[int] = field(default_factory=list)  # instruction whose completion ended the wait
-    sram_core: list[int] = field(default_factory=list)
-    sram_ts: list[float] = field(default_factory=list)
-    sram_val: list[float] = field(default_factory=list)
+    start: np.ndarray
+    end: np.ndarray
+    stall_engine: np.ndarray = field(default_factory=lambda: np.zeros(0, _I))
+    stall_start: np.ndarray = field(default_factory=lambda: np.zeros(0, _F))
+    stall_end: np.ndarray = field(default_factory=lambda: np.zeros(0, _F))
+    stall_by: np.ndarray = field(default_factory=lambda: np.zeros(0, _I))  # instruction that ended the wait
+    sram_core: np.ndarray = field(default_factory=lambda: np.zeros(0, _I))
+    sram_ts: np.ndarray = field(default_factory=lambda: np.zeros(0, _F))
+    sram_val: np.ndarray = field(default_factory=lambda: np.zeros(0, _F))
     sram_peak: list[float] = field(default_factory=list)
-    bw_ts: list[float] = field(default_factory=list)
-    bw_val: list[float] = field(default_factory=list)  # bytes/s of DRAM in use from bw_ts on
+    bw_ts: np.ndarray = field(default_factory=lambda: np.zeros(0, _F))
+    bw_val: np.ndarray = field(default_factory=lambda: np.zeros(0, _F))  # bytes/s of DRAM in use from bw_ts on
 
 
-def run(prog: Program, machine: Machine, progress: Callable[[int], None] | None = None) -> RunResult:
-    """Simulate ``prog`` on ``machine``; ``progress(n)`` is called with completed-instruction counts."""
-    n = len(prog)
+def simulate_segment(seg: Segment, prog: Program, machine: Machine) -> SegmentTiming:
+    """Run one segment from an idle machine at time 0 (its first instructions' outside waits are met)."""
+    cols = seg.columns()
+    n = len(seg)
     n_eng = len(machine.engines)
+    engine, kind, dur, deps = cols["engine"], cols["kind"], cols["dur"], cols["deps"]
+    alloc, alloc_core, free, free_core = cols["alloc"], cols["alloc_core"], cols["free"], cols["free_core"]
+    nbytes, route = cols["nbytes"], cols["route"]
+    uses_dram = [("dram" in (s, d)) for s, d in prog.routes]
     streams: list[list[int]] = [[] for _ in range(n_eng)]
-    for i, e in enumerate(prog.engine):
+    for i, e in enumerate(engine):
         streams[e].append(i)
+    first = [s[0] if s else -1 for s in streams]
+    last = [s[-1] if s else -1 for s in streams]
     stream_len = [len(s) for s in streams]
     head = [0] * n_eng
     free_at = [0.0] * n_eng
@@ -56,27 +96,26 @@ def run(prog: Program, machine: Machine, progress: Callable[[int], None] | None 
     start = [0.0] * n
     end = [0.0] * n
     waiters: dict[int, list[int]] = {}
-    heap: list[tuple[float, int, int, int, int]] = []
+    heap: list[tuple[float, int, int]] = []
     push = heapq.heappush
     pop = heapq.heappop
     seq = itertools.count().__next__
-
-    deps, kind, dur, engine = prog.deps, prog.kind, prog.dur, prog.engine
-    alloc, alloc_core, free, free_core = prog.alloc, prog.alloc_core, prog.free, prog.free_core
-    nbytes, route = prog.nbytes, prog.route
-    uses_dram = [("dram" in (s, d)) for s, d in prog.routes]
     latency = machine.dma_latency_ns
     queue_bw = machine.dma_bw / 1e9  # bytes per ns
     dram_bw = machine.dram_bw / 1e9
     cap = machine.sram_bytes * (1 + 1e-9)
     occ = [0.0] * machine.cores
-    res = RunResult(start, end, sram_peak=[0.0] * machine.cores)
-    st_e, st_s, st_t, st_by = res.stall_engine, res.stall_start, res.stall_end, res.stall_by
-    sr_c, sr_t, sr_v, peak = res.sram_core, res.sram_ts, res.sram_val, res.sram_peak
-    bw_t, bw_v = res.bw_ts, res.bw_val
-    # DRAM transfers in their data phase: instr -> [remaining bytes, rate bytes/ns, version]
-    active: dict[int, list[float]] = {}
-    share = [0.0, 0.0]  # [current per-transfer rate, time of last remaining-bytes update]
+    peak = [0.0] * machine.cores
+    st_e: list[int] = []
+    st_s: list[float] = []
+    st_t: list[float] = []
+    st_by: list[int] = []
+    sr_c: list[int] = []
+    sr_t: list[float] = []
+    sr_v: list[float] = []
+    bw_t: list[float] = []
+    bw_v: list[float] = []
+    firsts = set(first)
 
     def try_start(e: int, now: float) -> None:
         h = head[e]
@@ -92,7 +131,7 @@ def run(prog: Program, machine: Machine, progress: Callable[[int], None] | None 
                 else:
                     w.append(e)
                 return
-        if now > free_at[e] and ds:
+        if now > free_at[e] and ds and i not in firsts:
             by = ds[0]
             for d in ds:
                 if end[d] > end[by]:
@@ -109,8 +148,9 @@ def run(prog: Program, machine: Machine, progress: Callable[[int], None] | None 
             o = occ[c] + a
             if o > cap:
                 raise SimulatorError(
-                    f"SRAM of core {c} overflows: {o:.0f} bytes > {machine.sram_bytes:.0f} at {now:.0f} ns "
-                    f"({prog.describe(i)})"
+                    f"SRAM of core {c} overflows: {o:.0f} bytes > {machine.sram_bytes:.0f} at {now:.0f} ns into "
+                    f"op {prog.ops[-1].get('op', '?') if prog.ops else '?'} "
+                    f"({describe_row(prog, kind[i], cols['name'][i], nbytes[i], cols['flops'][i], dur[i], route[i])})"
                 )
             occ[c] = o
             if o > peak[c]:
@@ -119,51 +159,64 @@ def run(prog: Program, machine: Machine, progress: Callable[[int], None] | None 
             sr_t.append(now)
             sr_v.append(o)
         if kind[i] == K_DMA:
-            push(heap, (now + latency, seq(), _EV_DATA_START, i, 0))
+            push(heap, (now + latency, seq(), ~i))
         else:
-            push(heap, (now + dur[i], seq(), _EV_COMPUTE_END, i, 0))
-
-    def reshare(now: float) -> None:
-        """Advance every active DRAM transfer to ``now`` and give each its new fair share."""
-        old = share[0]
-        dt = now - share[1]
-        if dt > 0 and old > 0:
-            moved = old * dt
-            for st in active.values():
-                if st[1] > 0:  # transfers that just joined have moved nothing yet
-                    st[0] -= moved
-        share[1] = now
-        k = len(active)
-        rate = min(queue_bw, dram_bw / k) if k else 0.0
-        share[0] = rate
-        for j, st in active.items():
-            if st[1] != rate:
-                st[1] = rate
-                st[2] += 1
-                rem = st[0] if st[0] > 0 else 0.0
-                push(heap, (now + rem / rate, seq(), _EV_DMA_END, j, int(st[2])))
-        bw_t.append(now)
-        bw_v.append(rate * k * 1e9)
+            push(heap, (now + dur[i], seq(), i))
 
     for e in range(n_eng):
         try_start(e, 0.0)
 
-    completed = 0
-    while heap:
-        now, _, ev, i, ver = pop(heap)
-        if ev == _EV_DATA_START:
-            if uses_dram[route[i]]:
-                active[i] = [nbytes[i], -1.0, 0.0]
-                reshare(now)
+    # DRAM: active transfers as (virtual finish, instr); v = virtual bytes at time tv
+    act: list[tuple[float, int]] = []
+    v = 0.0
+    tv = 0.0
+    rate = 0.0
+    nxt = float("inf")  # real time of the next DRAM completion
+    inf = nxt
+    while True:
+        if heap:
+            if nxt <= heap[0][0]:
+                dram_done = True
             else:
-                push(heap, (now + nbytes[i] / queue_bw, seq(), _EV_DMA_END, i, -1))
+                now, _, i = pop(heap)
+                dram_done = False
+        elif act:
+            dram_done = True
+        else:
+            break
+        if dram_done:
+            # the DRAM transfer with the smallest virtual finish completes; the clock is exactly there
+            now = nxt
+            v, i = heapq.heappop(act)
+            tv = now
+            k = len(act)
+            if k:
+                r = dram_bw / k
+                rate = queue_bw if queue_bw < r else r
+                nxt = tv + (act[0][0] - v) / rate
+            else:
+                rate = 0.0
+                v = 0.0
+                nxt = inf
+            bw_t.append(now)
+            bw_v.append(rate * k * 1e9)
+        elif i < 0:
+            # a DMA's fixed latency is over: its data starts moving
+            i = ~i
+            if uses_dram[route[i]]:
+                if act:
+                    v += rate * (now - tv)
+                tv = now
+                heapq.heappush(act, (v + nbytes[i], i))
+                k = len(act)
+                r = dram_bw / k
+                rate = queue_bw if queue_bw < r else r
+                nxt = tv + (act[0][0] - v) / rate
+                bw_t.append(now)
+                bw_v.append(rate * k * 1e9)
+            else:
+                push(heap, (now + nbytes[i] / queue_bw, seq(), i))
             continue
-        if ev == _EV_DMA_END and ver >= 0:
-            st = active.get(i)
-            if st is None or st[2] != ver:
-                continue  # superseded by a later share
-            del active[i]
-            reshare(now)
         # completion of instruction i
         done[i] = 1
         end[i] = now
@@ -172,22 +225,115 @@ def run(prog: Program, machine: Machine, progress: Callable[[int], None] | None 
         f = free[i]
         if f:
             c = free_core[i]
-            occ[c] -= f
+            o = occ[c] - f
+            occ[c] = o
             sr_c.append(c)
             sr_t.append(now)
-            sr_v.append(occ[c] if occ[c] > 1e-6 else 0.0)
+            sr_v.append(o if o > 1e-6 else 0.0)
         try_start(e, now)
         ws = waiters.pop(i, None)
         if ws is not None:
             for w in ws:
                 try_start(w, now)
-        completed += 1
-        if progress is not None and not completed & 4095:
-            progress(completed)
-    if progress is not None:
-        progress(completed)
     stuck = [e for e in range(n_eng) if head[e] < stream_len[e]]
     if stuck:
         i = streams[stuck[0]][head[stuck[0]]]
-        raise SimulatorError(f"program deadlocks: {prog.describe(i)} waits for instructions that never run")
-    return res
+        what = describe_row(prog, kind[i], cols["name"][i], nbytes[i], cols["flops"][i], dur[i], route[i])
+        raise SimulatorError(f"program deadlocks: {what} waits for instructions that never run")
+    if any(abs(o) > 0.5 for o in occ):
+        raise SimulatorError(f"an op leaves SRAM allocated at its end ({occ} bytes per core)")
+    end_a = np.asarray(end, dtype=_F)
+    return SegmentTiming(
+        np.asarray(start, dtype=_F), end_a, float(end_a.max()) if n else 0.0, first, last,
+        np.asarray(st_e, dtype=_I), np.asarray(st_s, dtype=_F), np.asarray(st_t, dtype=_F), np.asarray(st_by, dtype=_I),
+        np.asarray(sr_c, dtype=_I), np.asarray(sr_t, dtype=_F), np.asarray(sr_v, dtype=_F),
+        np.asarray(bw_t, dtype=_F), np.asarray(bw_v, dtype=_F), peak,
+    )
+
+
+def run(prog: Program, machine: Machine, progress: Callable[[int], None] | None = None) -> RunResult:
+    """Simulate ``prog`` on ``machine``; ``progress(n)`` is called with placed-instruction counts.
+
+    Op k starts when op k-1's last instruction ends (``t0``); its instructions keep their segment
+    schedule shifted by ``t0``.  A shift is ``t0 + local`` for every time of the op, so a repeated
+    op lands exactly where simulating it in place would put it.
+    """
+    n_eng = len(machine.engines)
+    segs = prog.segments
+    barriers = prog.barriers()
+    offsets = prog.offsets()
+    t0s: list[float] = []
+    timings: list[SegmentTiming] = []
+    # each engine's last instruction so far: global end time (the start of a cross-op stall)
+    free_at = [0.0] * n_eng
+    end_of: dict[int, float] = {}  # global end of the instructions some barrier names
+    x_e: list[int] = []  # cross-op stalls of first instructions
+    x_s: list[float] = []
+    x_t: list[float] = []
+    x_by: list[int] = []
+    peak = [0.0] * machine.cores
+    t0 = 0.0
+    placed = 0
+    for k, seg in enumerate(segs):
+        n = len(seg)
+        if not n:
+            t0s.append(t0)
+            timings.append(None)  # type: ignore[arg-type]
+            continue
+        tm = seg.timing
+        if tm is None:
+            tm = seg.timing = simulate_segment(seg, prog, machine)
+        base = int(offsets[k])
+        barrier = barriers[k]
+        deps = seg.columns()["deps"]
+        for e, f in enumerate(tm.first):
+            if f < 0:
+                continue
+            s = t0 + float(tm.start[f])
+            ds = deps[f]
+            if s > free_at[e] and (ds or barrier):
+                # the dependency that ended the wait: the first one (in wait order) ending last
+                cand = [(t0 + float(tm.end[d]), base + d) for d in ds] + [(end_of[b], b) for b in barrier]
+                by_end, by = cand[0]
+                for ce, ci in cand:
+                    if ce > by_end:
+                        by_end, by = ce, ci
+                x_e.append(e)
+                x_s.append(free_at[e])
+                x_t.append(s)
+                x_by.append(by)
+        for e, la in enumerate(tm.last):
+            if la >= 0:
+                free_at[e] = t0 + float(tm.end[la])
+                end_of[base + la] = free_at[e]
+        for c, p in enumerate(tm.peak):
+            if p > peak[c]:
+                peak[c] = p
+        t0s.append(t0)
+        timings.append(tm)
+        t0 += tm.span
+        placed += n
+        if progress is not None:
+            progress(placed)
+    live = [(k, tm) for k, tm in enumerate(timings) if tm is not None]
+    if not live:
+        z = np.zeros(0, _F)
+        return RunResult(z, z, sram_peak=peak)
+    t0a = np.asarray([t0s[k] for k, _ in live], dtype=_F)
+    basea = np.asarray([offsets[k] for k, _ in live], dtype=_I)
+
+    def cat(attr: str, shift: np.ndarray | None) -> np.ndarray:
+        parts = [getattr(tm, attr) for _, tm in live]
+        out = np.concatenate(parts)
+        if shift is not None:
+            out = out + np.repeat(shift, [p.size for p in parts])
+        return out
+
+    start = cat("start", t0a)
+    end = cat("end", t0a)
+    st_e = np.concatenate([cat("stall_engine", None), np.asarray(x_e, dtype=_I)])
+    st_s = np.concatenate([cat("stall_start", t0a), np.asarray(x_s, dtype=_F)])
+    st_t = np.concatenate([cat("stall_end", t0a), np.asarray(x_t, dtype=_F)])
+    st_by = np.concatenate([cat("stall_by", basea), np.asarray(x_by, dtype=_I)])
+    return RunResult(start, end, st_e, st_s, st_t, st_by, cat("sram_core", None), cat("sram_ts", t0a),
+                     cat("sram_val", None), peak, cat("bw_ts", t0a), cat("bw_val", None))

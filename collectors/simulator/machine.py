@@ -37,6 +37,9 @@ class SimOptions:
     cores: int | None = None  # use only this many cores
     flows: bool = True  # DMA -> consumer flow arrows in the trace
     counters: bool = True  # SRAM occupancy and DRAM bandwidth counter tracks
+    # Compile and simulate each distinct op once and place its schedule wherever it repeats (the
+    # layers of an LLM).  Exact: every op starts on an idle machine (see collectors.simulator.program).
+    reuse: bool = True
 
     def with_overrides(self, **kw: Any) -> SimOptions:
         return replace(self, **kw)

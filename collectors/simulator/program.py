@@ -1,8 +1,16 @@
 """The program: per-engine instruction streams the tiling compiler emits and the engine runs.
 
-Instructions are stored as parallel Python lists (one entry per instruction) rather than objects:
-the compiler emits hundreds of thousands of them for an LLM step and the engine indexes them in
-its hot loop.  Cross-engine ordering is semaphore-style: an instruction names the instructions
+A program is a sequence of *segments*, one per workload op.  Ops run one after another: the
+first instruction of an op on each engine waits for the last instruction of the previous op on
+every engine (its inputs are the previous op's outputs), so every op starts on an idle machine
+with all SRAM released.  That is what lets a segment number its instructions from 0, be
+simulated on its own clock starting at 0, and be shared by every op with the same shape (the 32
+layers of an LLM repeat ten ops): the engine simulates each distinct segment once and the
+program places it at the time its predecessor ends.
+
+A segment stores its instructions as one tuple per instruction while it is emitted (one
+``list.append`` per instruction is the cheapest thing Python can do) and transposes them into
+columns once.  Cross-engine ordering is semaphore-style: an instruction names the instructions
 whose completion it waits for (each one is "signal semaphore of producer, wait for value n");
 :meth:`Program.streams` renders that as explicit wait/signal instructions for reading.
 """
@@ -11,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import orjson
 
 from collectors.simulator.machine import Machine
@@ -18,26 +27,109 @@ from collectors.simulator.machine import Machine
 K_MATMUL, K_VECTOR, K_DMA = 0, 1, 2
 KIND_NAMES = ("matmul", "vector", "dma")
 
+# Fields of one instruction row, in order.
+ENGINE, KIND, NAME, FLOPS, NBYTES, DUR, DEPS, ALLOC, ALLOC_CORE, ROUTE, DTYPE = range(11)
+
+
+class Segment:
+    """The instructions of one op, numbered from 0; ``deps`` name earlier instructions of the same op.
+
+    ``rows`` holds one tuple per instruction (engine, kind, name id, flops, bytes, duration ns
+    (compute; a DMA's time depends on the DRAM share at run time), deps, SRAM bytes reserved at
+    start, their core, route id (DMA) or -1, dtype id).  SRAM released at the end of an
+    instruction is known only once a tile's last user is known, so it lives in ``frees``.
+    """
+
+    __slots__ = ("rows", "frees", "timing", "_cols", "_arrays", "_first_last")
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Any, ...]] = []
+        self.frees: dict[int, list[float]] = {}  # instr -> [bytes, core]
+        self.timing: Any = None  # the engine's SegmentTiming, filled on first run
+        self._cols: dict[str, Any] | None = None
+        self._arrays: dict[str, np.ndarray] | None = None
+        self._first_last: tuple[list[int], list[int]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def add_free(self, instr: int, nbytes: float, core: int) -> None:
+        """Make ``instr`` also release ``nbytes`` of ``core``'s SRAM when it ends."""
+        f = self.frees.get(instr)
+        if f is None:
+            self.frees[instr] = [nbytes, core]
+            return
+        if f[0] and f[1] != core:
+            raise ValueError("an instruction frees SRAM on one core only")
+        f[0] += nbytes
+        f[1] = core
+
+    def columns(self) -> dict[str, Any]:
+        """The rows as column tuples/lists (what the event loop indexes)."""
+        if self._cols is None:
+            n = len(self.rows)
+            cols = list(zip(*self.rows, strict=True)) if n else [()] * 11
+            free = [0.0] * n
+            free_core = [0] * n
+            for i, (b, c) in self.frees.items():
+                free[i] = b
+                free_core[i] = c
+            self._cols = {
+                "engine": cols[ENGINE], "kind": cols[KIND], "name": cols[NAME], "flops": cols[FLOPS],
+                "nbytes": cols[NBYTES], "dur": cols[DUR], "deps": cols[DEPS], "alloc": cols[ALLOC],
+                "alloc_core": cols[ALLOC_CORE], "route": cols[ROUTE], "dtype": cols[DTYPE],
+                "free": free, "free_core": free_core,
+            }
+        return self._cols
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Numpy columns for the trace, plus the DMA -> consumer flows inside the segment."""
+        if self._arrays is None:
+            c = self.columns()
+            n = len(self.rows)
+            kind = np.fromiter(c["kind"], np.int8, n)
+            ff: list[int] = []
+            ft: list[int] = []
+            kinds = c["kind"]
+            for i, ds in enumerate(c["deps"]):
+                if kinds[i] != K_DMA:
+                    for d in ds:
+                        if kinds[d] == K_DMA:
+                            ff.append(d)
+                            ft.append(i)
+            self._arrays = {
+                "engine": np.fromiter(c["engine"], np.int64, n),
+                "kind": kind,
+                "name": np.fromiter(c["name"], np.int32, n),
+                "flops": np.fromiter(c["flops"], np.float64, n),
+                "nbytes": np.fromiter(c["nbytes"], np.float64, n),
+                "route": np.fromiter(c["route"], np.int64, n),
+                "dtype": np.fromiter(c["dtype"], np.int32, n),
+                "flow_from": np.asarray(ff, dtype=np.int64),
+                "flow_to": np.asarray(ft, dtype=np.int64),
+            }
+        return self._arrays
+
+    def first_last(self, n_engines: int) -> tuple[list[int], list[int]]:
+        """Per engine, the segment's first and last instruction on it (-1 where it has none)."""
+        if self._first_last is None or len(self._first_last[0]) != n_engines:
+            first = [-1] * n_engines
+            last = [-1] * n_engines
+            for i, e in enumerate(self.columns()["engine"]):
+                if first[e] < 0:
+                    first[e] = i
+                last[e] = i
+            self._first_last = (first, last)
+        return self._first_last
+
 
 class Program:
-    """Instruction table plus the string tables (names, args) its integer columns refer to."""
+    """The ops' segments in program order plus the string tables (names, dtypes, routes, args)."""
 
     def __init__(self, machine: Machine) -> None:
         self.machine = machine
-        self.engine: list[int] = []
-        self.kind: list[int] = []
-        self.name: list[int] = []
-        self.flops: list[float] = []
-        self.nbytes: list[float] = []
-        self.dur: list[float] = []  # ns for compute; for DMA the transfer size decides at run time
-        self.deps: list[tuple[int, ...]] = []
-        self.alloc: list[float] = []  # SRAM bytes reserved when the instruction starts
-        self.alloc_core: list[int] = []
-        self.free: list[float] = []  # SRAM bytes released when it ends
-        self.free_core: list[int] = []
-        self.route: list[int] = []  # DMA: index into routes; compute: -1
-        self.args: list[int] = []  # index into args_strings
-        self.dtype: list[int] = []  # index into dtypes
+        self.segments: list[Segment] = []
+        self.ops: list[dict[str, Any]] = []  # args of op k (slice args of segment k)
         self.names: list[str] = []
         self._name_ids: dict[str, int] = {}
         self.dtypes: list[str] = []
@@ -45,14 +137,10 @@ class Program:
         #: (src, dst) memory of each DMA route, e.g. ("dram", "sram") or ("sram:core0", "sram:core1")
         self.routes: list[tuple[str, str]] = []
         self._route_ids: dict[tuple[str, str], int] = {}
-        self.args_strings: list[str] = []
-        self._args_ids: dict[tuple[int, int], int] = {}
-        self.ops: list[dict[str, Any]] = []
-        self.flow_from: list[int] = []
-        self.flow_to: list[int] = []
+        self._flat: dict[str, Any] | None = None
 
     def __len__(self) -> int:
-        return len(self.engine)
+        return sum(len(s) for s in self.segments)
 
     # -------------------------------------------------------------- tables
     def name_id(self, name: str) -> int:
@@ -77,82 +165,93 @@ class Program:
             self.routes.append(key)
         return i
 
-    def new_op(self, **info: Any) -> int:
-        """Register a workload op (its args go on every slice it produces); returns its id."""
+    def add_op(self, segment: Segment, info: dict[str, Any]) -> None:
+        """Append an op: its segment (possibly shared with earlier ops) and its slice args."""
+        self.segments.append(segment)
         self.ops.append(info)
-        return len(self.ops) - 1
+        self._flat = None
 
-    def _args_id(self, op: int, route: int) -> int:
-        key = (op, route)
-        i = self._args_ids.get(key)
-        if i is None:
-            d = dict(self.ops[op])
-            if route >= 0:
-                d["src"], d["dst"] = self.routes[route]
-            i = self._args_ids[key] = len(self.args_strings)
-            self.args_strings.append(orjson.dumps(d).decode())
-        return i
+    # ---------------------------------------------------------- placement
+    def offsets(self) -> np.ndarray:
+        """Global id of each segment's first instruction (len(segments) + 1 entries)."""
+        return np.cumsum([0] + [len(s) for s in self.segments], dtype=np.int64)
 
-    # ---------------------------------------------------------------- emit
-    def emit(
-        self, engine: int, kind: int, name: int, flops: float, nbytes: float, dur: float, deps: tuple[int, ...],
-        op: int, dtype: int, alloc: float = 0.0, alloc_core: int = 0, free: float = 0.0, free_core: int = 0,
-        route: int = -1,
-    ) -> int:
-        """Append one instruction; returns its id.  ``deps`` are ids of earlier instructions."""
-        i = len(self.engine)
-        self.engine.append(engine)
-        self.kind.append(kind)
-        self.name.append(name)
-        self.flops.append(flops)
-        self.nbytes.append(nbytes)
-        self.dur.append(dur)
-        self.deps.append(deps)
-        self.alloc.append(alloc)
-        self.alloc_core.append(alloc_core)
-        self.free.append(free)
-        self.free_core.append(free_core)
-        self.route.append(route)
-        self.args.append(self._args_id(op, route))
-        self.dtype.append(dtype)
-        if kind != K_DMA:
-            kinds = self.kind
-            for d in deps:
-                if kinds[d] == K_DMA:
-                    self.flow_from.append(d)
-                    self.flow_to.append(i)
-        return i
+    def barriers(self) -> list[tuple[int, ...]]:
+        """Per segment, the global ids its first instruction on every engine also waits for."""
+        n_eng = len(self.machine.engines)
+        out: list[tuple[int, ...]] = []
+        barrier: tuple[int, ...] = ()
+        base = 0
+        for s in self.segments:
+            out.append(barrier)
+            if len(s):
+                _, last = s.first_last(n_eng)
+                barrier = tuple(sorted(base + i for i in last if i >= 0))
+            base += len(s)
+        return out
 
-    def add_free(self, instr: int, nbytes: float, core: int) -> None:
-        """Make ``instr`` also release ``nbytes`` (known only once its tile's last user is known)."""
-        if self.free[instr] and self.free_core[instr] != core:
-            raise ValueError("an instruction frees SRAM on one core only")
-        self.free[instr] += nbytes
-        self.free_core[instr] = core
+    def args_strings(self) -> tuple[list[str], list[np.ndarray]]:
+        """Slice args JSON strings, and per segment a lookup ``route + 1 -> string index``."""
+        strings: list[str] = []
+        luts: list[np.ndarray] = []
+        n_routes = len(self.routes)
+        for info, s in zip(self.ops, self.segments, strict=True):
+            lut = np.full(n_routes + 1, -1, dtype=np.int32)
+            used = np.unique(s.arrays()["route"]) if len(s) else np.zeros(0, np.int64)
+            for r in used.tolist():
+                d = dict(info)
+                if r >= 0:
+                    d["src"], d["dst"] = self.routes[r]
+                lut[r + 1] = len(strings)
+                strings.append(orjson.dumps(d).decode())
+            luts.append(lut)
+        return strings, luts
 
     # ------------------------------------------------------------- reading
+    def flat(self) -> dict[str, Any]:
+        """The whole program as global per-instruction lists (deps include the op barriers)."""
+        if self._flat is None:
+            out: dict[str, list[Any]] = {k: [] for k in ("engine", "kind", "name", "flops", "nbytes", "dur", "deps",
+                                                         "route", "dtype", "alloc", "alloc_core", "free", "free_core")}
+            n_eng = len(self.machine.engines)
+            base = 0
+            for s, barrier in zip(self.segments, self.barriers(), strict=True):
+                c = s.columns()
+                first, _ = s.first_last(n_eng)
+                firsts = set(first)
+                for k in out:
+                    if k != "deps":
+                        out[k].extend(c[k])
+                for i, ds in enumerate(c["deps"]):
+                    g = tuple(base + d for d in ds)
+                    out["deps"].append(g + barrier if i in firsts else g)
+                base += len(s)
+            self._flat = out
+        return self._flat
+
     def streams(self) -> dict[int, list[str]]:
         """Per-engine instruction listing with explicit semaphore waits and signals.
 
         Each engine pair (producer, consumer) shares one semaphore; a producer instruction that
         someone waits on signals it, and the consumer waits for the count that signal reaches.
         """
+        f = self.flat()
+        engine, deps = f["engine"], f["deps"]
         sem_of: dict[tuple[int, int], int] = {}
         sem_count: dict[int, int] = {}
         signal_value: dict[tuple[int, int], int] = {}  # (instr, sem) -> value after its signal
         consumers: dict[int, set[int]] = {}
-        for i, deps in enumerate(self.deps):
-            for d in deps:
-                pe, ce = self.engine[d], self.engine[i]
+        for i, ds in enumerate(deps):
+            for d in ds:
+                pe, ce = engine[d], engine[i]
                 if pe != ce:
                     consumers.setdefault(d, set()).add(ce)
         out: dict[int, list[str]] = {e: [] for e in range(len(self.machine.engines))}
-        lines_by_instr: dict[int, list[str]] = {}
-        for i in range(len(self)):
-            e = self.engine[i]
+        for i in range(len(engine)):
+            e = engine[i]
             lines: list[str] = []
-            for d in self.deps[i]:
-                pe = self.engine[d]
+            for d in deps[i]:
+                pe = engine[d]
                 if pe == e:
                     continue
                 s = sem_of[(pe, e)]
@@ -163,16 +262,21 @@ class Program:
                 sem_count[s] = sem_count.get(s, 0) + 1
                 signal_value[(i, s)] = sem_count[s]
                 lines.append(f"signal sem{s}")
-            lines_by_instr[i] = lines
             out[e].extend(lines)
         return out
 
     def describe(self, i: int) -> str:
-        kind = KIND_NAMES[self.kind[i]]
-        s = f"{kind} {self.names[self.name[i]]}"
-        if self.kind[i] == K_DMA:
-            src, dst = self.routes[self.route[i]]
-            s += f" {int(self.nbytes[i])}B {src}->{dst}"
-        else:
-            s += f" {self.flops[i]:.0f}flop {self.dur[i]:.1f}ns"
-        return s
+        """One global instruction in words."""
+        f = self.flat()
+        return describe_row(self, f["kind"][i], f["name"][i], f["nbytes"][i], f["flops"][i], f["dur"][i],
+                            f["route"][i])
+
+
+def describe_row(prog: Program, kind: int, name: int, nbytes: float, flops: float, dur: float, route: int) -> str:
+    s = f"{KIND_NAMES[kind]} {prog.names[name]}"
+    if kind == K_DMA:
+        src, dst = prog.routes[route]
+        s += f" {int(nbytes)}B {src}->{dst}"
+    else:
+        s += f" {flops:.0f}flop {dur:.1f}ns"
+    return s

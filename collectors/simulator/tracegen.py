@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from collectors.simulator.engine import RunResult
 from collectors.simulator.machine import Machine
@@ -51,60 +52,73 @@ def build_trace(prog: Program, machine: Machine, res: RunResult, workload_name: 
                                       attrs={"unit": "bytes", "core": c, "capacity": machine.sram_bytes}))
 
     n = len(prog)
-    start = np.rint(np.asarray(res.start, dtype=np.float64)).astype(np.int64)
-    end = np.rint(np.asarray(res.end, dtype=np.float64)).astype(np.int64)
-    dur = end - start
-    engine = np.asarray(prog.engine, dtype=np.int64)
-    kinds = np.asarray(prog.kind, dtype=np.int8)
-    tracks = np.asarray(eng_track, dtype=np.int64)
-    name_idx = np.asarray(prog.name, dtype=np.int32)
-    is_dma = kinds == K_DMA
-    flops = np.asarray(prog.flops, dtype=np.float64)
-    flops_col = np.where(is_dma, np.nan, flops)
-    nbytes = np.asarray(prog.nbytes, dtype=np.float64)
-    if n:
-        # dictionary arrays straight from the program's string tables: no per-slice Python strings
-        b.add_slices(tracks[engine], start, dur, _dict(name_idx, prog.names),
-                     _dict(kinds.astype(np.int32), ["matmul", "vector", "dma"]), flops_col, nbytes,
-                     _dict(np.asarray(prog.dtype, dtype=np.int32), prog.dtypes),
-                     _dict(np.asarray(prog.args, dtype=np.int32), prog.args_strings).cast(pa.string()))
+    segs = prog.segments
+    live = [k for k, sg in enumerate(segs) if len(sg)]
+    offsets = prog.offsets()
+    arrs = [segs[k].arrays() for k in live]
 
-    # stalls
-    n_st = len(res.stall_engine)
+    def cat(col: str, dtype: type) -> np.ndarray:
+        return np.concatenate([a[col] for a in arrs]) if arrs else np.zeros(0, dtype)
+
+    start = np.rint(res.start).astype(np.int64)
+    end = np.rint(res.end).astype(np.int64)
+    dur = end - start
+    engine = cat("engine", np.int64)
+    kinds = cat("kind", np.int8)
+    tracks = np.asarray(eng_track, dtype=np.int64)
+    is_dma = kinds == K_DMA
+    flops = cat("flops", np.float64)
+    nbytes = cat("nbytes", np.float64)
+    route = cat("route", np.int64)
+    if n:
+        args_strings, luts = prog.args_strings()
+        args_idx = np.concatenate([luts[k][a["route"] + 1] for k, a in zip(live, arrs, strict=True)])
+        # dictionary arrays straight from the program's string tables: no per-slice Python strings
+        b.add_slices(tracks[engine], start, dur, _dict(cat("name", np.int32), prog.names),
+                     _dict(kinds.astype(np.int32), ["matmul", "vector", "dma"]), np.where(is_dma, np.nan, flops),
+                     nbytes, _dict(cat("dtype", np.int32), prog.dtypes),
+                     _dict(args_idx, args_strings).cast(pa.string()))
+
+    # stalls: one slice per wait, named after what it waited for
     stall_ns: dict[str, int] = {}
     stall_count: dict[str, int] = {}
-    if n_st:
-        s_e = np.asarray(res.stall_engine, dtype=np.int64)
-        s_ts = np.rint(np.asarray(res.stall_start)).astype(np.int64)
-        s_dur = np.rint(np.asarray(res.stall_end)).astype(np.int64) - s_ts
-        by = res.stall_by
-        pk, pe, pn = prog.kind, prog.engine, prog.name
-        labels = [_engine_label(machine, e) for e in range(len(machine.engines))]
-        eng_is_dma = [info.kind == "dma" for info in machine.engines]
-        cache: dict[tuple[bool, int, int], tuple[str, str, str]] = {}
-        causes = []
-        s_names = []
-        s_args = []
-        for j in range(n_st):
-            p = by[j]
-            key = (eng_is_dma[int(s_e[j])], pn[p], pe[p])
-            hit = cache.get(key)
-            if hit is None:
-                cause = "dma" if pk[p] == K_DMA else ("compute" if key[0] else "semaphore")
-                what = prog.names[pn[p]]
-                hit = cache[key] = (cause, f"stall: wait {what}",
-                                    f'{{"cause":"{cause}","waits_for_name":"{what}",'
-                                    f'"waits_for_engine":"{labels[pe[p]]}","waits_for":')
-            causes.append(hit[0])
-            s_names.append(hit[1])
-            s_args.append(f"{hit[2]}{p}}}")
+    if res.stall_engine.size:
+        s_e = res.stall_engine
+        s_ts = np.rint(res.stall_start).astype(np.int64)
+        s_dur = np.rint(res.stall_end).astype(np.int64) - s_ts
         keep = s_dur > 0
-        b.add_slices(tracks[s_e][keep], s_ts[keep], s_dur[keep], np.asarray(s_names, dtype=object)[keep], "stall",
-                     None, None, None, np.asarray(s_args, dtype=object)[keep])
-        ca = np.asarray(causes, dtype=object)[keep]
-        for cause in sorted(set(ca.tolist())):
-            sel = ca == cause
-            stall_ns[cause] = int(s_dur[keep][sel].sum())
+        s_e, s_ts, s_dur, by = s_e[keep], s_ts[keep], s_dur[keep], res.stall_by[keep]
+        labels = [_engine_label(machine, e) for e in range(len(machine.engines))]
+        eng_is_dma = np.asarray([info.kind == "dma" for info in machine.engines], dtype=bool)
+        # one class per (waiting engine is a DMA queue, producer's name, producer's engine)
+        by_name = cat("name", np.int32)[by].astype(np.int64)
+        by_eng = engine[by]
+        by_dma = is_dma[by]
+        n_names = max(len(prog.names), 1)
+        n_eng = len(machine.engines)
+        code = (eng_is_dma[s_e].astype(np.int64) * n_names + by_name) * n_eng + by_eng
+        uniq, inv = np.unique(code, return_inverse=True)
+        cls_cause: list[str] = []
+        cls_name: list[str] = []
+        cls_prefix: list[str] = []
+        for u in uniq.tolist():
+            waiter_dma, rest = divmod(u, n_names * n_eng)
+            nm, pe = divmod(rest, n_eng)
+            j = int(np.flatnonzero(code == u)[0])
+            cause = "dma" if by_dma[j] else ("compute" if waiter_dma else "semaphore")
+            what = prog.names[nm]
+            cls_cause.append(cause)
+            cls_name.append(f"stall: wait {what}")
+            cls_prefix.append(f'{{"cause":"{cause}","waits_for_name":"{what}",'
+                              f'"waits_for_engine":"{labels[pe]}","waits_for":')
+        prefix = _dict(inv.astype(np.int32), cls_prefix).cast(pa.string())
+        s_args = pc.binary_join_element_wise(prefix, pa.array(by).cast(pa.string()), "}", "")
+        b.add_slices(tracks[s_e], s_ts, s_dur, _dict(inv.astype(np.int32), cls_name), "stall", None, None, None,
+                     s_args)
+        causes = np.asarray(cls_cause, dtype=object)[inv]
+        for cause in sorted(set(cls_cause)):
+            sel = causes == cause
+            stall_ns[cause] = int(s_dur[sel].sum())
             stall_count[cause] = int(sel.sum())
 
     # counters
@@ -113,17 +127,16 @@ def build_trace(prog: Program, machine: Machine, res: RunResult, workload_name: 
     if opts.counters:
         for c in range(machine.cores):
             b.add_counter(sram_track[c], 0, 0.0)
-        if res.sram_ts:
-            sc = np.asarray(res.sram_core, dtype=np.int64)
-            b.add_counters(np.asarray(sram_track, dtype=np.int64)[sc],
-                           np.rint(np.asarray(res.sram_ts)).astype(np.int64), np.asarray(res.sram_val))
+        if res.sram_ts.size:
+            b.add_counters(np.asarray(sram_track, dtype=np.int64)[res.sram_core],
+                           np.rint(res.sram_ts).astype(np.int64), res.sram_val)
         b.add_counter(bw_track, 0, 0.0)
-        if res.bw_ts:
-            b.add_counters(bw_track, np.rint(np.asarray(res.bw_ts)).astype(np.int64), np.asarray(res.bw_val))
-    if opts.flows and prog.flow_from:
-        nf = len(prog.flow_from)
-        b.add_flows(np.fromiter(prog.flow_from, np.int64, nf), np.fromiter(prog.flow_to, np.int64, nf),
-                    _dict(np.zeros(nf, dtype=np.int32), ["dma"]).cast(pa.string()))
+        if res.bw_ts.size:
+            b.add_counters(bw_track, np.rint(res.bw_ts).astype(np.int64), res.bw_val)
+    if opts.flows and n:
+        ff, ft = _flows(prog, live, arrs, offsets, kinds)
+        if ff.size:
+            b.add_flows(ff, ft, _dict(np.zeros(ff.size, dtype=np.int32), ["dma"]).cast(pa.string()))
 
     # accounting (from the rounded numbers that are in the trace)
     busy: dict[str, int] = {}
@@ -135,7 +148,6 @@ def build_trace(prog: Program, machine: Machine, res: RunResult, workload_name: 
     for e, info in enumerate(machine.engines):
         busy_by_kind[info.kind] = busy_by_kind.get(info.kind, 0) + busy.get(_engine_label(machine, e), 0)
     routes = np.asarray([("dram" in r) for r in prog.routes] or [False], dtype=bool)
-    route = np.asarray(prog.route, dtype=np.int64)
     dram_sel = is_dma & routes[np.maximum(route, 0)]
     mat = kinds == K_MATMUL
     vec = kinds == K_VECTOR
@@ -167,3 +179,33 @@ def build_trace(prog: Program, machine: Machine, res: RunResult, workload_name: 
     trace = b.build()
     stats["events"] = trace.num_events
     return trace, stats
+
+
+def _flows(prog: Program, live: list[int], arrs: list[dict[str, np.ndarray]], offsets: np.ndarray,
+           kinds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DMA -> consumer flows: those inside each segment, plus an op's first compute instructions
+    consuming the previous op's last DMA transfers (the barrier between ops)."""
+    sizes = [a["flow_from"].size for a in arrs]
+    base = np.repeat(offsets[live], sizes)
+    ff = [np.concatenate([a["flow_from"] for a in arrs]) + base]
+    ft = [np.concatenate([a["flow_to"] for a in arrs]) + base]
+    n_eng = len(prog.machine.engines)
+    bf: list[int] = []
+    bt: list[int] = []
+    barriers = prog.barriers()
+    for k in live:
+        barrier = barriers[k]
+        if not barrier:
+            continue
+        dma_b = [x for x in barrier if kinds[x] == K_DMA]
+        if not dma_b:
+            continue
+        first, _ = prog.segments[k].first_last(n_eng)
+        for f in sorted(x for x in first if x >= 0):
+            g = int(offsets[k]) + f
+            if kinds[g] != K_DMA:
+                bf.extend(dma_b)
+                bt.extend([g] * len(dma_b))
+    ff.append(np.asarray(bf, dtype=np.int64))
+    ft.append(np.asarray(bt, dtype=np.int64))
+    return np.concatenate(ff), np.concatenate(ft)
