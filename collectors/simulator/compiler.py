@@ -359,6 +359,9 @@ class Compiler:
         """Emit one core's share; yields (tile index, last matmul, rows, cols) after each output tile.
 
         In reduce mode the driver answers with the instruction that frees the accumulator slot.
+        This is the compiler's hot loop (a large GEMM is most of a program's instructions), so rows
+        are appended directly and rings, queue choice and SRAM releases are inlined; it emits
+        exactly what :meth:`load`, :meth:`emit` and :meth:`_release` would.
         """
         m, p = self.m, self.p
         dt = g.dtype or m.default_dtype()
@@ -371,9 +374,27 @@ class Compiler:
         else:
             tiles = [(b, i, j) for b in range(B) for j in range(tj) for i in range(ti)]
         a_ring, b_ring, c_ring = Ring(g.buffering), Ring(g.buffering), Ring(plan.cbuf)
+        a_users, b_users = a_ring.users, b_ring.users
+        depth = g.buffering
+        n_a = n_b = 0  # loads issued into each ring
         mx = m.matrix(core)
-        cur_a: list[Any] | None = None  # [key, load id, slot, bytes, last user]
-        cur_b: list[Any] | None = None
+        rows = self.rows
+        app = rows.append
+        frees = self.seg.frees
+        loads = self.q_load[core]
+        n_q = len(loads)
+        lat = self._lat_bytes
+        dbase = self._dma_base[core]
+        r_load = self.r_load
+        name_a, name_b, name_mm = p.name_id("load A"), p.name_id("load B"), p.name_id("matmul")
+        dti = p.dtype_id(dt)
+        strip = plan.a_strip
+        step_ns: dict[tuple[int, int, int], float] = {}
+        # current A and B tiles: key, load id, ring slot, bytes, last user
+        a_key = b_key = -1
+        a_id = a_slot = b_id = b_slot = -1
+        a_nb = b_nb = 0.0
+        a_user = b_user = -1
         mm = -1
         for t, (b, i, j) in enumerate(tiles):
             mi = min(tm, M - i * tm)
@@ -382,29 +403,57 @@ class Compiler:
             cbytes = mi * nj * accb
             for k in range(tks):
                 kk = min(tk, K - k * tk)
-                akey = (b, i) if plan.a_strip else (b, i, k)
-                if cur_a is None or cur_a[0] != akey:
-                    if cur_a is not None:
-                        self._release(a_ring, cur_a, core)
-                    slot, dep = a_ring.take()
-                    nb = mi * (K if plan.a_strip else kk) * dtb
-                    cur_a = [akey, self.load(core, nb, "load A", dep, dt), slot, nb, None]
-                bkey = (b, k, j)
-                if cur_b is None or cur_b[0] != bkey:
-                    if cur_b is not None:
-                        self._release(b_ring, cur_b, core)
-                    slot, dep = b_ring.take()
+                key = b * ti + i if strip else (b * ti + i) * tks + k
+                if key != a_key:
+                    if a_key >= 0:  # release the previous A tile after its last user
+                        f = frees.get(a_user)
+                        if f is None:
+                            frees[a_user] = [a_nb, core]
+                        else:
+                            f[0] += a_nb
+                            f[1] = core
+                        a_users[a_slot] = a_user
+                    a_slot = n_a % depth
+                    n_a += 1
+                    u = a_users[a_slot]
+                    nb = mi * (K if strip else kk) * dtb
+                    q = (0 if loads[0] <= loads[1] else 1) if n_q == 2 else min(range(n_q), key=loads.__getitem__)
+                    loads[q] += nb + lat
+                    a_id = len(rows)
+                    app((dbase + q, K_DMA, name_a, 0.0, nb, 0.0, () if u is None else (u,), nb, core, r_load, dti))
+                    a_key, a_nb = key, nb
+                key = (b * tks + k) * tj + j
+                if key != b_key:
+                    if b_key >= 0:
+                        f = frees.get(b_user)
+                        if f is None:
+                            frees[b_user] = [b_nb, core]
+                        else:
+                            f[0] += b_nb
+                            f[1] = core
+                        b_users[b_slot] = b_user
+                    b_slot = n_b % depth
+                    n_b += 1
+                    u = b_users[b_slot]
                     nb = kk * nj * dtb
-                    cur_b = [bkey, self.load(core, nb, "load B", dep, dt), slot, nb, None]
-                deps: tuple[int, ...] = (cur_a[1], cur_b[1])
+                    q = (0 if loads[0] <= loads[1] else 1) if n_q == 2 else min(range(n_q), key=loads.__getitem__)
+                    loads[q] += nb + lat
+                    b_id = len(rows)
+                    app((dbase + q, K_DMA, name_b, 0.0, nb, 0.0, () if u is None else (u,), nb, core, r_load, dti))
+                    b_key, b_nb = key, nb
+                shape = (mi, nj, kk)
+                dur = step_ns.get(shape)
+                if dur is None:
+                    dur = step_ns[shape] = m.matmul_ns(mi, nj, kk, dt)
+                mm = len(rows)
                 if k == 0:
-                    deps = deps + c_dep
-                fl = 2.0 * mi * nj * kk
-                mm = self.emit(mx, K_MATMUL, "matmul", fl, (mi * kk + kk * nj) * dtb, m.matmul_ns(mi, nj, kk, dt),
-                               deps, dt, alloc=cbytes if k == 0 else 0.0, alloc_core=core)
-                cur_a[4] = mm
-                cur_b[4] = mm
-                if not reduce:
+                    app((mx, K_MATMUL, name_mm, 2.0 * mi * nj * kk, (mi * kk + kk * nj) * dtb, dur,
+                         (a_id, b_id, *c_dep), cbytes, core, -1, dti))
+                else:
+                    app((mx, K_MATMUL, name_mm, 2.0 * mi * nj * kk, (mi * kk + kk * nj) * dtb, dur,
+                         (a_id, b_id), 0.0, core, -1, dti))
+                a_user = b_user = mm
+                if not reduce and self._pending:
                     self.flush_stores(core, everything=k == tks - 1)
             if reduce:
                 freed = yield (t, mm, mi, nj)
@@ -414,12 +463,14 @@ class Compiler:
             else:
                 chunks = min(tks, ceil_div(int(mi * nj * dtb), 1 << 18))
                 self.defer_store(core, mi * nj * dtb, "store C", (mm,), dt, cbytes, c_ring, c_slot, chunks)
-        for cur, ring in ((cur_a, a_ring), (cur_b, b_ring)):
-            if cur is not None:
-                self._release(ring, cur, core)
+        if a_key >= 0:
+            self.seg.add_free(a_user, a_nb, core)
+            a_users[a_slot] = a_user
+        if b_key >= 0:
+            self.seg.add_free(b_user, b_nb, core)
+            b_users[b_slot] = b_user
         if not reduce:
             self.flush_stores(core)
-        del p
 
     def _release(self, ring: Ring, cur: list[Any], core: int) -> None:
         """The tile in ``cur`` has had its last user: free its bytes there and mark the slot."""

@@ -23,9 +23,10 @@ records those.  Results are flat lists and numpy arrays, never per-event objects
 from __future__ import annotations
 
 import heapq
-import itertools
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -76,30 +77,43 @@ class RunResult:
 
 
 def simulate_segment(seg: Segment, prog: Program, machine: Machine) -> SegmentTiming:
-    """Run one segment from an idle machine at time 0 (its first instructions' outside waits are met)."""
+    """Run one segment from an idle machine at time 0 (its first instructions' outside waits are met).
+
+    Three event sources, each already in time order or nearly: a heap of compute (and peer
+    transfer) completions, a FIFO of DMA data starts (every DMA pays the same latency, so they
+    arrive in the order the transfers started), and the next DRAM completion from the byte clock.
+    """
     cols = seg.columns()
     n = len(seg)
     n_eng = len(machine.engines)
     engine, kind, dur, deps = cols["engine"], cols["kind"], cols["dur"], cols["deps"]
     alloc, alloc_core, free, free_core = cols["alloc"], cols["alloc_core"], cols["free"], cols["free_core"]
     nbytes, route = cols["nbytes"], cols["route"]
-    uses_dram = [("dram" in (s, d)) for s, d in prog.routes]
-    streams: list[list[int]] = [[] for _ in range(n_eng)]
-    for i, e in enumerate(engine):
-        streams[e].append(i)
-    first = [s[0] if s else -1 for s in streams]
-    last = [s[-1] if s else -1 for s in streams]
-    stream_len = [len(s) for s in streams]
-    head = [0] * n_eng
+    first, last = seg.first_last(n_eng)
+    # pend[e]: the instruction engine e runs next (-1: stream done); succ[i]: the one after i on its engine
+    succ = [-1] * n
+    nxt_on = [-1] * n_eng
+    for i in range(n - 1, -1, -1):
+        e = engine[i]
+        succ[i] = nxt_on[e]
+        nxt_on[e] = i
+    pend = list(first)
+    is_first = bytearray(n)
+    for f in first:
+        if f >= 0:
+            is_first[f] = 1
+    dram_routes = [("dram" in (s, d)) for s, d in prog.routes]
+    # 0: compute, 1: DMA through DRAM, 2: DMA between cores' SRAMs
+    mode = [0 if k != K_DMA else (1 if dram_routes[r] else 2) for k, r in zip(kind, route, strict=True)]
     free_at = [0.0] * n_eng
     done = bytearray(n)
     start = [0.0] * n
     end = [0.0] * n
     waiters: dict[int, list[int]] = {}
-    heap: list[tuple[float, int, int]] = []
+    heap: list[tuple[float, int]] = []
     push = heapq.heappush
     pop = heapq.heappop
-    seq = itertools.count().__next__
+    joins: deque[tuple[float, int]] = deque()
     latency = machine.dma_latency_ns
     queue_bw = machine.dma_bw / 1e9  # bytes per ns
     dram_bw = machine.dram_bw / 1e9
@@ -115,79 +129,74 @@ def simulate_segment(seg: Segment, prog: Program, machine: Machine) -> SegmentTi
     sr_v: list[float] = []
     bw_t: list[float] = []
     bw_v: list[float] = []
-    firsts = set(first)
-
-    def try_start(e: int, now: float) -> None:
-        h = head[e]
-        if h >= stream_len[e]:
-            return
-        i = streams[e][h]
-        ds = deps[i]
-        for d in ds:
-            if not done[d]:
-                w = waiters.get(d)
-                if w is None:
-                    waiters[d] = [e]
-                else:
-                    w.append(e)
-                return
-        if now > free_at[e] and ds and i not in firsts:
-            by = ds[0]
-            for d in ds:
-                if end[d] > end[by]:
-                    by = d
-            st_e.append(e)
-            st_s.append(free_at[e])
-            st_t.append(now)
-            st_by.append(by)
-        head[e] = h + 1
-        start[i] = now
-        a = alloc[i]
-        if a:
-            c = alloc_core[i]
-            o = occ[c] + a
-            if o > cap:
-                raise SimulatorError(
-                    f"SRAM of core {c} overflows: {o:.0f} bytes > {machine.sram_bytes:.0f} at {now:.0f} ns into "
-                    f"op {prog.ops[-1].get('op', '?') if prog.ops else '?'} "
-                    f"({describe_row(prog, kind[i], cols['name'][i], nbytes[i], cols['flops'][i], dur[i], route[i])})"
-                )
-            occ[c] = o
-            if o > peak[c]:
-                peak[c] = o
-            sr_c.append(c)
-            sr_t.append(now)
-            sr_v.append(o)
-        if kind[i] == K_DMA:
-            push(heap, (now + latency, seq(), ~i))
-        else:
-            push(heap, (now + dur[i], seq(), i))
-
-    for e in range(n_eng):
-        try_start(e, 0.0)
-
     # DRAM: active transfers as (virtual finish, instr); v = virtual bytes at time tv
     act: list[tuple[float, int]] = []
     v = 0.0
     tv = 0.0
     rate = 0.0
-    nxt = float("inf")  # real time of the next DRAM completion
-    inf = nxt
+    inf = float("inf")
+    nxt = inf  # real time of the next DRAM completion
+    jt = inf  # time of the next DMA data start
+    now = 0.0
+    tries: Any = range(n_eng)
     while True:
-        if heap:
-            if nxt <= heap[0][0]:
-                dram_done = True
+        # start what the engines in ``tries`` can start now (in order: the engine that just
+        # finished, then the engines that waited for it)
+        for e in tries:
+            i = pend[e]
+            if i < 0:
+                continue
+            ds = deps[i]
+            for d in ds:
+                if not done[d]:
+                    w = waiters.get(d)
+                    if w is None:
+                        waiters[d] = [e]
+                    else:
+                        w.append(e)
+                    break
             else:
-                now, _, i = pop(heap)
-                dram_done = False
-        elif act:
-            dram_done = True
-        else:
-            break
-        if dram_done:
-            # the DRAM transfer with the smallest virtual finish completes; the clock is exactly there
+                if now > free_at[e] and ds and not is_first[i]:
+                    by = ds[0]
+                    for d in ds:
+                        if end[d] > end[by]:
+                            by = d
+                    st_e.append(e)
+                    st_s.append(free_at[e])
+                    st_t.append(now)
+                    st_by.append(by)
+                pend[e] = succ[i]
+                start[i] = now
+                a = alloc[i]
+                if a:
+                    c = alloc_core[i]
+                    o = occ[c] + a
+                    if o > cap:
+                        raise SimulatorError(
+                            f"SRAM of core {c} overflows: {o:.0f} bytes > {machine.sram_bytes:.0f} at {now:.0f} ns "
+                            f"into op {prog.ops[-1].get('op', '?') if prog.ops else '?'} "
+                            f"({describe_row(prog, kind[i], cols['name'][i], nbytes[i], cols['flops'][i], dur[i], route[i])})"
+                        )
+                    occ[c] = o
+                    if o > peak[c]:
+                        peak[c] = o
+                    sr_c.append(c)
+                    sr_t.append(now)
+                    sr_v.append(o)
+                if mode[i]:
+                    if not joins:
+                        jt = now + latency
+                    joins.append((now + latency, i))
+                else:
+                    push(heap, (now + dur[i], i))
+        # the next event
+        th = heap[0][0] if heap else inf
+        if nxt <= th and nxt <= jt:
+            if nxt == inf:
+                break
+            # a DRAM transfer finishes: the byte clock is exactly at its virtual finish
             now = nxt
-            v, i = heapq.heappop(act)
+            v, i = pop(act)
             tv = now
             k = len(act)
             if k:
@@ -200,14 +209,17 @@ def simulate_segment(seg: Segment, prog: Program, machine: Machine) -> SegmentTi
                 nxt = inf
             bw_t.append(now)
             bw_v.append(rate * k * 1e9)
-        elif i < 0:
+        elif th <= jt:
+            now, i = pop(heap)
+        else:
             # a DMA's fixed latency is over: its data starts moving
-            i = ~i
-            if uses_dram[route[i]]:
+            now, i = joins.popleft()
+            jt = joins[0][0] if joins else inf
+            if mode[i] == 1:
                 if act:
                     v += rate * (now - tv)
                 tv = now
-                heapq.heappush(act, (v + nbytes[i], i))
+                push(act, (v + nbytes[i], i))
                 k = len(act)
                 r = dram_bw / k
                 rate = queue_bw if queue_bw < r else r
@@ -215,7 +227,8 @@ def simulate_segment(seg: Segment, prog: Program, machine: Machine) -> SegmentTi
                 bw_t.append(now)
                 bw_v.append(rate * k * 1e9)
             else:
-                push(heap, (now + nbytes[i] / queue_bw, seq(), i))
+                push(heap, (now + nbytes[i] / queue_bw, i))
+            tries = ()
             continue
         # completion of instruction i
         done[i] = 1
@@ -230,21 +243,18 @@ def simulate_segment(seg: Segment, prog: Program, machine: Machine) -> SegmentTi
             sr_c.append(c)
             sr_t.append(now)
             sr_v.append(o if o > 1e-6 else 0.0)
-        try_start(e, now)
         ws = waiters.pop(i, None)
-        if ws is not None:
-            for w in ws:
-                try_start(w, now)
-    stuck = [e for e in range(n_eng) if head[e] < stream_len[e]]
+        tries = (e,) if ws is None else [e, *ws]
+    stuck = [e for e in range(n_eng) if pend[e] >= 0]
     if stuck:
-        i = streams[stuck[0]][head[stuck[0]]]
+        i = pend[stuck[0]]
         what = describe_row(prog, kind[i], cols["name"][i], nbytes[i], cols["flops"][i], dur[i], route[i])
         raise SimulatorError(f"program deadlocks: {what} waits for instructions that never run")
     if any(abs(o) > 0.5 for o in occ):
         raise SimulatorError(f"an op leaves SRAM allocated at its end ({occ} bytes per core)")
     end_a = np.asarray(end, dtype=_F)
     return SegmentTiming(
-        np.asarray(start, dtype=_F), end_a, float(end_a.max()) if n else 0.0, first, last,
+        np.asarray(start, dtype=_F), end_a, float(end_a.max()) if n else 0.0, list(first), list(last),
         np.asarray(st_e, dtype=_I), np.asarray(st_s, dtype=_F), np.asarray(st_t, dtype=_F), np.asarray(st_by, dtype=_I),
         np.asarray(sr_c, dtype=_I), np.asarray(sr_t, dtype=_F), np.asarray(sr_v, dtype=_F),
         np.asarray(bw_t, dtype=_F), np.asarray(bw_v, dtype=_F), peak,
