@@ -255,3 +255,67 @@ def test_open_in_perfetto_shows_the_same_trace_at_the_same_window(server: tuple[
     finally:
         driver.close()
         driver.switch_to.window(main)
+
+
+class HoldCallbacks:
+    """WSGI wrapper holding every Dash callback request until released, and recording them: the
+    page's first round of loading, and whatever a test does meanwhile, stays in flight for as long
+    as the test needs."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.release = threading.Event()
+        self.requests: list[dict[str, Any]] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ["PATH_INFO"].startswith("/_dash-update-component"):
+            import io
+
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)
+            self.requests.append(json.loads(body))
+            self.release.wait(30)
+        return self.app(environ, start_response)
+
+    def asked(self, output: str) -> list[Any]:
+        return [r["inputs"][0]["value"] for r in self.requests if r["output"].startswith(output)]
+
+
+def test_a_zoom_made_during_the_first_load_is_kept(driver: Any) -> None:
+    from werkzeug.serving import make_server
+
+    from ui.app import create_app
+    from ui.demo import demo_trace
+    from ui.server import build_registry
+
+    reg = build_registry([(demo_trace(5_000), None)], None)
+    hold = HoldCallbacks(create_app(reg).server.wsgi_app)
+    srv = make_server("127.0.0.1", 0, hold, threaded=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        lt = reg.traces[0]
+        s, e = lt.index.span
+        driver.get(f"http://127.0.0.1:{srv.server_port}")
+        wait_for(lambda: driver.find_elements("css selector", "#timeline .js-plotly-plot"), poll=0.01)
+        wait_for(lambda: hold.asked("..timeline.figure"))  # the first view is in flight, held
+        assert driver.find_element("id", "view-info").text == ""
+        x0, x1 = (e - s) * 0.40 / 1e3, (e - s) * 0.45 / 1e3
+        n = len(hold.requests)
+        # A zoom, and soon after it the kind of event plotly emits by itself (autosize on first draw).
+        driver.execute_script("""
+            const gd = document.querySelector('#timeline .js-plotly-plot');
+            Plotly.relayout(gd, {'xaxis.range[0]': arguments[0], 'xaxis.range[1]': arguments[1]});
+            setTimeout(() => Plotly.relayout(gd, {'autosize': true}), 150);""", x0, x1)
+        wait_for(lambda: len(hold.requests) > n)  # the zoom reached the server, and is held too
+        time.sleep(1.0)  # the autosize event comes while the zoom is in flight
+        hold.release.set()
+        want = (int(s + x0 * 1e3), int(s + x1 * 1e3))
+        info = wait_for(lambda: (v := view_info(driver)) and abs(v["t0"] - want[0]) <= 1 and v)
+        assert abs(info["t1"] - want[1]) <= 1
+        time.sleep(1.0)  # no late answer of the first round takes the window back
+        assert abs(view_info(driver)["t0"] - want[0]) <= 1
+        rng = driver.execute_script("return document.querySelector('#timeline .js-plotly-plot').layout.xaxis.range")
+        assert rng[0] == pytest.approx(x0, abs=1e-2) and rng[1] == pytest.approx(x1, abs=1e-2)
+    finally:
+        hold.release.set()
+        srv.shutdown()

@@ -186,6 +186,7 @@ def layout(reg: Registry, key: int, offline_perfetto: bool) -> Any:
         dcc.Store(id="trace-key", data=key),
         dcc.Store(id="view", data={"t0": s, "t1": e}),
         dcc.Store(id="range-select", data=None),
+        dcc.Store(id="zoom-request", data=None),
         dcc.Store(id="highlight", data={"name": None, "track": None}),
         dcc.Store(id="selected", data=None),
         dcc.Store(id="width", data=DEFAULT_WIDTH),
@@ -196,10 +197,17 @@ def layout(reg: Registry, key: int, offline_perfetto: bool) -> Any:
 
 
 # ---------------------------------------------------------------- callbacks
-def create_app(reg: Registry, initial: int | None = None) -> Dash:
-    """The dashboard for the traces in ``reg`` (``initial``: key shown first)."""
-    app = Dash(__name__, assets_folder=str(ASSETS), title="accel-profiler", update_title=None,  # type: ignore[arg-type]
-               suppress_callback_exceptions=True)
+def create_app(reg: Registry, initial: int | None = None, lean_plotly: bool = True) -> Dash:
+    """The dashboard for the traces in ``reg`` (``initial``: key shown first).
+
+    ``lean_plotly=False`` lets dcc.Graph fetch Dash's full plotly.js bundle instead of the
+    cartesian one in assets/vendor (bench_ui compares the two).
+    """
+    # vendor/ (the plotly.js bundle) is served from the assets folder but loaded by plotly-loader.js
+    # asynchronously, not by a blocking script tag.
+    app = Dash(__name__, assets_folder=str(ASSETS), assets_path_ignore=["vendor"],  # type: ignore[arg-type]
+               assets_ignore="" if lean_plotly else r"^plotly-loader\.js$",
+               title="accel-profiler", update_title=None, suppress_callback_exceptions=True)
     server = app.server
     server.config["MAX_CONTENT_LENGTH"] = int(reg.max_upload_bytes * 1.4) + (1 << 20)
     offline = register_routes(server, reg)
@@ -272,30 +280,53 @@ def create_app(reg: Registry, initial: int | None = None) -> Dash:
     )
 
     # -- zoom / pan / box-select on the timeline
+    # relayoutData holds only the latest plotly event, and Dash drops the answer of a callback
+    # whose inputs changed while it was in flight: a zoom followed at once by any other relayout
+    # event (plotly's own autosize when the first figure arrives, a resize) would be lost.  So the
+    # browser keeps the latest requested window in a store of its own, changed only by events that
+    # request a window (numbered, so asking for the same window again still counts), and the
+    # server turns the latest request into the view; an older request still in flight is dropped.
+    app.clientside_callback(
+        """function(r) {
+            const nu = window.dash_clientside.no_update;
+            if (!r) { return nu; }
+            const n = performance.now();
+            if (r['xaxis.autorange']) { return {auto: true, n: n}; }
+            let a, b;
+            if ('xaxis.range[0]' in r && 'xaxis.range[1]' in r) { a = r['xaxis.range[0]']; b = r['xaxis.range[1]']; }
+            else if (Array.isArray(r['xaxis.range'])) { a = r['xaxis.range'][0]; b = r['xaxis.range'][1]; }
+            else { return nu; }
+            a = Number(a); b = Number(b);
+            if (!isFinite(a) || !isFinite(b)) { return nu; }
+            return {x0: Math.min(a, b), x1: Math.max(a, b), n: n};
+        }""",
+        Output("zoom-request", "data"), Input("timeline", "relayoutData"), prevent_initial_call=True,
+    )
+
     @app.callback(
         Output("view", "data", allow_duplicate=True), Output("range-select", "data"),
-        Input("timeline", "relayoutData"), Input("timeline", "selectedData"),
+        Input("zoom-request", "data"), Input("timeline", "selectedData"),
         State("view", "data"), State("trace-key", "data"), prevent_initial_call=True,
     )
-    def on_relayout(relayout: dict[str, Any] | None, selected: dict[str, Any] | None, view: dict[str, int], key: int) -> Any:
+    def on_relayout(req: dict[str, Any] | None, selected: dict[str, Any] | None, view: dict[str, int], key: int) -> Any:
         lt = current(key)
-        if callback_context.triggered_id == "timeline" and any(
-                t["prop_id"].endswith("selectedData") for t in callback_context.triggered):
+        if callback_context.triggered_id == "timeline":
             rng = (selected or {}).get("range", {}).get("x")
             if not rng:
                 return no_update, None
             return no_update, {"t0": int(lt.origin + rng[0] * 1e3), "t1": int(lt.origin + rng[1] * 1e3)}
-        r = relayout or {}
-        if r.get("xaxis.autorange"):
+        if not isinstance(req, dict):
+            return no_update, no_update
+        if req.get("auto"):
             s, e = lt.index.span
             return {"t0": s, "t1": e}, no_update
-        if "xaxis.range[0]" in r and "xaxis.range[1]" in r:
-            a, b = r["xaxis.range[0]"], r["xaxis.range[1]"]
-        elif isinstance(r.get("xaxis.range"), list):
-            a, b = r["xaxis.range"]
-        else:
+        try:
+            a, b = float(req["x0"]), float(req["x1"])
+        except (KeyError, TypeError, ValueError):
             return no_update, no_update
-        t0, t1 = int(lt.origin + float(a) * 1e3), int(lt.origin + float(b) * 1e3)
+        if not (np.isfinite(a) and np.isfinite(b)):
+            return no_update, no_update
+        t0, t1 = int(lt.origin + a * 1e3), int(lt.origin + b * 1e3)
         if abs(t0 - view["t0"]) <= 1 and abs(t1 - view["t1"]) <= 1:
             return no_update, no_update
         return {"t0": t0, "t1": max(t1, t0 + 1)}, no_update
@@ -327,14 +358,23 @@ def create_app(reg: Registry, initial: int | None = None) -> Dash:
             return p, no_update, info
         return {"data": data, "layout": lay}, state, info
 
-    # -- roofline follows the window (or the box-selected range)
+    # -- roofline follows the window (or the box-selected range).  It listens to the timeline's
+    # view-info, not to the view store, so it is computed and drawn after the timeline: the first
+    # view and every zoom show the timeline without waiting for the roofline.
     @app.callback(
         Output("roofline", "figure"), Output("roof-table", "data"),
-        Input("view", "data"), Input("range-select", "data"), Input("highlight", "data"), State("trace-key", "data"),
+        Input("view-info", "children"), Input("range-select", "data"), Input("highlight", "data"),
+        State("trace-key", "data"),
     )
-    def render_roofline(view: dict[str, int], sel: dict[str, int] | None, hl: dict[str, Any] | None, key: int) -> Any:
-        lt = current(key)
-        w = sel or view
+    def render_roofline(info: str | None, sel: dict[str, int] | None, hl: dict[str, Any] | None, key: int) -> Any:
+        try:
+            shown = json.loads(info) if info else None
+        except ValueError:
+            shown = None
+        if not isinstance(shown, dict):
+            return no_update, no_update
+        lt = current(shown.get("key", key))
+        w = sel or {"t0": int(shown["t0"]), "t1": int(shown["t1"])}
         s, e = lt.index.span
         t0, t1 = (None, None) if (w["t0"] <= s and w["t1"] >= e) else (w["t0"], w["t1"])
         df = rl.table(lt, spec, t0, t1)
