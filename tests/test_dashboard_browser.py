@@ -319,3 +319,28 @@ def test_a_zoom_made_during_the_first_load_is_kept(driver: Any) -> None:
     finally:
         hold.release.set()
         srv.shutdown()
+
+
+def test_download_button_saves_the_trace_as_perfetto_protobuf(server: tuple[str, Any], driver: Any,
+                                                              tmp_path: Path) -> None:
+    from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import Trace as PerfettoTrace
+    from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import TrackEvent
+
+    url, reg = server
+    load(driver, url)
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path),
+                                                           "eventsEnabled": False})
+    driver.find_element("id", "download-btn").click()
+    done = wait_for(lambda: [p for p in tmp_path.iterdir() if p.suffix == ".pftrace"])
+    assert [p.name for p in done] == ["demo.pftrace"]
+    pt = PerfettoTrace()
+    pt.ParseFromString(wait_for(lambda: done[0].read_bytes()))
+    trace = reg.traces[0].trace
+    tracks = {p.track_descriptor.name for p in pt.packet if p.HasField("track_descriptor")}
+    assert {"npu0", "core0", "core1", "mxu", "vector", "dma0", "dma1", "host", "python"} <= tracks
+    events = [p.track_event for p in pt.packet if p.HasField("track_event")]
+    begins = sum(e.type == TrackEvent.TYPE_SLICE_BEGIN for e in events)
+    counters = sum(e.type == TrackEvent.TYPE_COUNTER for e in events)
+    assert begins == trace.slices.num_rows and counters == trace.counters.num_rows
+    names = {n.name for p in pt.packet if p.HasField("interned_data") for n in p.interned_data.event_names}
+    assert {"matmul_qkv", "wait_dma", "dma_load_weights", "train_step"} <= names
