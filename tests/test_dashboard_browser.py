@@ -7,7 +7,10 @@ shared machine); each test reloads the page so they do not depend on one another
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -98,7 +101,7 @@ def relayout(d: Any, x0: float, x1: float) -> None:
                      " {'xaxis.range[0]': arguments[0], 'xaxis.range[1]': arguments[1]});", x0, x1)
 
 
-def test_page_shows_every_track_group_and_a_screenshot(server: tuple[str, Any], driver: Any) -> None:
+def test_page_shows_every_track_group(server: tuple[str, Any], driver: Any) -> None:
     url, reg = server
     info = load(driver, url)
     lt = reg.traces[0]
@@ -112,11 +115,9 @@ def test_page_shows_every_track_group_and_a_screenshot(server: tuple[str, Any], 
     wait_for(lambda: driver.find_elements("css selector", "#roofline .scatterlayer .point"))
     wait_for(lambda: len(driver.find_elements("css selector", "#roof-table tr")) > 3)
     ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "dashboard.png"
+    shot = ARTIFACTS / "dashboard-demo.png"
     driver.save_screenshot(str(shot))
     assert shot.stat().st_size > 20_000
-    DOCS.mkdir(exist_ok=True)
-    shutil.copyfile(shot, DOCS / "dashboard.png")
 
 
 def test_zoom_changes_what_is_fetched(server: tuple[str, Any], driver: Any) -> None:
@@ -344,3 +345,57 @@ def test_download_button_saves_the_trace_as_perfetto_protobuf(server: tuple[str,
     assert begins == trace.slices.num_rows and counters == trace.counters.num_rows
     names = {n.name for p in pt.packet if p.HasField("interned_data") for n in p.interned_data.event_names}
     assert {"matmul_qkv", "wait_dma", "dma_load_weights", "train_step"} <= names
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+@pytest.fixture()
+def profiler_ui() -> Iterator[str]:
+    """``profiler ui`` as a user starts it, with no TRACE and no --hw (a free port: --port 0)."""
+    proc = subprocess.Popen([sys.executable, "-m", "profiler", "ui", "--port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=ARTIFACTS.parent)
+    try:
+        lines: list[str] = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "http://127.0.0.1:" in line:
+                break
+        url = next((w for w in lines[-1].split() if w.startswith("http://127.0.0.1:")), None) if lines else None
+        assert url, "".join(lines)
+        assert "transformer_decode_edge.pftrace on hardware edge-npu" in "".join(lines)
+        yield url.rstrip("/")
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_profiler_ui_without_a_trace_shows_the_bundled_sample(profiler_ui: str, driver: Any) -> None:
+    """The real command opens sample_traces' transformer decode on edge-npu; this is the README's screenshot."""
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": 1600, "height": 960, "deviceScaleFactor": 1, "mobile": False})
+    try:
+        load(driver, profiler_ui)
+        assert "transformer_decode_edge.pftrace" in driver.find_element("id", "trace-select").text
+        summary = driver.find_element("id", "summary").text
+        assert "hardware: edge-npu" in summary and "MFU" in summary
+        ticks = [t.text for t in driver.find_elements("css selector", "#timeline .ytick text")]
+        for name in ("edge-npu", "core0", "core1", "matrix", "vector", "dma0", "dma1", "DRAM bandwidth"):
+            assert any(name in t for t in ticks), (name, ticks)
+        assert driver.find_elements("css selector", "#findings .finding")
+        # The roofline has the edge-npu ceilings: memory roofs and labelled ridge points.
+        legend = [t.text for t in driver.find_elements("css selector", "#roofline .legendtext")]
+        assert any("GB/s" in t for t in legend) and any("peak" in t for t in legend), legend
+        assert any("ridge" in a.text for a in driver.find_elements("css selector", "#roofline .annotation-text"))
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / "dashboard.png"
+        driver.save_screenshot(str(shot))
+        assert png_size(shot) == (1600, 960)
+        if os.environ.get("ACCEL_PROFILER_UPDATE_DOCS"):  # refresh the README's picture on request only
+            shutil.copyfile(shot, DOCS / "dashboard.png")
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

@@ -31,7 +31,7 @@ def test_cli_binds_loopback_without_debug_and_opens_named_traces(monkeypatch: py
                                                                   small: Trace) -> None:
     seen: dict[str, Any] = {}
 
-    def fake_serve(reg: Any, host: str, port: int) -> None:
+    def fake_serve(reg: Any, host: str, port: int, **kw: Any) -> None:
         seen.update(reg=reg, host=host, port=port)
 
     monkeypatch.setattr("ui.server.serve", fake_serve)
@@ -51,6 +51,28 @@ def test_cli_binds_loopback_without_debug_and_opens_named_traces(monkeypatch: py
     assert [p.name for p in reg.openable()] == ["run.trace", "a.pftrace"]
     app = create_app(reg)
     assert not app.server.debug
+
+
+def test_cli_without_a_trace_opens_the_bundled_sample_judged_by_its_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sample_traces import default_sample
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr("ui.server.serve", lambda reg, host, port, **kw: seen.update(reg=reg, host=host))
+    res = CliRunner().invoke(cli, ["ui"])
+    assert res.exit_code == 0, res.output
+    reg = seen["reg"]
+    assert seen["host"] == "127.0.0.1"
+    assert len(reg.traces) == 1 and reg.traces[0].source == default_sample()
+    assert default_sample().name == "transformer_decode_edge.pftrace"
+    assert reg.traces[0].trace.metadata.hardware == "edge-npu"
+    assert reg.spec is not None and reg.spec.name == "edge-npu"  # as if --hw edge-npu had been given
+    assert "transformer_decode_edge.pftrace on hardware edge-npu" in res.output
+    # No file is offered for opening from the page (only uploads), as no TRACE or --trace-dir was named.
+    assert reg.openable() == []
+    # An explicit --hw wins over the trace's own hardware.
+    res = CliRunner().invoke(cli, ["ui", "--hw", "h100-sxm"])
+    assert res.exit_code == 0, res.output
+    assert seen["reg"].spec.name == "h100-sxm" and seen["reg"].traces[0].source == default_sample()
 
 
 def test_cli_rejects_a_bad_spec_with_exit_2(tmp_path: Path) -> None:

@@ -164,19 +164,19 @@ def layout(reg: Registry, key: int, offline_perfetto: bool) -> Any:
                           dcc.Checklist(id="collapse", options=_group_options(lt), value=[], inline=True)]),
                 dcc.Graph(id="timeline", config={"displaylogo": False, "scrollZoom": True,
                                                  "modeBarButtonsToAdd": ["select2d"]}),
+                html.Div([html.H4("Findings (most costly first)"), html.Div(_findings(lt, reg.spec), id="findings")],
+                         className="findings-pane"),
             ], className="timeline-pane"),
             html.Div([
                 dcc.Graph(id="roofline", config={"displaylogo": False}),
                 dash_table.DataTable(  # type: ignore[attr-defined]
                     id="roof-table", columns=[{"name": c, "id": c} for c in rl.TABLE_COLUMNS], data=[],
-                    sort_action="native", page_size=12, row_selectable=False, cell_selectable=True,
+                    sort_action="native", page_size=10, row_selectable=False, cell_selectable=True,
                     style_table={"overflowX": "auto"}, style_cell={"fontSize": 12, "padding": "2px 6px"},
                 ),
             ], className="roofline-pane"),
         ], className="main"),
         html.Div([
-            html.Div([html.H4("Findings (most costly first)"), html.Div(_findings(lt, reg.spec), id="findings")],
-                     className="findings-pane"),
             html.Div([html.H4("Selected slice"), html.Div("Click a slice.", id="details", className="muted")],
                      className="details-pane"),
             html.Div([html.H4("Comparison"), html.Div("Pick a trace to compare with.", id="compare", className="muted")],

@@ -117,7 +117,7 @@ def figure(df: pd.DataFrame, spec: HardwareSpec | None, selected: str | None = N
             r = ridges[dt][spec.dram.name]
             annotations.append({"x": float(np.log10(r)), "y": float(np.log10(peak / 1e12)), "xref": "x", "yref": "y",
                                 "text": f"ridge {dt}/{spec.dram.name}: {r:.3g}", "showarrow": True, "arrowhead": 2,
-                                "ax": 0, "ay": -22, "font": {"size": 10}})
+                                "ax": -8, "ay": 16, "xanchor": "right", "yanchor": "top", "font": {"size": 10}})
     if len(df):
         share = df["share_pct"].astype(float).to_numpy()
         size = np.round(8 + 40 * np.sqrt(share / 100), 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,12 @@ def make_server(reg: Registry, host: str = "127.0.0.1", port: int = 0) -> Any:
     return wz(host, port, app.server, threaded=True)
 
 
-def serve(reg: Registry, host: str = "127.0.0.1", port: int = 8050) -> None:
+def serve(reg: Registry, host: str = "127.0.0.1", port: int = 8050, announce: Callable[[str], None] | None = None) -> None:
+    """Serve until interrupted; ``announce`` gets the page's URL once the socket is bound (with the
+    real port when ``port`` is 0)."""
     srv = make_server(reg, host, port)
+    if announce is not None:
+        announce(f"http://{host}:{srv.server_port}/")
     try:
         srv.serve_forever()
     except KeyboardInterrupt:

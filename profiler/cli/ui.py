@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from profiler.cli.options import InputError, hw_option, resolve_spec, run_or_fail
+from profiler.cli.options import hw_option, resolve_spec, run_or_fail
 from profiler.model import Trace
 
 
@@ -38,10 +38,23 @@ def ui(traces: tuple[str, ...], hw: str | None, host: str, port: int, trace_dirs
             from sample_traces import default_sample
 
             sample = default_sample()
+        except (FileNotFoundError, ModuleNotFoundError):
+            sample = None
+        if sample is not None:
             loaded = [(run_or_fail(read_trace, sample), sample)]
-        except (FileNotFoundError, ModuleNotFoundError, InputError):
-            loaded = []
+    if spec is None and loaded:
+        # No --hw: judge the trace by the preset it was recorded for (its metadata.hardware), as
+        # if the user had passed --hw with it.
+        from analysis import spec_for
+
+        spec = spec_for(loaded[0][0], None)
     reg = build_registry(loaded, spec, files=paths, trace_dirs=[Path(d) for d in trace_dirs],
                          max_upload_mb=max_upload_mb)
-    click.echo(f"profiler ui: http://{host}:{port}/  (Ctrl+C to stop)")
-    serve(reg, host, port)
+    first = reg.traces[min(reg.traces)]
+    hw_name = spec.name if spec is not None else "none (no --hw, and the trace names no known preset)"
+    click.echo(f"profiler ui: {first.label} on hardware {hw_name}")
+
+    def announce(url: str) -> None:
+        click.echo(f"profiler ui: {url}  (Ctrl+C to stop)")
+
+    serve(reg, host, port, announce=announce)
