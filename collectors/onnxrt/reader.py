@@ -25,6 +25,8 @@ from profiler.model import ImportStats, Trace
 
 _KERNEL_SUFFIX = "_kernel_time"
 _FENCE_SUFFIXES = ("_fence_before", "_fence_after")
+#: Times are int64 nanoseconds; a profile claiming more than ~146 years is damaged.
+_NS_LIMIT = 1 << 62
 _KEEP_ARGS = ("node_index", "output_size", "activation_size", "parameter_size", "input_type_shape",
               "output_type_shape")
 
@@ -119,6 +121,9 @@ def read_ort_profile(json_path: str | Path, model: Any = None, start_ns: int | N
             name = str(ev["name"])
         except (KeyError, TypeError, ValueError, OverflowError):
             stats.drop("ort_event_missing_ts_dur_or_name")
+            continue
+        if not (-_NS_LIMIT < ts < _NS_LIMIT and -_NS_LIMIT < dur < _NS_LIMIT):  # int64 ns cannot hold it
+            stats.drop("ort_event_time_out_of_range")
             continue
         raw_args = ev.get("args")
         args: dict[str, Any] = raw_args if isinstance(raw_args, dict) else {}

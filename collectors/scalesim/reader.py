@@ -40,6 +40,8 @@ from profiler.errors import TraceFormatError
 from profiler.model import ImportStats
 
 OPERANDS = ("ifmap", "filter", "ofmap")
+#: DETAILED_ACCESS_REPORT columns that count each DRAM trace's words.
+_DRAM_COUNT_KEY = {"ifmap": "DRAM IFMAP Reads", "filter": "DRAM Filter Reads", "ofmap": "DRAM OFMAP Writes"}
 SRAM_HIT_LATENCY = 1  # read_buffer.hit_latency in SCALE-Sim 3.0
 
 
@@ -101,11 +103,19 @@ def _read_report(path: Path, stats: ImportStats, required: bool) -> tuple[list[s
         stats.drop(f"missing {path.name}")
         return [], []
     try:
-        lines = path.read_text().splitlines()
+        text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise TraceFormatError(str(path), "unreadable report", str(exc)) from None
+    lines = text.splitlines()
+    if lines and text and not text.endswith("\n") and len(lines) > 1:
+        # SCALE-Sim ends every row with a newline: a last row without one was cut short.
+        lines.pop()
+        stats.drop(f"bad row in {path.name}")
     if not lines:
-        raise TraceFormatError(str(path), "empty report")
+        if required:
+            raise TraceFormatError(str(path), "empty report")
+        stats.drop(f"empty {path.name}")
+        return [], []
     header = [h.strip() for h in lines[0].split(",") if h.strip()]
     rows: list[list[float]] = []
     for lineno, raw in enumerate(lines[1:], start=2):
@@ -129,28 +139,37 @@ def _read_report(path: Path, stats: ImportStats, required: bool) -> tuple[list[s
 def _read_trace(path: Path, stats: ImportStats) -> np.ndarray:
     """A cycle trace as a 2-D float array (column 0: cycle); rows from the first damaged one on are dropped."""
     try:
-        if path.stat().st_size == 0:
-            return np.zeros((0, 1))
-        t = pv.read_csv(path, read_options=pv.ReadOptions(autogenerate_column_names=True))
-        return np.column_stack([c.to_numpy(zero_copy_only=False).astype(np.float64) for c in t.columns])
+        data = path.read_bytes()
     except OSError as exc:
         raise TraceFormatError(str(path), "unreadable SCALE-Sim trace", str(exc)) from None
+    if data and not data.endswith(b"\n"):
+        # SCALE-Sim ends every row with a newline: a last row without one was cut short.
+        data = data[: data.rfind(b"\n") + 1]
+        stats.drop(f"bad row in {path.name}")
+    if not data:
+        return np.zeros((0, 1))
+    try:
+        t = pv.read_csv(pa.py_buffer(data), read_options=pv.ReadOptions(autogenerate_column_names=True))
+        return np.column_stack([c.to_numpy(zero_copy_only=False).astype(np.float64) for c in t.columns])
     except (pa.ArrowInvalid, ValueError, TypeError):
         pass
-    # Slow path, only for damaged files: keep the rows before the damage.
+    # Slow path, only for damaged files: keep the rows before the damage (rows end with a comma).
     rows: list[list[float]] = []
-    lines = path.read_text(errors="replace").splitlines()
+    lines = data.decode(errors="replace").splitlines()
     for lineno, line in enumerate(lines, start=1):
         try:
-            vals = [float(v) for v in line.split(",")]
-            if rows and len(vals) != len(rows[0]):
-                raise ValueError(f"{len(vals)} fields, earlier rows have {len(rows[0])}")
-        except ValueError as exc:
-            if not rows:
-                raise TraceFormatError(str(path), "bad SCALE-Sim trace row", str(exc), where=f"line {lineno}") from None
+            fields = line.split(",")
+            if fields[-1].strip() == "":
+                fields.pop()
+            vals = [float(v) for v in fields]
+            if not vals or (rows and len(vals) != len(rows[0])):
+                raise ValueError(f"{len(vals)} fields, earlier rows have {len(rows[0]) if rows else '?'}")
+        except ValueError:
             stats.drop(f"bad row in {path.name}", len(lines) - lineno + 1)
             break
         rows.append(vals)
+    if not rows:
+        return np.zeros((0, 1))
     return np.asarray(rows, dtype=np.float64)
 
 
@@ -216,11 +235,17 @@ def read_scalesim_result(
     if config is None:
         cfg_path = _find_side_file(d, "*.cfg")
         if cfg_path is not None:
-            config = ScaleSimConfig.read(cfg_path)
+            try:
+                config = ScaleSimConfig.read(cfg_path)
+            except TraceFormatError:  # the array size is also in the traces' widths
+                stats.repair("unreadable config, array size from the traces")
     if layers is None:
         topo_path = _find_side_file(d, "topology*.csv")
         if topo_path is not None:
-            layers = read_topology(topo_path)
+            try:
+                layers = read_topology(topo_path)
+            except TraceFormatError:  # only names and shapes come from it: read the run without them
+                stats.repair("unreadable topology, layers named by index")
 
     _, comp = _read_report(d / "COMPUTE_REPORT.csv", stats, required=True)
     bw_header, bw = _read_report(d / "BANDWIDTH_REPORT.csv", stats, required=False)
@@ -261,8 +286,12 @@ def _read_layer_traces(ldir: Path, lr: LayerResult, stats: ImportStats) -> None:
     for op in OPERANDS:
         p = ldir / f"{op.upper()}_DRAM_TRACE.csv"
         if p.exists():
+            bad_rows = stats.events_dropped
             lr.dram[op] = _dram_stream(p, is_write=(op == "ofmap"), stats=stats)
             stats.events_read += int(lr.dram[op].cycles.size)
+            want = lr.detail.get(_DRAM_COUNT_KEY[op])
+            if stats.events_dropped == bad_rows and want is not None and int(lr.dram[op].words.sum()) < want:
+                stats.drop(f"{p.name} holds fewer words than the report")  # emptied or cut at a row end
         else:
             stats.drop("DRAM trace file missing")
     served = []

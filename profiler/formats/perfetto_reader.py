@@ -566,9 +566,14 @@ def _add_events(b: TraceBuilder, ev: _Events, uuid_to_id: dict[int, int], ts_off
         return
     kind = np.asarray(ev.kind, dtype=np.int64)
     track = np.asarray([uuid_to_id.get(u, -1) for u in ev.track], dtype=np.int64)
-    ts = np.asarray(ev.ts, dtype=np.int64) - ts_offset
+    # Timestamps are uint64 on the wire; ours are int64 nanoseconds, so larger ones cannot be kept.
+    ts_u = np.asarray(ev.ts, dtype=np.uint64)
+    too_big = ts_u > np.uint64(np.iinfo(np.int64).max)
+    ts = np.where(too_big, 0, ts_u).astype(np.int64) - ts_offset
     lost = track < 0
     stats.drop("event_on_unknown_track", int(lost.sum()))
+    stats.drop("timestamp_out_of_range", int((too_big & ~lost).sum()))
+    lost |= too_big
 
     cm = (kind == TYPE_COUNTER) & ~lost
     if cm.any():

@@ -23,7 +23,13 @@ def read_head(path: str | Path, n: int = 4096) -> bytes:
                     with gzip.open(f) as g:
                         return g.read(n)
                 except (OSError, EOFError, zlib.error):
-                    return b""
+                    # A stream cut short: sniff what decompresses cleanly (read_bytes keeps it too).
+                    f.seek(0)
+                    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                    try:
+                        return d.decompress(f.read(1 << 20), n)
+                    except zlib.error:
+                        return b""
             return f.read(n)
     except FileNotFoundError:
         raise TraceFormatError(str(p), "no such file") from None
