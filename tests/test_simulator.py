@@ -313,3 +313,30 @@ def test_repeated_layers_replay_exactly_what_simulating_them_gives() -> None:
     assert np.array_equal(np.rint(one.start), np.rint(placed.start))
     assert np.array_equal(np.rint(one.end), np.rint(placed.end))
     assert np.array_equal(np.rint(np.sort(one.bw_ts)), np.rint(np.sort(placed.bw_ts)))
+
+
+@pytest.mark.parametrize("workload", [
+    Gemm(M=1024, N=1024, K=2048, dtype="int8", tile_m=128, tile_n=128, tile_k=256, buffering=1),
+    Gemm(M=1024, N=1024, K=2048, dtype="int8", tile_m=128, tile_n=128, tile_k=256, buffering=3),
+    Gemm(M=512, N=512, K=4096, dtype="int8", split="k", tile_m=128, tile_n=128, tile_k=256),
+    Elementwise(rows=4096, cols=256, dtype="fp16", tile_rows=8),
+    Attention(seq_len=1024, heads=4, flash=True, tile_q=64, tile_kv=64),
+], ids=["gemm-buf1", "gemm-buf3", "gemm-split-k", "elementwise", "flash-attention"])
+def test_compiled_event_loop_equals_the_python_loop(workload) -> None:
+    """The numba loop (used for long segments) gives the Python loop's schedule to the last bit."""
+    pytest.importorskip("numba")
+    from collectors.simulator.engine import simulate_segment
+
+    r = simulate(workload, EDGE, dtype="int8" if isinstance(workload, Gemm) else "fp16")
+    prog = r.program
+    seg = prog.segments[0]
+    assert len(seg) > 200
+    a = simulate_segment(seg, prog, prog.machine, compiled=False)
+    b = simulate_segment(seg, prog, prog.machine, compiled=True)
+    assert a.stall_engine.size > 0 and a.bw_ts.size > 0 and a.sram_ts.size > 0
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, np.ndarray):
+            assert x.dtype.kind == y.dtype.kind and np.array_equal(x, y), f.name
+        else:
+            assert x == y, f.name

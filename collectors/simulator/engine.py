@@ -23,6 +23,7 @@ records those.  Results are flat lists and numpy arrays, never per-event objects
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -76,8 +77,73 @@ class RunResult:
     bw_val: np.ndarray = field(default_factory=lambda: np.zeros(0, _F))  # bytes/s of DRAM in use from bw_ts on
 
 
-def simulate_segment(seg: Segment, prog: Program, machine: Machine) -> SegmentTiming:
+#: Segments at least this long run in the compiled loop (collectors.simulator.kernel) when numba is
+#: installed; shorter ones are not worth converting to arrays.
+COMPILED_MIN_INSTRUCTIONS = 200
+
+
+def simulate_segment(seg: Segment, prog: Program, machine: Machine, compiled: bool | None = None) -> SegmentTiming:
     """Run one segment from an idle machine at time 0 (its first instructions' outside waits are met).
+
+    ``compiled`` picks the numba loop (None: when numba is there and the segment is long); both
+    loops give the same schedule to the last bit.
+    """
+    if compiled is None:
+        compiled = len(seg) >= COMPILED_MIN_INSTRUCTIONS
+    if compiled:
+        from collectors.simulator import kernel
+
+        if kernel.HAVE_NUMBA:
+            return _simulate_compiled(seg, prog, machine)
+    return _simulate_python(seg, prog, machine)
+
+
+def _simulate_compiled(seg: Segment, prog: Program, machine: Machine) -> SegmentTiming:
+    from collectors.simulator.kernel import segment_loop
+
+    cols = seg.columns()
+    arr = seg.arrays()
+    n = len(seg)
+    n_eng = len(machine.engines)
+    first, last = seg.first_last(n_eng)
+    engine = arr["engine"]
+    dram_routes = np.asarray([("dram" in r) for r in prog.routes] or [False], dtype=bool)
+    mode = np.where(arr["kind"] == K_DMA, np.where(dram_routes[np.maximum(arr["route"], 0)], 1, 2), 0).astype(np.int8)
+    deps = cols["deps"]
+    lens = np.fromiter(map(len, deps), _I, n)
+    dep_ptr = np.zeros(n + 1, dtype=_I)
+    np.cumsum(lens, out=dep_ptr[1:])
+    dep_idx = np.fromiter(itertools.chain.from_iterable(deps), _I, int(dep_ptr[-1]))
+    order = np.argsort(engine, kind="stable")
+    succ = np.full(n, -1, dtype=_I)
+    same = engine[order[1:]] == engine[order[:-1]]
+    succ[order[:-1][same]] = order[1:][same]
+    is_first = np.zeros(n, dtype=np.uint8)
+    first_a = np.asarray(first, dtype=_I)
+    is_first[first_a[first_a >= 0]] = 1
+    out = segment_loop(
+        engine, mode, np.fromiter(cols["dur"], _F, n), arr["nbytes"], np.fromiter(cols["alloc"], _F, n),
+        np.fromiter(cols["alloc_core"], _I, n), np.fromiter(cols["free"], _F, n), np.fromiter(cols["free_core"], _I, n),
+        dep_ptr, dep_idx, succ, is_first, first_a, machine.cores, float(machine.dma_latency_ns),
+        machine.dma_bw / 1e9, machine.dram_bw / 1e9, machine.sram_bytes * (1 + 1e-9),
+    )
+    status, bad, value = int(out[0]), int(out[1]), float(out[2])
+    if status:
+        what = describe_row(prog, cols["kind"][bad], cols["name"][bad], cols["nbytes"][bad], cols["flops"][bad],
+                            cols["dur"][bad], cols["route"][bad])
+        if status == 1:
+            raise SimulatorError(
+                f"SRAM of core {cols['alloc_core'][bad]} overflows: {value:.0f} bytes > {machine.sram_bytes:.0f} "
+                f"into op {prog.ops[-1].get('op', '?') if prog.ops else '?'} ({what})"
+            )
+        raise SimulatorError(f"program deadlocks: {what} waits for instructions that never run")
+    start, end = out[3], out[4]
+    return SegmentTiming(start, end, float(end.max()) if n else 0.0, list(first), list(last), *out[5:14],
+                         [float(x) for x in out[14]])
+
+
+def _simulate_python(seg: Segment, prog: Program, machine: Machine) -> SegmentTiming:
+    """The event loop in plain Python (lists and tuples, the fastest form without a compiler).
 
     Three event sources, each already in time order or nearly: a heap of compute (and peer
     transfer) completions, a FIFO of DMA data starts (every DMA pays the same latency, so they

@@ -40,7 +40,7 @@ class Segment:
     instruction is known only once a tile's last user is known, so it lives in ``frees``.
     """
 
-    __slots__ = ("rows", "frees", "timing", "_cols", "_arrays", "_first_last")
+    __slots__ = ("rows", "frees", "timing", "_cols", "_arrays", "_first_last", "_routes")
 
     def __init__(self) -> None:
         self.rows: list[tuple[Any, ...]] = []
@@ -49,6 +49,7 @@ class Segment:
         self._cols: dict[str, Any] | None = None
         self._arrays: dict[str, np.ndarray] | None = None
         self._first_last: tuple[list[int], list[int]] | None = None
+        self._routes: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -110,6 +111,12 @@ class Segment:
             }
         return self._arrays
 
+    def routes_used(self) -> list[int]:
+        """The distinct route ids of the segment's instructions, -1 (compute) included."""
+        if self._routes is None:
+            self._routes = sorted(set(self.columns()["route"]))
+        return self._routes
+
     def first_last(self, n_engines: int) -> tuple[list[int], list[int]]:
         """Per engine, the segment's first and last instruction on it (-1 where it has none)."""
         if self._first_last is None or len(self._first_last[0]) != n_engines:
@@ -138,6 +145,7 @@ class Program:
         self.routes: list[tuple[str, str]] = []
         self._route_ids: dict[tuple[str, str], int] = {}
         self._flat: dict[str, Any] | None = None
+        self._barriers = None
 
     def __len__(self) -> int:
         return sum(len(s) for s in self.segments)
@@ -170,6 +178,7 @@ class Program:
         self.segments.append(segment)
         self.ops.append(info)
         self._flat = None
+        self._barriers: list[tuple[int, ...]] | None = None
 
     # ---------------------------------------------------------- placement
     def offsets(self) -> np.ndarray:
@@ -178,6 +187,8 @@ class Program:
 
     def barriers(self) -> list[tuple[int, ...]]:
         """Per segment, the global ids its first instruction on every engine also waits for."""
+        if self._barriers is not None:
+            return self._barriers
         n_eng = len(self.machine.engines)
         out: list[tuple[int, ...]] = []
         barrier: tuple[int, ...] = ()
@@ -188,22 +199,26 @@ class Program:
                 _, last = s.first_last(n_eng)
                 barrier = tuple(sorted(base + i for i in last if i >= 0))
             base += len(s)
+        self._barriers = out
         return out
 
     def args_strings(self) -> tuple[list[str], list[np.ndarray]]:
-        """Slice args JSON strings, and per segment a lookup ``route + 1 -> string index``."""
+        """Slice args JSON strings, and per segment a lookup ``route + 1 -> string index``.
+
+        Compute slices carry the op's args, DMA slices the op's args plus ``src`` and ``dst``
+        (exactly ``orjson.dumps({**info, "src": ..., "dst": ...})``, spliced from two dumps).
+        """
         strings: list[str] = []
         luts: list[np.ndarray] = []
         n_routes = len(self.routes)
+        route_json = [orjson.dumps({"src": a, "dst": b}).decode()[1:] for a, b in self.routes]
         for info, s in zip(self.ops, self.segments, strict=True):
             lut = np.full(n_routes + 1, -1, dtype=np.int32)
-            used = np.unique(s.arrays()["route"]) if len(s) else np.zeros(0, np.int64)
-            for r in used.tolist():
-                d = dict(info)
-                if r >= 0:
-                    d["src"], d["dst"] = self.routes[r]
+            base = orjson.dumps(info).decode()
+            head = base[:-1] + ("," if len(base) > 2 else "")
+            for r in s.routes_used():
                 lut[r + 1] = len(strings)
-                strings.append(orjson.dumps(d).decode())
+                strings.append(base if r < 0 else head + route_json[r])
             luts.append(lut)
         return strings, luts
 

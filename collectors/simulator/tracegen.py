@@ -97,29 +97,30 @@ def build_trace(prog: Program, machine: Machine, res: RunResult, workload_name: 
         n_names = max(len(prog.names), 1)
         n_eng = len(machine.engines)
         code = (eng_is_dma[s_e].astype(np.int64) * n_names + by_name) * n_eng + by_eng
-        uniq, inv = np.unique(code, return_inverse=True)
-        cls_cause: list[str] = []
+        uniq, idx, inv = np.unique(code, return_index=True, return_inverse=True)
+        causes = ("dma", "compute", "semaphore")
+        cls_cause: list[int] = []
         cls_name: list[str] = []
         cls_prefix: list[str] = []
-        for u in uniq.tolist():
+        for u, j in zip(uniq.tolist(), idx.tolist(), strict=True):
             waiter_dma, rest = divmod(u, n_names * n_eng)
             nm, pe = divmod(rest, n_eng)
-            j = int(np.flatnonzero(code == u)[0])
-            cause = "dma" if by_dma[j] else ("compute" if waiter_dma else "semaphore")
+            cause = 0 if by_dma[j] else (1 if waiter_dma else 2)
             what = prog.names[nm]
             cls_cause.append(cause)
             cls_name.append(f"stall: wait {what}")
-            cls_prefix.append(f'{{"cause":"{cause}","waits_for_name":"{what}",'
+            cls_prefix.append(f'{{"cause":"{causes[cause]}","waits_for_name":"{what}",'
                               f'"waits_for_engine":"{labels[pe]}","waits_for":')
         prefix = _dict(inv.astype(np.int32), cls_prefix).cast(pa.string())
         s_args = pc.binary_join_element_wise(prefix, pa.array(by).cast(pa.string()), "}", "")
         b.add_slices(tracks[s_e], s_ts, s_dur, _dict(inv.astype(np.int32), cls_name), "stall", None, None, None,
                      s_args)
-        causes = np.asarray(cls_cause, dtype=object)[inv]
-        for cause in sorted(set(cls_cause)):
-            sel = causes == cause
-            stall_ns[cause] = int(s_dur[sel].sum())
-            stall_count[cause] = int(sel.sum())
+        cause_of = np.asarray(cls_cause, dtype=np.int64)[inv]
+        ns_by = np.bincount(cause_of, weights=s_dur, minlength=3)
+        n_by = np.bincount(cause_of, minlength=3)
+        for c in sorted(set(cls_cause), key=lambda c: causes[c]):
+            stall_ns[causes[c]] = int(ns_by[c])
+            stall_count[causes[c]] = int(n_by[c])
 
     # counters
     opts = machine.options
@@ -193,19 +194,17 @@ def _flows(prog: Program, live: list[int], arrs: list[dict[str, np.ndarray]], of
     bf: list[int] = []
     bt: list[int] = []
     barriers = prog.barriers()
+    is_dma = (kinds == K_DMA).tolist()
     for k in live:
-        barrier = barriers[k]
-        if not barrier:
-            continue
-        dma_b = [x for x in barrier if kinds[x] == K_DMA]
+        dma_b = [x for x in barriers[k] if is_dma[x]]
         if not dma_b:
             continue
+        base = int(offsets[k])
         first, _ = prog.segments[k].first_last(n_eng)
         for f in sorted(x for x in first if x >= 0):
-            g = int(offsets[k]) + f
-            if kinds[g] != K_DMA:
+            if not is_dma[base + f]:
                 bf.extend(dma_b)
-                bt.extend([g] * len(dma_b))
+                bt.extend([base + f] * len(dma_b))
     ff.append(np.asarray(bf, dtype=np.int64))
     ft.append(np.asarray(bt, dtype=np.int64))
     return np.concatenate(ff), np.concatenate(ft)
