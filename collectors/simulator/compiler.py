@@ -23,6 +23,7 @@ from collectors.simulator.machine import Machine, SimulatorError
 from collectors.simulator.program import K_DMA, K_MATMUL, K_VECTOR, Program, Segment
 from collectors.simulator.workloads import Attention, Gemm, VectorOp, ceil_div
 
+_FIELDS: dict[type, tuple[str, ...]] = {}  # per op class, the fields that decide its segment
 _DIMS = (4096, 2048, 1024, 512, 256, 128, 64, 32, 16)
 
 
@@ -169,7 +170,10 @@ class Compiler:
         if self.reuse:
             state = self._queue_state()
             if state is not None:
-                key = (dataclasses.replace(op, label=op.label.rsplit(".", 1)[-1]), state)
+                names = _FIELDS.get(type(op))
+                if names is None:
+                    names = _FIELDS[type(op)] = tuple(f.name for f in dataclasses.fields(op) if f.name != "label")
+                key = (type(op), op.label.rsplit(".", 1)[-1], *(getattr(op, f) for f in names), state)
                 hit = self._reuse.get(key)
                 if hit is not None:
                     seg, info, delta = hit

@@ -23,7 +23,6 @@ records those.  Results are flat lists and numpy arrays, never per-event objects
 from __future__ import annotations
 
 import heapq
-import itertools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,7 +78,7 @@ class RunResult:
 
 #: Segments at least this long run in the compiled loop (collectors.simulator.kernel) when numba is
 #: installed; shorter ones are not worth converting to arrays.
-COMPILED_MIN_INSTRUCTIONS = 200
+COMPILED_MIN_INSTRUCTIONS = 64
 
 
 def simulate_segment(seg: Segment, prog: Program, machine: Machine, compiled: bool | None = None) -> SegmentTiming:
@@ -109,11 +108,7 @@ def _simulate_compiled(seg: Segment, prog: Program, machine: Machine) -> Segment
     engine = arr["engine"]
     dram_routes = np.asarray([("dram" in r) for r in prog.routes] or [False], dtype=bool)
     mode = np.where(arr["kind"] == K_DMA, np.where(dram_routes[np.maximum(arr["route"], 0)], 1, 2), 0).astype(np.int8)
-    deps = cols["deps"]
-    lens = np.fromiter(map(len, deps), _I, n)
-    dep_ptr = np.zeros(n + 1, dtype=_I)
-    np.cumsum(lens, out=dep_ptr[1:])
-    dep_idx = np.fromiter(itertools.chain.from_iterable(deps), _I, int(dep_ptr[-1]))
+    dep_ptr, dep_idx = arr["dep_ptr"], arr["dep_idx"]
     order = np.argsort(engine, kind="stable")
     succ = np.full(n, -1, dtype=_I)
     same = engine[order[1:]] == engine[order[:-1]]

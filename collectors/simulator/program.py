@@ -17,6 +17,7 @@ whose completion it waits for (each one is "signal semaphore of producer, wait f
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -89,15 +90,13 @@ class Segment:
             c = self.columns()
             n = len(self.rows)
             kind = np.fromiter(c["kind"], np.int8, n)
-            ff: list[int] = []
-            ft: list[int] = []
-            kinds = c["kind"]
-            for i, ds in enumerate(c["deps"]):
-                if kinds[i] != K_DMA:
-                    for d in ds:
-                        if kinds[d] == K_DMA:
-                            ff.append(d)
-                            ft.append(i)
+            # dependencies in CSR form: instruction i waits for dep_idx[dep_ptr[i]:dep_ptr[i + 1]]
+            deps = c["deps"]
+            dep_ptr = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(np.fromiter(map(len, deps), np.int64, n), out=dep_ptr[1:])
+            dep_idx = np.fromiter(itertools.chain.from_iterable(deps), np.int64, int(dep_ptr[-1]))
+            consumer = np.repeat(np.arange(n, dtype=np.int64), np.diff(dep_ptr))
+            flow = (kind[consumer] != K_DMA) & (kind[dep_idx] == K_DMA)
             self._arrays = {
                 "engine": np.fromiter(c["engine"], np.int64, n),
                 "kind": kind,
@@ -106,8 +105,10 @@ class Segment:
                 "nbytes": np.fromiter(c["nbytes"], np.float64, n),
                 "route": np.fromiter(c["route"], np.int64, n),
                 "dtype": np.fromiter(c["dtype"], np.int32, n),
-                "flow_from": np.asarray(ff, dtype=np.int64),
-                "flow_to": np.asarray(ft, dtype=np.int64),
+                "dep_ptr": dep_ptr,
+                "dep_idx": dep_idx,
+                "flow_from": dep_idx[flow],
+                "flow_to": consumer[flow],
             }
         return self._arrays
 
@@ -120,13 +121,15 @@ class Segment:
     def first_last(self, n_engines: int) -> tuple[list[int], list[int]]:
         """Per engine, the segment's first and last instruction on it (-1 where it has none)."""
         if self._first_last is None or len(self._first_last[0]) != n_engines:
-            first = [-1] * n_engines
-            last = [-1] * n_engines
-            for i, e in enumerate(self.columns()["engine"]):
-                if first[e] < 0:
-                    first[e] = i
-                last[e] = i
-            self._first_last = (first, last)
+            engine = self.arrays()["engine"]
+            n = engine.size
+            first = np.full(n_engines, -1, dtype=np.int64)
+            last = np.full(n_engines, -1, dtype=np.int64)
+            used, idx = np.unique(engine, return_index=True)
+            first[used] = idx
+            used, idx = np.unique(engine[::-1], return_index=True)
+            last[used] = n - 1 - idx
+            self._first_last = (first.tolist(), last.tolist())
         return self._first_last
 
 
