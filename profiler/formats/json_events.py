@@ -2,10 +2,13 @@
 
 Why this module looks the way it does: a 1,000,000-event Kineto file is ~250 MB, and building a
 Python dict per event (``json``/``orjson``) costs more than everything else an importer does.
-``msgspec`` decodes straight into slotted structs (no dicts, no GC tracking), leaves ``args``
-as raw JSON text (most args are never looked at: they go to the ``args`` column as they are)
-and leaves ``ts`` as raw text too, so nanosecond-resolution timestamps (19 significant digits,
-beyond float64) are converted exactly by :func:`raw_numbers_to_ns`.
+``msgspec`` decodes straight into slotted structs (no dicts, no GC tracking) and leaves ``args``
+as raw JSON text (most args are never looked at: they go to the ``args`` column as they are).
+``ts`` is decoded as float64 microseconds, which :func:`us_to_ns` turns into exact nanoseconds
+as long as every |ts| < 2**43 us (~100 days: relative times, torch 2.x files).  Larger values
+(Unix-epoch microseconds with ns digits, 19 significant digits: beyond float64) are read again
+as raw JSON text (:func:`exact_ts_ns`, one extra skip-parse of the events) and converted exactly
+by :func:`raw_numbers_to_ns`.
 
 When the fast path's types do not fit (a string ``ts``, a numeric ``name``...), a tolerant path
 decodes with orjson and validates event by event, counting what it drops.  A truncated or damaged
@@ -36,6 +39,12 @@ from profiler.model import ImportStats
 _EMPTY = msgspec.Raw(b"")
 
 
+class _TsText(msgspec.Struct, gc=False):
+    """Only the ``ts`` of an event, as raw JSON text (the exact path for huge timestamps)."""
+
+    ts: msgspec.Raw = _EMPTY
+
+
 class Event(msgspec.Struct, gc=False):
     """One trace event as the fast path decodes it (unknown fields are skipped by msgspec)."""
 
@@ -44,7 +53,7 @@ class Event(msgspec.Struct, gc=False):
     cat: str | None = None
     pid: int | str = 0
     tid: int | str = 0
-    ts: msgspec.Raw = _EMPTY  # raw JSON number text: converted exactly to ns later
+    ts: float | None = None  # microseconds; exact ns via us_to_ns or, for huge values, exact_ts_ns
     dur: float | None = None
     id: int | str | None = None
     bp: str | None = None
@@ -56,6 +65,10 @@ class Event(msgspec.Struct, gc=False):
 
 
 _EVENTS = msgspec.json.Decoder(list[Event])
+_TS_TEXT = msgspec.json.Decoder(list[_TsText])
+#: Below this many microseconds float64 keeps every 3-decimal value apart (ulp < 1 ns), so
+#: :func:`us_to_ns` is exact; 2**43 us is about 100 days.
+EXACT_FLOAT_US = float(2**43)
 _TOP = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 #: Top-level keys not kept in metadata (the events themselves, and ftrace text dumps).
@@ -72,6 +85,9 @@ class Decoded:
     header: dict[str, Any] = field(default_factory=dict)
     stats: ImportStats = field(default_factory=ImportStats)
     has_bind_id: bool = False
+    #: The JSON array text the events were decoded from one to one (None after the tolerant path):
+    #: :func:`exact_ts_ns` reads the timestamps from it again as text when floats are not enough.
+    source: bytes | memoryview | None = None
 
 
 @contextmanager
@@ -108,6 +124,13 @@ def decode_bytes(data: bytes, path: str, stats: ImportStats) -> Decoded:
         raise TraceFormatError(path, "not a JSON trace (expected '{' or '[')", where=f"byte {start}")
     header: dict[str, Any] = {}
     if lead == b"{":
+        split = _split_object(data, start)
+        if split is not None:  # one parse of the events, the header read from the text around them
+            header, arr = split
+            try:
+                return Decoded(path, _EVENTS.decode(arr), header, stats, source=arr)
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                pass  # let the general path below find out what is wrong
         try:
             top = _TOP.decode(data)
         except msgspec.DecodeError:
@@ -118,15 +141,59 @@ def decode_bytes(data: bytes, path: str, stats: ImportStats) -> Decoded:
         raw_events = top.get("traceEvents")
         if raw_events is None:
             raise TraceFormatError(path, "JSON object has no traceEvents array", where="byte 0")
-        events = _decode_events(bytes(raw_events), path, stats)
+        events, source = _decode_events(bytes(raw_events), path, stats)
     else:
         try:
-            events = _EVENTS.decode(data)
+            events, source = _EVENTS.decode(data), data
         except msgspec.ValidationError:
-            events = _tolerant(data, path, stats)
+            events, source = _tolerant(data, path, stats), None
         except msgspec.DecodeError:
-            events = _recover_array(data, start, path, stats)
-    return Decoded(path, events, header, stats)
+            events, source = _recover_array(data, start, path, stats)
+    return Decoded(path, events, header, stats, source=source)
+
+
+_EVENTS_KEY = re.compile(rb'"traceEvents"\s*:\s*\[')
+_TAIL_RE = re.compile(rb"\]\s*(?:,|\}\s*$)")
+
+
+def _split_object(data: bytes, start: int) -> tuple[dict[str, Any], memoryview] | None:
+    """Header fields and the traceEvents array text of ``{..., "traceEvents": [...], ...}``, or None.
+
+    Why: decoding the top-level object as ``dict[str, Raw]`` is a full extra parse (~0.2 s per
+    250 MB) only to find where the array is.  The head before ``"traceEvents"`` and the tail after
+    the array's closing bracket are small: each must decode on its own, and the array must then
+    decode as a whole, so a wrong guess (a bracket inside a header value) fails and the caller
+    falls back to the general path.  Returns None whenever the layout is not the plain one.
+    """
+    m = _EVENTS_KEY.search(data, start, start + (1 << 20))
+    if m is None:
+        return None
+    head = data[start : m.start()].rstrip()
+    try:
+        if head == b"{":
+            header: dict[str, Any] = {}
+        elif head.endswith(b","):
+            header = _decode_header(_TOP.decode(head[:-1] + b"}"))
+        else:
+            return None
+        # The tail: the last "]" followed by "," or by the closing "}" of the object.
+        window = max(m.end(), len(data) - (1 << 16))
+        ends = [t for t in _TAIL_RE.finditer(data, window)]
+        for t in reversed(ends[-8:]):
+            rest = data[t.start() + 1 :].strip()
+            if rest == b"}":
+                tail: dict[str, Any] = {}
+            elif rest.startswith(b","):
+                tail = _decode_header(_TOP.decode(b"{" + rest[1:]))
+            else:
+                continue
+            if "traceEvents" in tail or "traceEvents" in header:
+                return None
+            header.update(tail)
+            return header, memoryview(data)[m.end() - 1 : t.start() + 1]
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return None
 
 
 def _first_non_space(data: bytes) -> int:
@@ -151,29 +218,30 @@ def _decode_header(top: dict[str, msgspec.Raw]) -> dict[str, Any]:
     return out
 
 
-def _decode_events(raw: bytes, path: str, stats: ImportStats) -> list[Event]:
+def _decode_events(raw: bytes, path: str, stats: ImportStats) -> tuple[list[Event], bytes | None]:
+    """Events of a JSON array text, and the text itself when they were decoded from it one to one."""
     if raw.lstrip()[:1] != b"[":
         raise TraceFormatError(path, "traceEvents is not an array")
     try:
-        return _EVENTS.decode(raw)
+        return _EVENTS.decode(raw), raw
     except msgspec.ValidationError:
-        return _tolerant(raw, path, stats)
+        return _tolerant(raw, path, stats), None
 
 
 def _damaged_object(data: bytes, path: str, stats: ImportStats, start: int) -> Decoded:
     """The object form failed to parse: keep the header fields before traceEvents and the complete events."""
-    m = re.search(rb'"traceEvents"\s*:\s*\[', data)
+    m = _EVENTS_KEY.search(data)
     if m is None:
         where = _error_offset(data)
         raise TraceFormatError(path, "malformed JSON and no traceEvents array found", where=f"byte {where}")
-    events = _recover_array(data, m.end() - 1, path, stats)
+    events, source = _recover_array(data, m.end() - 1, path, stats)
     header: dict[str, Any] = {}
     head = data[start : m.start()].rstrip().rstrip(b",")
     try:  # fields before traceEvents, when they parse on their own
         header = {k: v for k, v in orjson.loads(head + b"}").items() if k not in _SKIP_HEADER}
     except orjson.JSONDecodeError:
         pass
-    return Decoded(path, events, header, stats)
+    return Decoded(path, events, header, stats, source=source)
 
 
 def _error_offset(data: bytes) -> int:
@@ -184,7 +252,7 @@ def _error_offset(data: bytes) -> int:
     return len(data)
 
 
-def _recover_array(data: bytes, arr_start: int, path: str, stats: ImportStats) -> list[Event]:
+def _recover_array(data: bytes, arr_start: int, path: str, stats: ImportStats) -> tuple[list[Event], bytes | None]:
     """Keep every complete event of the array starting at ``arr_start``; count the rest as lost.
 
     The damage point is where orjson stops (truncation: the end).  Candidate cut points are the
@@ -203,10 +271,10 @@ def _recover_array(data: bytes, arr_start: int, path: str, stats: ImportStats) -
             _RAW_LIST.decode(prefix)
         except msgspec.DecodeError:
             continue
-        events = _decode_events(prefix, path, stats)
+        decoded = _decode_events(prefix, path, stats)
         lost = data[arr_start + base + pos + 1 :].count(b'"ph"')
         stats.drop("event_after_damage", max(lost, 1))
-        return events
+        return decoded
     raise TraceFormatError(path, "no complete trace event before the damage", "the file is truncated or corrupt",
                            where=f"byte {damage}")
 
@@ -266,7 +334,7 @@ def _tolerant_event(ev: Any, stats: ImportStats) -> Event | None:
         if isinstance(ts, bool) or not isinstance(ts, int | float):
             stats.drop("ts_not_a_number")
             return None
-        kw["ts"] = msgspec.Raw(orjson.dumps(ts))
+        kw["ts"] = float(ts)
     dur = ev.get("dur")
     if dur is not None:
         if isinstance(dur, bool) or not isinstance(dur, int | float):
@@ -283,6 +351,31 @@ def _tolerant_event(ev: Any, stats: ImportStats) -> Event | None:
 
 
 # ------------------------------------------------------------ exact timestamps
+def us_to_ns(us: np.ndarray) -> np.ndarray:
+    """Nanoseconds from float64 microseconds, exact for 3-decimal values below EXACT_FLOAT_US.
+
+    ``rint(us * 1000)`` is not: for |us| >= 2**42 the product's own rounding adds to the parse
+    error.  Splitting off the integer part first keeps the fraction exact-ish (error < 0.49 ns
+    below 2**43 us), so rounding it lands on the written digits.  NaN gives 0 (mask it).
+    """
+    us = np.where(np.isfinite(us), us, 0.0)
+    whole = np.floor(us)
+    return whole.astype(np.int64) * 1000 + np.rint((us - whole) * 1000.0).astype(np.int64)
+
+
+def exact_ts_ns(dec: Decoded) -> tuple[np.ndarray, np.ndarray] | None:
+    """Exact ns of every event's ``ts`` read again as text (None when the text is not at hand)."""
+    if dec.source is None:
+        return None
+    try:
+        texts = _TS_TEXT.decode(dec.source)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    if len(texts) != len(dec.events):
+        return None
+    return raw_numbers_to_ns([t.ts for t in texts])
+
+
 def raw_numbers_to_ns(raws: list[msgspec.Raw] | list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     """Exact int64 nanoseconds from raw JSON microsecond numbers, and a validity mask.
 

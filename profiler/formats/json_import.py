@@ -10,7 +10,9 @@ instants, metadata, flow v2).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -20,7 +22,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from profiler.builder import TraceBuilder
-from profiler.formats.json_events import Decoded, Event, gc_paused, raw_numbers_to_ns, raw_to_string_array
+from profiler.formats.json_events import (
+    EXACT_FLOAT_US,
+    Decoded,
+    Event,
+    exact_ts_ns,
+    gc_paused,
+    raw_to_string_array,
+    us_to_ns,
+)
 from profiler.formats.json_flows import Binder
 from profiler.model import Trace
 
@@ -31,6 +41,65 @@ _PHASES = {"X": SLICE, "B": BEGIN, "E": END, "i": INSTANT, "I": INSTANT, "n": IN
 
 #: Key under ``otherData`` where our writer stores the exact track tree and the time base.
 OWN_KEY = "accel_profiler"
+#: Largest |ts| in microseconds whose nanoseconds fit int64.
+_MAX_US = 9.2e15
+
+
+def pick(seq: Sequence[Any], rows: np.ndarray) -> Sequence[Any]:
+    """``[seq[i] for i in rows]`` in one C call (itemgetter), for row subsets of the event list."""
+    if rows.size == 0:
+        return []
+    if rows.size == 1:
+        return [seq[int(rows[0])]]
+    return itemgetter(*rows.tolist())(seq)
+
+
+def encode_strings(values: Sequence[str | None]) -> tuple[np.ndarray, pa.Array]:
+    """Dictionary codes (int32, -1 for None) and the dictionary of a column of strings.
+
+    One Arrow conversion and hash pass in C; names repeat a lot (a few thousand distinct in a
+    million events), so everything after this works on small integers.
+    """
+    arr = pa.array(values, type=pa.string()).dictionary_encode()
+    codes = arr.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+    return codes, arr.dictionary
+
+
+def dict_column(codes: np.ndarray, dictionary: pa.Array) -> pa.Array:
+    """A dictionary array from codes made by :func:`encode_strings` (negative codes are nulls)."""
+    codes = np.asarray(codes, dtype=np.int32)
+    neg = codes < 0
+    idx = pa.array(np.where(neg, 0, codes), mask=neg) if neg.any() else pa.array(codes)
+    return pa.DictionaryArray.from_arrays(idx, dictionary)
+
+
+def pair_codes(pids: list[Any], tids: list[Any]) -> tuple[np.ndarray, list[tuple[Any, Any]]]:
+    """Code of each (pid, tid) pair, numbered by first appearance, and the pairs in that order.
+
+    Integer ids (the usual case) go through numpy; string ids (some Chrome JSON writers use
+    names) through a dict.
+    """
+    n = len(pids)
+    try:
+        p = np.fromiter(pids, dtype=np.int64, count=n)
+        t = np.fromiter(tids, dtype=np.int64, count=n)
+    except (TypeError, ValueError, OverflowError):
+        keys = list(zip(pids, tids, strict=True))
+        index = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+        return np.fromiter(map(index.__getitem__, keys), dtype=np.int64, count=n), list(index)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), []
+    p0, t0 = int(p.min()), int(t.min())
+    span = int(t.max()) - t0 + 1
+    if (int(p.max()) - p0 + 1) * span < 2**62:
+        _, first, inv = np.unique((p - p0) * span + (t - t0), return_index=True, return_inverse=True)
+    else:
+        _, first, inv = np.unique(np.stack([p, t], axis=1), axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # number pairs by first appearance, like a dict would
+    rank = np.empty(order.size, dtype=np.int64)
+    rank[order] = np.arange(order.size)
+    first = first[order]
+    return rank[inv.reshape(-1)], list(zip(p[first].tolist(), t[first].tolist(), strict=True))
 
 
 class LiftArgs(msgspec.Struct, gc=False):
@@ -86,9 +155,9 @@ class JsonImporter:
         return self.b.stats
 
     # ------------------------------------------------------------- hooks
-    def event_classes(self, cats: list[str | None], pt_code: np.ndarray) -> np.ndarray:
+    def event_classes(self, cat_codes: np.ndarray, cat_dict: pa.Array, pt_code: np.ndarray) -> np.ndarray:
         """Per-event class used with (pid, tid) to pick a track; the generic layout has one class."""
-        return np.zeros(len(cats), dtype=np.int64)
+        return np.zeros(cat_codes.size, dtype=np.int64)
 
     def make_track(self, pid: Any, tid: Any, cls: int) -> int:
         """Track for slices/instants/flows of (pid, tid, class)."""
@@ -168,8 +237,7 @@ class JsonImporter:
     # ------------------------------------------------------------ helpers
     def _decode_args(self, event_rows: np.ndarray, struct: type[msgspec.Struct]) -> list[Any]:
         """Decode the args of some events in one msgspec call; per-event fallback when types do not fit."""
-        evs = self.dec.events
-        raws = [evs[i].args for i in event_rows.tolist()]
+        raws = [e.args for e in pick(self.dec.events, event_rows)]
         body = b"[" + b",".join(r if r else b"null" for r in raws) + b"]"
         dec = msgspec.json.Decoder(list[struct | None])  # type: ignore[valid-type]
         try:
@@ -202,82 +270,89 @@ class JsonImporter:
     def _run(self) -> None:
         evs = self.dec.events
         stats = self.stats
-        n = len(evs)
-        ph_arr = pa.array([e.ph for e in evs], type=pa.string()).dictionary_encode()
-        ph_map = np.array([_PHASES.get(p, UNKNOWN) for p in ph_arr.dictionary.to_pylist()] + [UNKNOWN], dtype=np.int8)
-        code = ph_map[ph_arr.indices.to_numpy(zero_copy_only=False)] if n else np.zeros(0, dtype=np.int8)
+        ph_codes, ph_dict = encode_strings([e.ph for e in evs])
+        lut = np.array([_PHASES.get(p, UNKNOWN) for p in ph_dict.to_pylist()] + [UNKNOWN], dtype=np.int8)
+        code = lut[ph_codes]
         stats.drop("unknown_phase", int((code == UNKNOWN).sum()))
-        ts, ts_ok = raw_numbers_to_ns([e.ts for e in evs])
+        ts, ts_ok, ts_present = self._timestamps()
         base = self._time_base()
         if base:
             ts = ts + np.int64(base)
         needs_ts = (code != META) & (code != UNKNOWN)
-        missing = needs_ts & ~ts_ok
-        if missing.any():
-            empty = np.fromiter((len(evs[i].ts) == 0 for i in np.flatnonzero(missing).tolist()), dtype=bool)
-            stats.drop("missing_ts", int(empty.sum()))
-            stats.drop("ts_not_a_number", int((~empty).sum()))
+        stats.drop("missing_ts", int((needs_ts & ~ts_present).sum()))
+        stats.drop("ts_not_a_number", int((needs_ts & ts_present & ~ts_ok).sum()))
         code = np.where(needs_ts & ~ts_ok, UNKNOWN - 1, code)  # -1: dropped, counted above
 
         self._read_meta(np.flatnonzero(code == META))
         self._own_tracks()
 
-        pids = [e.pid for e in evs]
-        tids = [e.tid for e in evs]
-        pt_keys = list(zip(pids, tids, strict=True))
-        pt_index = {k: i for i, k in enumerate(dict.fromkeys(pt_keys))}
-        pt_code = np.fromiter(map(pt_index.__getitem__, pt_keys), dtype=np.int64, count=n)
-        del pt_keys
+        pt_code, pt_list = pair_codes([e.pid for e in evs], [e.tid for e in evs])
         live = np.unique(pt_code[(code != META) & (code != COUNTER) & (code >= SLICE)])
-        pt_list = list(pt_index)
         self._rank_processes_threads([pt_list[i] for i in live.tolist()])
-        cats_list = [e.cat for e in evs]
         self._pt_all = pt_list
+        self._pt_list = pt_list
         self.ts_max = int(ts[ts_ok].max()) if ts_ok.any() else 0
-        cls = self.event_classes(cats_list, pt_code)
-        self._pt_list = list(pt_index)
+        cat_codes, cat_dict = encode_strings([e.cat for e in evs])
+        cls = self.event_classes(cat_codes, cat_dict, pt_code)
         self._track_of: dict[tuple[int, int], int] = {}
         self._counter_tracks: dict[tuple[Any, ...], int] = {}
 
         # ---- slices: X events and matched B/E pairs
-        is_x = code == SLICE
-        rows_x = np.flatnonzero(is_x)
-        dur_us = np.array([e.dur for e in evs], dtype=np.float64) if n else np.zeros(0)
-        dur_x = dur_us[rows_x]
-        nodur = np.isnan(dur_x)
+        rows_x = np.flatnonzero(code == SLICE)
+        dur_us = np.array([e.dur for e in pick(evs, rows_x)], dtype=np.float64)
+        nodur = np.isnan(dur_us)
         stats.drop("missing_dur", int(nodur.sum()))
-        rows_x = rows_x[~nodur]
+        if nodur.any():
+            rows_x, dur_us = rows_x[~nodur], dur_us[~nodur]
         ts_x = ts[rows_x]
-        dur_ns = np.rint(dur_us[rows_x] * 1000.0).astype(np.int64)
-        b_rows, b_ts, b_dur = self._match_begin_end(code, ts, pt_code, cls)
+        dur_ns = us_to_ns(dur_us)
+        b_rows, b_ts, b_dur = self._match_begin_end(code, ts, pt_code, cls)  # may fill B names from E
         rows = np.concatenate([rows_x, b_rows]) if b_rows.size else rows_x
         s_ts = np.concatenate([ts_x, b_ts]) if b_rows.size else ts_x
         s_dur = np.concatenate([dur_ns, b_dur]) if b_rows.size else dur_ns
         s_pt = pt_code[rows]
         s_track = self._tracks_for(s_pt, cls[rows])
-        names_all = pa.array([e.name for e in evs], type=pa.string()).dictionary_encode()
-        cats_all = pa.array(cats_list, type=pa.string()).dictionary_encode()
-        del cats_list
-        take = pa.array(rows)
-        s_args = raw_to_string_array([evs[i].args for i in rows.tolist()])
-        s_cats = cats_all.take(take)
+        self.name_codes, self.name_dict = encode_strings([e.name for e in evs])
+        self.cat_codes, self.cat_dict = cat_codes, cat_dict
+        s_args = raw_to_string_array([e.args for e in pick(evs, rows)])
+        s_cats = dict_column(cat_codes[rows], cat_dict)
         lifted = self.lift(rows, s_args, s_cats)
-        ids = self.b.add_slices(s_track, s_ts, s_dur, names_all.take(take), category=s_cats,
-                                flops=lifted.get("flops"), bytes=lifted.get("bytes"), dtype=lifted.get("dtype"),
-                                args=s_args)
+        ids = self.b.add_slices(s_track, s_ts, s_dur, dict_column(self.name_codes[rows], self.name_dict),
+                                category=s_cats, flops=lifted.get("flops"), bytes=lifted.get("bytes"),
+                                dtype=lifted.get("dtype"), args=s_args)
 
         # ---- instants, counters
+        names_all = dict_column(self.name_codes, self.name_dict)
+        cats_all = dict_column(cat_codes, cat_dict)
         self._instants(np.flatnonzero(code == INSTANT), ts, pt_code, cls, names_all, cats_all)
         self._counters(np.flatnonzero(code == COUNTER), ts)
 
         # ---- flows
         flow_rows = np.flatnonzero((code == FLOW_S) | (code == FLOW_T) | (code == FLOW_F))
-        flow_cats = {c or "" for c in cats_all.take(pa.array(flow_rows)).unique().to_pylist()}
-        self._flows_v1(flow_rows, code, ts, pt_code, rows, s_pt, s_ts, s_dur, ids)
+        used_cats = np.unique(cat_codes[flow_rows])
+        flow_cats = {c or "" for c in cat_dict.take(pa.array(used_cats[used_cats >= 0])).to_pylist()}
+        if (used_cats < 0).any():
+            flow_cats.add("")
+        self._flows_v1(flow_rows, code, ts, pt_code, s_pt, s_ts, s_dur, ids)
         if self.dec.has_bind_id:
             self._flows_v2(rows, ids)
         self.extra_flows(rows, ids, flow_cats)
         self.finish()
+
+    def _timestamps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ns, valid, present) for every event's ts: floats when exact, the text otherwise."""
+        evs = self.dec.events
+        us = np.array([e.ts for e in evs], dtype=np.float64) if evs else np.zeros(0)
+        present = ~np.isnan(us)
+        small = np.abs(us) < EXACT_FLOAT_US
+        if bool((small | ~present).all()):
+            return us_to_ns(us), present, present
+        exact = exact_ts_ns(self.dec)
+        if exact is not None:
+            ns, ok = exact
+            return ns, ok & present, present
+        ok = present & (np.abs(us) < _MAX_US)  # the tolerant path had floats only: best effort
+        return us_to_ns(np.where(ok, us, 0.0)), ok, present
 
     # ---------------------------------------------------------- pieces
     def _time_base(self) -> int:
@@ -438,24 +513,24 @@ class JsonImporter:
             self.b.add_counters(np.asarray(tr), np.asarray(tss, dtype=np.int64), np.asarray(vals))
 
     def _flows_v1(self, frows: np.ndarray, code: np.ndarray, ts: np.ndarray, pt_code: np.ndarray,
-                  s_rows: np.ndarray, s_pt: np.ndarray, s_ts: np.ndarray, s_dur: np.ndarray,
-                  ids: np.ndarray) -> None:
-        """Chain s -> t* -> f events of one (id, cat, name) and bind each to a slice of its thread."""
+                  s_pt: np.ndarray, s_ts: np.ndarray, s_dur: np.ndarray, ids: np.ndarray) -> None:
+        """Chain s -> t* -> f events of one (id, cat, name) and bind each to a slice of its thread.
+
+        Columnar: the chains come from one sort by (id, cat, name, phase, ts), the binding from
+        sorted searches (:class:`Binder`); no Python object per flow beyond reading id and bp.
+        """
         if frows.size == 0:
             return
-        evs = self.dec.events
-        keys = [(evs[i].id, evs[i].cat, evs[i].name) for i in frows.tolist()]
-        kidx = {k: j for j, k in enumerate(dict.fromkeys(keys))}
-        kc = np.fromiter(map(kidx.__getitem__, keys), dtype=np.int64, count=frows.size)
+        fev = pick(self.dec.events, frows)
+        id_code = _id_codes([e.id for e in fev])
         ph = code[frows]
         # Phase before time: Kineto's GPU clock can put a kernel's "f" a little before its launch's "s".
-        order = np.lexsort((frows, ts[frows], ph, kc))
-        frows, kc, ph = frows[order], kc[order], ph[order]
-        nxt_same = np.zeros(frows.size, dtype=bool)
-        nxt_same[:-1] = kc[1:] == kc[:-1]
-        pair = nxt_same.copy()
-        pair[:-1] &= (ph[:-1] != FLOW_F) & (ph[1:] != FLOW_S)
-        pair[-1] = False
+        order = np.lexsort((frows, ts[frows], ph, self.name_codes[frows], self.cat_codes[frows], id_code))
+        frows, ph = frows[order], ph[order]
+        kc, kcat, kname = id_code[order], self.cat_codes[frows], self.name_codes[frows]
+        same = (kc[1:] == kc[:-1]) & (kcat[1:] == kcat[:-1]) & (kname[1:] == kname[:-1])
+        pair = np.zeros(frows.size, dtype=bool)
+        pair[:-1] = same & (ph[:-1] != FLOW_F) & (ph[1:] != FLOW_S)
         src = np.flatnonzero(pair)
         dst = src + 1
         used = np.zeros(frows.size, dtype=bool)
@@ -467,25 +542,29 @@ class JsonImporter:
         # Binding: s always to the enclosing slice; t/f to the enclosing one with bp="e", else the next.
         q_pt = pt_code[frows]
         q_ts = ts[frows]
-        enclosing = np.array([ph_ == FLOW_S or evs[i].bp == "e" for ph_, i in zip(ph.tolist(), frows.tolist(), strict=True)],
-                             dtype=bool)
+        enclosing = ph == FLOW_S
+        not_s = np.flatnonzero(~enclosing)
+        if not_s.size:
+            enclosing[not_s] = np.array([e.bp == "e" for e in pick(self.dec.events, frows[not_s])], dtype=bool)
         bound = np.full(frows.size, -1, dtype=np.int64)
-        # Only threads that flows touch need sorting and nesting.
+        # Only threads that flows touch need sorting.
         on = np.isin(s_pt, np.unique(q_pt[used]))
         sub = np.flatnonzero(on)
         binder = Binder(s_pt[sub], s_ts[sub], np.maximum(s_dur[sub], 0))
-        need = used & enclosing
-        if need.any():
-            got = binder.enclosing(q_pt[need], q_ts[need])
-            bound[need] = np.where(got >= 0, sub[np.maximum(got, 0)], -1)
-        need = used & ~enclosing
-        if need.any():
-            got = binder.next(q_pt[need], q_ts[need])
-            bound[need] = np.where(got >= 0, sub[np.maximum(got, 0)], -1)
+        for rule, need in (("enclosing", used & enclosing), ("next", used & ~enclosing)):
+            if need.any():
+                got = binder.enclosing(q_pt[need], q_ts[need]) if rule == "enclosing" else binder.next(q_pt[need], q_ts[need])
+                bound[need] = np.where(got >= 0, sub[np.maximum(got, 0)], -1)
         ok = (bound[src] >= 0) & (bound[dst] >= 0)
         self.stats.drop("flow_endpoint_not_on_a_slice", int((~ok).sum()))
         src, dst = src[ok], dst[ok]
-        names = [evs[i].name or None for i in frows[src].tolist()]
+        # Flows in the order their chains first appear in the file (what a per-event reader gives).
+        group = np.cumsum(np.concatenate([[True], ~same]))  # chain number of each sorted flow event
+        first_row = np.minimum.reduceat(frows, np.flatnonzero(np.concatenate([[True], ~same])))
+        keep_order = np.argsort(first_row[group[src] - 1], kind="stable")
+        src, dst = src[keep_order], dst[keep_order]
+        names = dict_column(self.name_codes[frows[src]], self.name_dict).cast(pa.string())
+        names = pc.if_else(pc.equal(names, ""), pa.scalar(None, pa.string()), names)
         self.b.add_flows(ids[bound[src]], ids[bound[dst]], name=names)
 
     def _flows_v2(self, s_rows: np.ndarray, ids: np.ndarray) -> None:
@@ -512,6 +591,15 @@ class JsonImporter:
                         + sum(len(v) for b, v in ins.items() if b not in outs))
         if fr:
             self.b.add_flows(np.asarray(fr), np.asarray(to))
+
+
+def _id_codes(ids: list[Any]) -> np.ndarray:
+    """Flow ids as sortable int64 codes: the ids themselves when all are integers, else dict codes."""
+    try:
+        return np.fromiter(ids, dtype=np.int64, count=len(ids))
+    except (TypeError, ValueError, OverflowError):
+        index = {k: i for i, k in enumerate(dict.fromkeys((type(v).__name__, v) for v in ids))}
+        return np.fromiter((index[(type(v).__name__, v)] for v in ids), dtype=np.int64, count=len(ids))
 
 
 def _fits(struct: type[msgspec.Struct], key: str, value: Any) -> bool:

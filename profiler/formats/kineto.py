@@ -31,6 +31,7 @@ from typing import Any
 import msgspec
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from profiler.formats.json_events import decode_file
 from profiler.formats.json_import import JsonImporter
@@ -52,6 +53,32 @@ TORCH_DTYPES: dict[str, tuple[str, int]] = {
     "unsigned char": ("uint8", 1), "bool": ("bool", 1), "c10::complex<float>": ("complex64", 8),
     "c10::complex<double>": ("complex128", 16), "c10::complex<c10::Half>": ("complex32", 4),
 }
+
+
+_NO_RAW = msgspec.Raw(b"")
+
+
+def _raw_list(raw: msgspec.Raw) -> list[Any] | None:
+    if not raw:
+        return None
+    try:
+        v = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    return v if isinstance(v, list) else None
+
+
+def _estimate(name: str, a: Any) -> tuple[float | None, float | None, str | None]:
+    """(flops, input bytes, first input dtype) from one op's recorded shapes and types."""
+    dims, types = _raw_list(a.input_dims), _raw_list(a.input_type)
+    est_f = estimate_flops(name, dims, _raw_list(a.concrete)) if dims is not None else None
+    if dims is not None:
+        est_b, first = estimate_input_bytes(dims, types)
+    elif types is not None:
+        est_b, first = None, estimate_input_bytes([[]] * len(types), types)[1]
+    else:
+        est_b, first = None, None
+    return est_f, est_b, first
 
 
 class KinetoArgs(msgspec.Struct, gc=False):
@@ -127,15 +154,32 @@ def estimate_input_bytes(dims: list[Any] | None, types: list[Any] | None) -> tup
     return (float(total) if known else None), first
 
 
+class _KinetoLift(msgspec.Struct, gc=False):
+    """What :meth:`KinetoImporter.lift` reads from args; shapes stay raw text (cache keys)."""
+
+    flops: float | None = None
+    bytes: float | None = None
+    dtype: str | None = None
+    input_dims: msgspec.Raw = msgspec.field(default=_NO_RAW, name="Input Dims")
+    input_type: msgspec.Raw = msgspec.field(default=_NO_RAW, name="Input type")
+    concrete: msgspec.Raw = msgspec.field(default=_NO_RAW, name="Concrete Inputs")
+
+
+class _Correlation(msgspec.Struct, gc=False):
+    correlation: int | None = None
+
+
+#: Args that :meth:`KinetoImporter.lift` looks at; slices without any of them are not decoded.
+_LIFT_KEYS = '"(?:flops|bytes|dtype|Input Dims|Input type)"'
+
+
 class KinetoImporter(JsonImporter):
     source_format = "kineto"
     lift_struct = KinetoArgs
 
-    def event_classes(self, cats: list[str | None], pt_code: np.ndarray) -> np.ndarray:
-        arr = pa.array(cats, type=pa.string()).dictionary_encode()
-        lut = np.array([_CAT_CLASS.get(c, HOST) for c in arr.dictionary.to_pylist()] + [HOST], dtype=np.int64)
-        idx = arr.indices.fill_null(len(arr.dictionary)).to_numpy(zero_copy_only=False)
-        cls = lut[idx] if len(cats) else np.zeros(0, dtype=np.int64)
+    def event_classes(self, cat_codes: np.ndarray, cat_dict: pa.Array, pt_code: np.ndarray) -> np.ndarray:
+        lut = np.array([_CAT_CLASS.get(c, HOST) for c in cat_dict.to_pylist()] + [HOST], dtype=np.int64)
+        cls = lut[cat_codes]  # code -1 (no category) picks the HOST at the end
         gpu_pts = np.unique(pt_code[cls != HOST])
         pts = list(self._pt_keys())
         self._gpu_pids = {pts[i][0] for i in gpu_pts.tolist()}
@@ -176,45 +220,46 @@ class KinetoImporter(JsonImporter):
 
     def lift(self, rows: np.ndarray, args: pa.Array, cats: pa.Array) -> dict[str, Any]:
         n = rows.size
-        self._slice_corr: np.ndarray = np.full(n, -1, dtype=np.int64)
+        self._slice_cats = cats
+        self._slice_rows = rows
         if n == 0:
             return {}
-        sel = np.flatnonzero(args.is_valid().to_numpy(zero_copy_only=False))
-        parsed = self._decode_args(rows[sel], KinetoArgs)
+        hit = pc.match_substring_regex(args, _LIFT_KEYS).fill_null(False)
+        sel = np.flatnonzero(hit.to_numpy(zero_copy_only=False))
+        parsed = self._decode_args(rows[sel], _KinetoLift)
         flops = np.full(n, np.nan)
         nbytes = np.full(n, np.nan)
         dtype: list[str | None] = [None] * n
-        corr = self._slice_corr
+        names = self.name_dict.to_pylist()
+        name_code = self.name_codes[rows[sel]].tolist()
+        # Shapes repeat (the same layers every step): estimate once per distinct (name, shapes).
+        cache: dict[tuple[Any, ...], tuple[float | None, float | None, str | None]] = {}
         estimated = 0
         flops_estimated = 0
-        evs = self.dec.events
-        for j, a in zip(sel.tolist(), parsed, strict=True):
+        for j, nc, a in zip(sel.tolist(), name_code, parsed, strict=True):
             if a is None:
                 continue
-            if a.flops is not None:
-                flops[j] = a.flops
-            elif a.input_dims is not None:
-                est_f = estimate_flops(evs[int(rows[j])].name, a.input_dims, a.concrete)
-                if est_f is not None:
+            dt = a.dtype
+            if a.input_dims or a.input_type:
+                key = (nc, bytes(a.input_dims), bytes(a.input_type), bytes(a.concrete))
+                est = cache.get(key)
+                if est is None:
+                    est = cache[key] = _estimate(names[nc] if nc >= 0 else "", a)
+                est_f, est_b, first = est
+                if a.flops is None and est_f is not None:
                     flops[j] = est_f
                     flops_estimated += 1
-            if a.correlation is not None:
-                corr[j] = a.correlation
-            dt = a.dtype
-            if a.bytes is not None:
-                nbytes[j] = a.bytes
-            elif a.input_dims is not None:
-                est, first = estimate_input_bytes(a.input_dims, a.input_type)
-                if est is not None:
-                    nbytes[j] = est
+                if a.bytes is None and est_b is not None:
+                    nbytes[j] = est_b
                     estimated += 1
                 dt = dt or first
-            elif a.input_type is not None:
-                dt = dt or estimate_input_bytes([[]] * len(a.input_type), a.input_type)[1]
+            if a.flops is not None:
+                flops[j] = a.flops
+            if a.bytes is not None:
+                nbytes[j] = a.bytes
             dtype[j] = dt
         self.b.metadata.extra["bytes_estimated_from_input_shapes"] = estimated
         self.b.metadata.extra["flops_estimated_from_input_shapes"] = flops_estimated
-        self._slice_cats = cats
         return {"flops": flops, "bytes": nbytes, "dtype": dtype}
 
     def extra_flows(self, slice_rows: np.ndarray, slice_ids: np.ndarray, flow_cats: set[str]) -> None:
@@ -222,9 +267,14 @@ class KinetoImporter(JsonImporter):
         if "ac2g" in flow_cats or slice_rows.size == 0 or self._own:
             return
         cats = self._slice_cats.cast(pa.string()).to_numpy(zero_copy_only=False)
-        corr = self._slice_corr
-        is_launch = np.isin(cats, _LAUNCH_CATS) & (corr >= 0)
-        is_gpu = np.isin(cats, list(_GPU_CATS - {"gpu_user_annotation"})) & (corr >= 0)
+        launch = np.isin(cats, _LAUNCH_CATS)
+        gpu = np.isin(cats, list(_GPU_CATS - {"gpu_user_annotation"}))
+        want = np.flatnonzero(launch | gpu)
+        corr = np.full(slice_rows.size, -1, dtype=np.int64)
+        got = self._decode_args(slice_rows[want], _Correlation)
+        corr[want] = [-1 if a is None or a.correlation is None else a.correlation for a in got]
+        is_launch = launch & (corr >= 0)
+        is_gpu = gpu & (corr >= 0)
         launch_of = dict(zip(corr[is_launch].tolist(), np.flatnonzero(is_launch).tolist(), strict=True))
         fr: list[int] = []
         to: list[int] = []
