@@ -399,3 +399,95 @@ def test_profiler_ui_without_a_trace_shows_the_bundled_sample(profiler_ui: str, 
             shutil.copyfile(shot, DOCS / "dashboard.png")
     finally:
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+SCRIPT_NAME = "<script>alert(1)</script>"
+# Hover the bar of slice arguments[0] the way plotly does for a pointer, then click it.
+CLICK_SLICE = """
+    const gd = document.querySelector('#timeline .js-plotly-plot');
+    for (let c = 0; c < gd.data.length; c++) {
+        const cd = gd.data[c].customdata || [];
+        for (let p = 0; p < cd.length; p++) {
+            if (gd.data[c].type === 'bar' && cd[p][0] === arguments[0]) {
+                Plotly.Fx.hover(gd, [{curveNumber: c, pointNumber: p}]);
+                gd.emit('plotly_click', {points: gd._hoverdata, event: {}});
+                return true;
+            }
+        }
+    }
+    return false;"""
+
+
+def script_named_trace() -> Any:
+    """A DMA-bound core whose loads and kernels are named ``<script>alert(1)</script>``: the name
+    reaches the timeline hover, the details panel (with flows), the roofline table and a finding."""
+    import numpy as np
+
+    from profiler.builder import TraceBuilder
+
+    b = TraceBuilder(source_format="test", source="xss", hardware="edge-npu")
+    dev = b.add_track("npu", kind="group", device="npu")
+    core = b.add_track("core0", kind="group", parent=dev)
+    mxu = b.add_track("matrix", kind="compute", parent=core)
+    dma = b.add_track("dma0", kind="dma", parent=core)
+    n = 40
+    ts = np.arange(n) * 10_000
+    loads = b.add_slices(dma, ts, np.full(n, 8_000), SCRIPT_NAME, category="dma", bytes=np.full(n, 5e5))
+    waits = b.add_slices(mxu, ts, np.full(n, 8_000), "wait_dma", category="stall")
+    b.add_slices(mxu, ts + 8_000, np.full(n, 1_500), SCRIPT_NAME, category="kernel", flops=np.full(n, 1e8),
+                 bytes=np.full(n, 1e6), dtype="fp16")
+    b.add_flows(loads, waits, name="dma_done")
+    return b.build()
+
+
+def test_a_slice_named_script_shows_as_text_everywhere(driver: Any) -> None:
+    from ui.server import build_registry, make_server
+
+    reg = build_registry([(script_named_trace(), None)], None)
+    srv = make_server(reg, "127.0.0.1", 0)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    hook = driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {
+        "source": "window.__alerts = []; window.alert = (m) => window.__alerts.push(String(m));"})
+    try:
+        load(driver, f"http://127.0.0.1:{srv.server_port}")
+        # Findings: the DMA-wait finding names the load it waited on, as text.
+        findings = driver.find_element("id", "findings")
+        assert SCRIPT_NAME in findings.text
+        # Roofline table: the op name as text.
+        wait_for(lambda: SCRIPT_NAME in driver.find_element("id", "roof-table").text)
+        # Timeline hover on a kernel bar named like a script.
+        hover = wait_for(lambda: driver.execute_script("""
+            const gd = document.querySelector('#timeline .js-plotly-plot');
+            for (let c = 0; c < gd.data.length; c++) {
+                const cd = gd.data[c].customdata || [];
+                for (let p = 0; p < cd.length; p++) {
+                    if (gd.data[c].type === 'bar' && gd.data[c].name === 'kernel') {
+                        Plotly.Fx.hover(gd, [{curveNumber: c, pointNumber: p}]);
+                        const t = gd.querySelector('.hoverlayer .hovertext');
+                        return t ? t.textContent : null;
+                    }
+                }
+            }
+            return null;"""))
+        assert SCRIPT_NAME in hover
+        time.sleep(0.2)  # plotly throttles hover events (50 ms): the next hover must not be swallowed
+        # Details panel of a stall slice: its flow names the load, as text.
+        lt = reg.traces[0]
+        sid = int(lt.trace.flows["to_slice"][0].as_py())
+        assert wait_for(lambda: driver.execute_script(CLICK_SLICE, sid))
+        flows = wait_for(lambda: driver.find_element("id", "flows-in").text)
+        assert SCRIPT_NAME in flows
+        time.sleep(0.2)
+        # Clicking a kernel: its name in the details table.
+        kernel = int(next(i for i in range(lt.index.n) if lt.columns["names"][lt.columns["name"][i]] == SCRIPT_NAME
+                          and lt.columns["cats"][lt.columns["cat"][i]] == "kernel"))
+        assert wait_for(lambda: driver.execute_script(CLICK_SLICE, kernel))
+        wait_for(lambda: "fp16" in driver.find_element("id", "details").text)
+        assert SCRIPT_NAME in driver.find_element("id", "details").text
+        # Nothing ran: no alert, and no script element holding the name anywhere in the page.
+        assert driver.execute_script("return window.__alerts") == []
+        assert not driver.execute_script(
+            "return [...document.querySelectorAll('script')].some(s => s.textContent.includes('alert(1)'))")
+    finally:
+        driver.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", hook)
+        srv.shutdown()

@@ -177,3 +177,105 @@ def test_compare_shows_the_diff_analyzers_table() -> None:
     names = {r["name"] for r in table.data}
     assert {"matmul_qkv", "dma_load_weights"} <= names
     assert all(r["status"] in ("regressed", "improved", "unchanged", "new", "removed") for r in table.data)
+
+
+# ------------------------------------------------------------------ security
+OPEN_TRACE = {
+    "output": "..trace-key.data...message.children...trace-select.options...trace-select.value..",
+    "outputs": [{"id": "trace-key", "property": "data"}, {"id": "message", "property": "children"},
+                {"id": "trace-select", "property": "options"}, {"id": "trace-select", "property": "value"}],
+}
+
+
+def _open_trace(client: Any, choice: str | None, contents: str | None = None, filename: str | None = None) -> Any:
+    body = dict(OPEN_TRACE, inputs=[{"id": "trace-select", "property": "value", "value": choice},
+                                    {"id": "upload", "property": "contents", "value": contents}],
+                state=[{"id": "upload", "property": "filename", "value": filename},
+                       {"id": "trace-key", "property": "data", "value": 0}],
+                changedPropIds=["upload.contents" if contents is not None else "trace-select.value"])
+    r = client.post("/_dash-update-component", json=body)
+    assert r.status_code in (200, 204), r.data[:300]
+    return r.get_json() if r.status_code == 200 else None
+
+
+def test_callbacks_open_only_files_named_at_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, small: Trace) -> None:
+    """The page picks traces by index among those the command line allowed: a path sent by the
+    browser, relative or absolute, is never read."""
+    allowed_dir = tmp_path / "traces"
+    allowed_dir.mkdir()
+    small.save(allowed_dir / "run.trace")
+    secret = tmp_path / "secret.json"
+    secret.write_text(json.dumps({"traceEvents": [{"name": "secret", "ph": "X", "ts": 1, "dur": 1, "pid": 1, "tid": 1}]}))
+    reg = build_registry([(small, None)], None, trace_dirs=[allowed_dir])
+    client = create_app(reg).server.test_client()
+    import profiler.formats
+
+    read: list[Path] = []
+    real = profiler.formats.read_trace
+    monkeypatch.setattr(profiler.formats, "read_trace", lambda p, *a, **k: (read.append(Path(p)), real(p, *a, **k))[1])
+    for choice in ("file:../../etc/passwd", "file:/etc/passwd", f"file:{secret}", "/etc/passwd", "../../etc/passwd",
+                   f"key:{secret}", "file:-1", "file:7", "key:../../etc/passwd", f"file:0/../../{secret.name}"):
+        resp = _open_trace(client, choice)
+        if resp is not None:
+            assert resp["response"].get("trace-key", {}).get("data") in (None, 0), choice
+    assert read == [] and len(reg.traces) == 1
+    # An upload named like a path is read from the uploaded bytes only, under its base name.
+    resp = _open_trace(client, None, _payload(b"not a trace at all"), "../../etc/passwd")
+    assert "passwd" in json.dumps(resp["response"]["message"]) and len(reg.traces) == 1
+    assert all(p.name == "passwd" and p.parent != Path("/etc") for p in read)
+    # The one file offered (index 0, inside --trace-dir) opens.
+    resp = _open_trace(client, "file:0")
+    assert resp["response"]["trace-key"]["data"] == 1 and reg.traces[1].source == allowed_dir / "run.trace"
+
+
+def test_routes_refuse_path_traversal(small: Trace) -> None:
+    client = create_app(build_registry([(small, None)], None)).server.test_client()
+    passwd = Path("/etc/passwd").read_bytes()[:20] if Path("/etc/passwd").exists() else b"root:"
+    for url in ("/assets/../app.py", "/assets/%2e%2e/app.py", "/assets/..%2fstate.py", "/assets/%2fetc%2fpasswd",
+                "/_dash-component-suites/dash/../../../etc/passwd", "/_dash-component-suites/plotly/..%2f..%2fetc%2fpasswd",
+                "/perfetto-trace/..%2f..%2fetc%2fpasswd.pftrace", "/perfetto-trace/-1.pftrace", "/perfetto/..%2f..%2fapp.py",
+                "/perfetto/%2fetc%2fpasswd", "/..%2f..%2fetc%2fpasswd", "//etc/passwd"):
+        r = client.get(url)
+        # Refused, or (Dash routes every other path to its page) the page itself: never a file's bytes.
+        assert r.status_code in (400, 404) or b"_dash-config" in r.data, (url, r.status_code)
+        assert passwd not in r.data and b"def create_app" not in r.data and b"class Registry" not in r.data, url
+
+
+def test_requests_over_the_upload_cap_are_refused(small: Trace) -> None:
+    reg = build_registry([(small, None)], None, max_upload_mb=1)
+    client = create_app(reg).server.test_client()
+    big = _payload(b"\0" * (3 << 20))
+    r = client.post("/_dash-update-component", json=dict(
+        OPEN_TRACE, inputs=[{"id": "trace-select", "property": "value", "value": "key:0"},
+                            {"id": "upload", "property": "contents", "value": big}],
+        state=[{"id": "upload", "property": "filename", "value": "big.json"},
+               {"id": "trace-key", "property": "data", "value": 0}], changedPropIds=["upload.contents"]))
+    assert r.status_code == 413 and len(reg.traces) == 1
+    # Under the request limit but over the trace limit: a message, and the trace kept.
+    resp = _open_trace(client, None, _payload(b"[" + b"{}," * 400_000 + b"{}]"), "big.json")
+    assert "upload limit" in json.dumps(resp["response"]["message"]) and len(reg.traces) == 1
+
+
+def test_dashboard_code_never_unpickles_or_evaluates() -> None:
+    """Trace contents are data: no pickle/marshal/shelve, no eval/exec/compile in the dashboard."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+    files = sorted((root / "ui").glob("*.py")) + [root / "profiler" / "cli" / "ui.py", root / "profiler" / "model.py"]
+    banned_mods = {"pickle", "cPickle", "marshal", "shelve", "dill", "cloudpickle", "joblib"}
+    for f in files:
+        tree = ast.parse(f.read_text(), str(f))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                assert not {a.name.split(".")[0] for a in node.names} & banned_mods, f
+            elif isinstance(node, ast.ImportFrom):
+                assert (node.module or "").split(".")[0] not in banned_mods, f
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                assert node.func.id not in ("eval", "exec", "compile", "__import__"), (f, node.lineno)
+    for js in (root / "ui" / "assets").glob("*.js"):
+        text = js.read_text()
+        assert "eval(" not in text and "new Function" not in text and "innerHTML" not in text, js
+    # Slice args are parsed as JSON.
+    from profiler.model import parse_args
+
+    assert parse_args(json.dumps({"a": "__import__('os')"})) == {"a": "__import__('os')"}

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from dash import ALL, Dash, Input, Output, Patch, State, callback_context, dash_table, dcc, html, no_update
+from dash.exceptions import DependencyException
 
 from profiler.errors import ProfilerError
 from profiler.hardware import HardwareSpec
@@ -211,6 +212,9 @@ def create_app(reg: Registry, initial: int | None = None, lean_plotly: bool = Tr
     server = app.server
     server.config["MAX_CONTENT_LENGTH"] = int(reg.max_upload_bytes * 1.4) + (1 << 20)
     offline = register_routes(server, reg)
+    # Dash answers a component-suite path outside its packages (``../../etc/passwd``) by raising;
+    # refuse it as "not found" instead of a server error.
+    server.register_error_handler(DependencyException, lambda exc: ("not found", 404))
     first = initial if initial is not None else min(reg.traces)
     for lt in reg.traces.values():
         prepare(lt, reg.spec)
