@@ -72,6 +72,7 @@ class Compiler:
         self._reuse: dict[Any, tuple[Segment, dict[str, Any], list[list[float]]]] = {}
         self._plans: dict[tuple[Any, ...], GemmPlan] = {}
         self._pending: list[list[Any]] = []
+        self._n_pending = [0] * machine.cores  # deferred stores per core (skips empty flushes)
         self.r_load = prog.route_id("dram", "sram")
         self.r_store = prog.route_id("sram", "dram")
 
@@ -122,6 +123,7 @@ class Compiler:
         output tile does not take the DRAM away from the next tile's loads in one burst.
         """
         self._pending.append([core, nbytes, name, deps, dtype, free, ring, slot, max(1, int(chunks))])
+        self._n_pending[core] += 1
 
     def flush_stores(self, core: int | None = None, everything: bool = True) -> None:
         keep = []
@@ -144,6 +146,10 @@ class Compiler:
                 item[8] = left
                 keep.append(item)
         self._pending = keep
+        counts = self._n_pending
+        counts[:] = [0] * len(counts)
+        for item in keep:
+            counts[item[0]] += 1
 
     def check_fit(self, footprint: float, what: str) -> None:
         if footprint > self.m.sram_bytes:
@@ -393,6 +399,8 @@ class Compiler:
         name_a, name_b, name_mm = p.name_id("load A"), p.name_id("load B"), p.name_id("matmul")
         dti = p.dtype_id(dt)
         strip = plan.a_strip
+        n_pending = self._n_pending
+        kks = [min(tk, K - k * tk) for k in range(tks)]
         step_ns: dict[tuple[int, int, int], float] = {}
         # current A and B tiles: key, load id, ring slot, bytes, last user
         a_key = b_key = -1
@@ -405,8 +413,7 @@ class Compiler:
             nj = min(tn, N - j * tn)
             c_slot, c_dep = c_ring.take()
             cbytes = mi * nj * accb
-            for k in range(tks):
-                kk = min(tk, K - k * tk)
+            for k, kk in enumerate(kks):
                 key = b * ti + i if strip else (b * ti + i) * tks + k
                 if key != a_key:
                     if a_key >= 0:  # release the previous A tile after its last user
@@ -457,7 +464,7 @@ class Compiler:
                     app((mx, K_MATMUL, name_mm, 2.0 * mi * nj * kk, (mi * kk + kk * nj) * dtb, dur,
                          (a_id, b_id), 0.0, core, -1, dti))
                 a_user = b_user = mm
-                if not reduce and self._pending:
+                if not reduce and n_pending[core]:
                     self.flush_stores(core, everything=k == tks - 1)
             if reduce:
                 freed = yield (t, mm, mi, nj)
