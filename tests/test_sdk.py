@@ -1,16 +1,39 @@
-"""The runtime SDK: nesting, threads, flows, counters, instants, sessions that fail or never stop."""
+"""The runtime SDK: nesting, threads, flows, counters, instants, sessions that fail or never stop.
+
+Every behaviour is checked on both implementations of the hot path (the C extension and pure
+Python) through the ``sdk`` fixture, which selects one and hands back the package.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import gc
+import os
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
 
-from collectors.runtime import Region, _recorder, counter, flow_in, flow_out, instant, region, session, traced
+import collectors.runtime as rt
+from collectors.runtime import _native, _recorder, counter, flow_in, flow_out, instant, session, traced
 from profiler.formats import read_trace
+
+C_MISSING = f"C implementation not built: {_native.UNAVAILABLE}"
+IMPLS = ["python", pytest.param("c", marks=pytest.mark.skipif("c" not in rt.available(), reason=C_MISSING))]
+
+
+@pytest.fixture(params=IMPLS)
+def sdk(request):
+    """The SDK package with ``Region``/``region`` of one implementation; restores the previous one."""
+    prev = rt.implementation()
+    rt.use(request.param)
+    try:
+        yield rt
+    finally:
+        rt.use(prev)
 
 
 def _names_by_track(trace):
@@ -18,15 +41,15 @@ def _names_by_track(trace):
     return {name: g for name, g in df.groupby("track_name", observed=True)}
 
 
-def test_nested_regions_keep_order_depth_and_attributes() -> None:
+def test_nested_regions_keep_order_depth_and_attributes(sdk) -> None:
     with session() as s:
-        with region("step"):
-            with region("fwd", flops=2e9, bytes=4096, dtype="bf16", category="compute"):
-                with region("matmul"):
+        with sdk.region("step"):
+            with sdk.region("fwd", flops=2e9, bytes=4096, dtype="bf16", category="compute"):
+                with sdk.region("matmul"):
                     pass
-            with region("bwd"):
+            with sdk.region("bwd"):
                 pass
-        with region("step"):
+        with sdk.region("step"):
             pass
     df = s.trace.slices_df().sort_values("ts")
     assert df["name"].tolist() == ["step", "fwd", "matmul", "bwd", "step"]
@@ -40,8 +63,8 @@ def test_nested_regions_keep_order_depth_and_attributes() -> None:
     assert s.trace.metadata.import_stats.events_dropped == 0
 
 
-def test_prebuilt_region_recursion_and_traced_decorator() -> None:
-    node = Region("node")
+def test_prebuilt_region_recursion_and_traced_decorator(sdk) -> None:
+    node = sdk.Region("node")
 
     def tree(d: int) -> None:
         with node:
@@ -68,12 +91,12 @@ def test_prebuilt_region_recursion_and_traced_decorator() -> None:
     inner = df[df["name"].str.endswith("leaf")].iloc[0]
     assert named["flops"] == 10.0 and inner["depth"] == named["depth"] + 1
     with pytest.raises(TypeError, match="traced"):
-        region("x")(leaf)
+        sdk.region("x")(leaf)
 
 
-def test_eight_threads_lose_nothing() -> None:
+def test_eight_threads_lose_nothing(sdk) -> None:
     n = 100_000
-    site = Region("work")
+    site = sdk.Region("work")
     barrier = threading.Barrier(8)
 
     def worker() -> None:
@@ -98,13 +121,13 @@ def test_eight_threads_lose_nothing() -> None:
 
 
 @pytest.mark.parametrize("suffix", [".trace", ".json", ".pftrace"])
-def test_exception_still_writes_a_readable_trace(tmp_path, suffix) -> None:
+def test_exception_still_writes_a_readable_trace(sdk, tmp_path, suffix) -> None:
     out = tmp_path / f"run{suffix}"
     with pytest.raises(ZeroDivisionError):
         with session(out):
-            with region("ok"):
+            with sdk.region("ok"):
                 pass
-            with region("fails"):
+            with sdk.region("fails"):
                 1 / 0  # noqa: B018
     back = read_trace(out)
     names = sorted(back.slices_df()["name"].astype(str).tolist())
@@ -112,22 +135,22 @@ def test_exception_still_writes_a_readable_trace(tmp_path, suffix) -> None:
     assert not _recorder.is_active()
 
 
-def test_flows_link_the_right_regions_across_threads() -> None:
+def test_flows_link_the_right_regions_across_threads(sdk) -> None:
     handles: list[int] = []
     ready = threading.Event()
 
     def consumer() -> None:
         ready.wait()
-        with region("consume", flow_from=handles[0]):
+        with sdk.region("consume", flow_from=handles[0]):
             pass
-        with region("consume2"):
+        with sdk.region("consume2"):
             flow_in(handles[1])
 
     with session() as s:
         t = threading.Thread(target=consumer, name="consumer")
         t.start()
-        with region("produce"):
-            with region("produce_inner"):
+        with sdk.region("produce"):
+            with sdk.region("produce_inner"):
                 handles.append(flow_out("h0"))
             handles.append(flow_out("h1"))
         ready.set()
@@ -140,14 +163,14 @@ def test_flows_link_the_right_regions_across_threads() -> None:
     assert pairs == [("produce", "consume2", "h1"), ("produce_inner", "consume", "h0")]
 
 
-def test_counters_instants_and_engine_tracks() -> None:
+def test_counters_instants_and_engine_tracks(sdk) -> None:
     with session(device="npu0") as s:
         for i in range(5):
             counter("queue_depth", float(i))
         counter("mem_mb", 1.5)
-        with region("dma", engine="dma0", bytes=1 << 20):
+        with sdk.region("dma", engine="dma0", bytes=1 << 20):
             instant("doorbell", args={"q": 3})
-        with region("mm", engine="mxu", flops=1e6):
+        with sdk.region("mm", engine="mxu", flops=1e6):
             pass
         instant("on_engine", engine="mxu")
     tr = s.trace
@@ -166,10 +189,10 @@ def test_counters_instants_and_engine_tracks() -> None:
     assert set(df["device"]) == {"npu0"}
 
 
-def test_disabled_records_nothing() -> None:
-    pre = Region("pre")
-    assert region("x") is region("y")  # the shared no-op object
-    with region("x"), pre:
+def test_disabled_records_nothing(sdk) -> None:
+    pre = sdk.Region("pre")
+    assert sdk.region("x") is sdk.region("y")  # the shared no-op object
+    with sdk.region("x"), pre:
         counter("c", 1.0)
         instant("i")
         flow_in(flow_out())
@@ -181,14 +204,14 @@ def test_disabled_records_nothing() -> None:
     assert s.trace.num_events == 0
 
 
-def test_session_started_inside_a_region_and_regions_left_open() -> None:
-    outer = Region("outer")
+def test_session_started_inside_a_region_and_regions_left_open(sdk) -> None:
+    outer = sdk.Region("outer")
     outer.__enter__()  # disabled: records nothing
     s = session().start()
     outer.__exit__(None, None, None)  # an end with no begin
-    r = Region("left_open")
+    r = sdk.Region("left_open")
     r.__enter__()
-    with region("closed"):
+    with sdk.region("closed"):
         pass
     tr = s.stop()
     r.__exit__(None, None, None)
@@ -200,12 +223,12 @@ def test_session_started_inside_a_region_and_regions_left_open() -> None:
     assert left["ts"] + left["dur"] == tr.metadata.extra["session_stop_ns"]
 
 
-def test_orphan_end_in_stream_is_dropped_and_counted() -> None:
+def test_orphan_end_in_stream_is_dropped_and_counted(sdk) -> None:
     s = session().start()
-    with region("a"):
+    with sdk.region("a"):
         pass
-    _recorder._get_ap()(_recorder._now())  # an end event whose begin was never recorded
-    with region("b"):
+    _recorder._buffer().stream.append(time.perf_counter_ns())  # an end event whose begin was never recorded
+    with sdk.region("b"):
         pass
     tr = s.stop()
     assert tr.metadata.import_stats.dropped == {"sdk_region_end_without_begin": 1}
@@ -218,14 +241,222 @@ def test_one_session_at_a_time() -> None:
             session().start()
 
 
-def test_start_without_stop_writes_at_exit(tmp_path) -> None:
+@pytest.mark.parametrize("impl", ["c", "python", "no-extension"])
+def test_start_without_stop_writes_at_exit(tmp_path, impl) -> None:
+    """Also: the environment variable picks the implementation, and without the extension the
+    SDK falls back to Python."""
+    if impl == "c" and "c" not in rt.available():
+        pytest.skip(C_MISSING)
     out = tmp_path / "atexit.trace"
+    block = "import sys; sys.modules['collectors.runtime._cregion'] = None\n" if impl == "no-extension" else ""
     code = (
+        block
+        + "import collectors.runtime as rt\n"
         "from collectors.runtime import start, region\n"
+        "print(rt.implementation(), type(region('x')).__module__)\n"
         f"start({str(out)!r})\n"
         "for i in range(3):\n"
         "    with region('tick'):\n"
         "        pass\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    env = {**os.environ, "ACCEL_PROFILER_SDK": "python" if impl == "python" else "c"}
+    res = subprocess.run([sys.executable, "-W", "ignore", "-c", code], check=True, timeout=120, env=env,
+                         capture_output=True, text=True)
+    used, noop_module = res.stdout.split()
+    assert used == ("c" if impl == "c" else "python")
+    assert noop_module == ("collectors.runtime._cregion" if impl == "c" else "collectors.runtime._recorder")
     assert read_trace(out).slices_df()["name"].astype(str).tolist() == ["tick"] * 3
+
+
+# ------------------------------------------------------------------ both implementations agree
+def _program(sdk) -> None:
+    """Everything the SDK records, in one deterministic program."""
+    step = sdk.Region("step", category="loop")
+
+    @sdk.traced("load", bytes=64.0)
+    def load() -> int:
+        with sdk.region("decode"):
+            return 1
+
+    handles: list[int] = []
+    ready = threading.Event()
+
+    def consumer() -> None:
+        ready.wait()
+        with sdk.region("consume", flow_from=handles[0], engine="dma1"):
+            with sdk.region("unpack"):
+                pass
+        for i in range(50):
+            with step:
+                counter("consumed", float(i))
+
+    t = threading.Thread(target=consumer, name="consumer")
+    t.start()
+    for i in range(3):
+        with step:
+            load()
+            with sdk.region("mm", flops=2.0 * i, bytes=8.0, dtype="bf16", engine="mxu", args={"i": i}):
+                instant("issue", args={"i": i})
+                if i == 1:
+                    handles.append(flow_out("to_consumer"))
+            with sdk.region("reduce"):
+                counter("depth", float(i))
+        instant("end_step", engine="mxu")
+    ready.set()
+    t.join()
+
+
+def _canonical(trace) -> dict:
+    """A trace without its times: what each track holds, in time order, plus flows and counters."""
+    df = trace.slices_df().sort_values(["track", "ts", "depth"], kind="stable")
+    cols = ["track_name", "name", "depth", "category", "dtype", "args"]
+    slices = [tuple(str(v) for v in row) for row in df[cols].itertuples(index=False)]
+    slices += [(str(a), str(b)) for a, b in zip(df["flops"].tolist(), df["bytes"].tolist(), strict=True)]
+    names = trace.slices["name"].to_pylist()
+    flows = sorted((names[f], names[t], n) for f, t, n in zip(trace.flows["from_slice"].to_pylist(),
+                                                            trace.flows["to_slice"].to_pylist(),
+                                                            trace.flows["name"].to_pylist(), strict=True))
+    tracks = trace.tracks_df().set_index("id")
+    c = trace.counters_df().sort_values("ts", kind="stable")
+    counters = {str(tracks.loc[k, "name"]): g["value"].tolist() for k, g in c.groupby("track")}
+    inst = trace.instants_df().sort_values("ts", kind="stable")
+    instants = [(str(tracks.loc[k, "name"]), str(n), str(a)) for k, n, a in
+                zip(inst["track"], inst["name"], inst["args"], strict=True)]
+    return {"slices": slices, "flows": flows, "counters": counters, "instants": instants,
+            "stats": trace.metadata.import_stats.dropped}
+
+
+@pytest.mark.skipif("c" not in rt.available(), reason=C_MISSING)
+def test_c_and_python_record_the_same_trace() -> None:
+    prev = rt.implementation()
+    got = {}
+    try:
+        for impl in ("python", "c"):
+            rt.use(impl)
+            with session(device="npu0") as s:
+                _program(rt)
+            got[impl] = _canonical(s.trace)
+    finally:
+        rt.use(prev)
+    assert got["c"] == got["python"]
+    assert len(got["c"]["slices"]) == 2 * (3 * 5 + 2 + 50)
+    assert got["c"]["flows"] == [("mm", "consume", "to_consumer")]
+
+
+@pytest.mark.skipif("c" not in rt.available(), reason=C_MISSING)
+def test_regions_made_before_a_switch_keep_recording() -> None:
+    prev = rt.implementation()
+    try:
+        rt.use("python")
+        py_made = rt.Region("made_in_python")
+        rt.use("c")
+        c_made = rt.Region("made_in_c")
+        with session() as s:
+            with py_made:
+                pass
+            with c_made:
+                pass
+        with pytest.raises(RuntimeError, match="while a session records"):
+            with session():
+                rt.use("python")
+    finally:
+        rt.use(prev)
+    assert sorted(s.trace.slices_df()["name"].astype(str)) == ["made_in_c", "made_in_python"]
+
+
+@pytest.mark.skipif("c" not in rt.available(), reason=C_MISSING)
+def test_c_clock_is_perf_counter_ns() -> None:
+    from collectors.runtime import _cregion
+
+    for _ in range(100):
+        a = time.perf_counter_ns()
+        c = _cregion.now()
+        b = time.perf_counter_ns()
+        assert a <= c <= b
+    # Timestamps of a C region lie inside the session bounds Python took.
+    prev = rt.implementation()
+    try:
+        rt.use("c")
+        with session() as s:
+            with rt.region("r"):
+                pass
+    finally:
+        rt.use(prev)
+    row = s.trace.slices_df().iloc[0]
+    extra = s.trace.metadata.extra
+    assert extra["session_start_ns"] <= row["ts"] <= row["ts"] + row["dur"] <= extra["session_stop_ns"]
+
+
+@pytest.mark.skipif("c" not in rt.available(), reason=C_MISSING)
+def test_c_stream_is_read_without_copy_and_outlives_its_views() -> None:
+    from collectors.runtime import _cregion
+
+    s = _cregion.Stream(capacity=4)
+    for v in range(4):
+        s.append(v)
+    m = memoryview(s)
+    assert (m.format, m.itemsize, m.readonly, m.shape) == ("q", 8, True, (4,))
+    view = np.frombuffer(s, dtype=np.int64)
+    again = np.frombuffer(s, dtype=np.int64)
+    assert np.shares_memory(view, again) and view.tolist() == [0, 1, 2, 3]
+    for v in range(4, 10_000):  # grows while two views read the old block
+        s.append(v)
+    assert view.tolist() == [0, 1, 2, 3] and len(s) == 10_000 and s.capacity >= 10_000
+    assert np.array_equal(np.frombuffer(s, dtype=np.int64), np.arange(10_000))
+    s.clear()  # views still alive: the events go, the memory they read stays
+    assert len(s) == 0 and view.tolist() == [0, 1, 2, 3]
+    del m, view, again
+    with pytest.raises(TypeError, match="not writable"):
+        (ctypes.c_char * 0).from_buffer(s)
+    with pytest.raises(OverflowError):
+        s.append(1 << 64)
+
+
+@pytest.mark.skipif("c" not in rt.available(), reason=C_MISSING)
+def test_c_disabled_objects_are_c_level() -> None:
+    from collectors.runtime import _cregion
+
+    prev = rt.implementation()
+    try:
+        rt.use("c")
+        noop = rt.region("x")
+        assert noop is _cregion.NOOP
+        assert noop.__enter__() is noop and noop.__exit__(None, None, None) is None
+        with pytest.raises(TypeError, match="traced"):
+            rt.Region("y")(len)
+        r = rt.Region("named", flops=1.0)
+        assert r.name == "named" and r.site == _recorder.SITES.intern("named", flops=1.0)
+        assert repr(r) == f"Region('named', site={r.site})"
+        # `with` binds nothing new per use: __enter__ is a hook the region made once, __exit__
+        # one hook shared by all regions; the no-op's are not even bound.
+        enter, exit_ = r.__enter__, r.__exit__
+        assert enter is r.__enter__ and type(enter).__name__ == "Hook"
+        assert exit_ is rt.Region("other").__exit__ is rt.Region.__exit__
+        assert type(noop).__enter__ is noop.__enter__
+        with pytest.raises(TypeError, match="no arguments"):
+            enter(1)
+        with session() as s:
+            assert enter() is r and rt.Region.__enter__(r) is r
+            assert exit_(None, None, None) is None and rt.Region.__exit__(r, None, None, None) is None
+            del r, noop
+            assert enter().name == "named"  # a bound __enter__ keeps its region alive
+            exit_(None, None, None)
+            with rt.Region("temporary", flops=2.0) as tmp:  # lives through the with block
+                del tmp
+            gc.collect()
+        assert s.trace.slices_df()["name"].astype(str).tolist() == ["named", "named", "named", "temporary"]
+    finally:
+        rt.use(prev)
+
+
+def test_c_extension_is_built_where_a_compiler_exists() -> None:
+    """The install builds the extension when it can; a silent fallback would hide a broken build."""
+    import shutil
+    import sysconfig
+    from pathlib import Path
+
+    has_headers = (Path(sysconfig.get_paths()["include"]) / "Python.h").exists()
+    if not (shutil.which("cc") or shutil.which("gcc")) or not has_headers:
+        pytest.skip("no C compiler or Python headers here: the SDK runs in pure Python")
+    assert "c" in rt.available(), f"{C_MISSING}; build it with: pip install -e ."
+    assert rt.implementation() == "c" or os.environ.get("ACCEL_PROFILER_SDK", "") == "python"

@@ -11,6 +11,7 @@ are closed at the stop time; both are counted in the import statistics.
 from __future__ import annotations
 
 import os
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -100,6 +101,20 @@ def decode_stream(values: np.ndarray, t0: int, t1: int, n_sites: int, stats: Any
     return DecodedStream(site[begins], reg_ts, dur, point_region, ts[pts])
 
 
+def stream_values(stream: Any) -> np.ndarray:
+    """A thread's events as int64: a view of a C stream (no copy), a copy of an ``array('q')``.
+
+    The copy of the Python path's array fixes its length: a late append from a thread that
+    checked the session flag just before the stop would otherwise move the memory under the view.
+    A C stream keeps the memory a view reads alive by itself.
+    """
+    if isinstance(stream, array):
+        stream = stream[:]
+    if not len(stream):
+        return np.zeros(0, dtype=np.int64)
+    return np.frombuffer(stream, dtype=np.int64)
+
+
 def site_dict_column(values: Sequence[str | None], site: np.ndarray) -> pa.Array:
     """A dictionary column for per-site strings: unique dictionary, None -> null slot."""
     uniq: dict[str, int] = {}
@@ -136,13 +151,12 @@ def build_trace(
     # Threads: one track per (ident, name); a thread seen by several contexts merges into one.
     thread_track: dict[tuple[int, str], int] = {}
     decoded: list[tuple[ThreadBuffer, DecodedStream, int]] = []
-    snapshot = [(buf, buf.stream[:], list(buf.points)) for buf in buffers]
-    for buf, stream, _ in snapshot:
+    snapshot = [(buf, stream_values(buf.stream), list(buf.points)) for buf in buffers]
+    for buf, vals, _ in snapshot:
         key = (buf.ident, buf.thread_name)
         if key not in thread_track:
             thread_track[key] = b.add_track(buf.thread_name, kind="host", parent=proc,
                                             attrs={"tid": buf.native_id, "thread_ident": buf.ident})
-        vals = np.frombuffer(stream, dtype=np.int64) if len(stream) else np.zeros(0, dtype=np.int64)
         stats.events_read += int(vals.size)
         decoded.append((buf, decode_stream(vals, t0, t1, n_sites, stats), thread_track[key]))
 

@@ -15,6 +15,12 @@ Why it looks like this (measured, see ``bench/bench_sdk.py``):
 * Disabled, ``region()`` returns one shared no-op object after a module-level flag check, and a
   pre-built :class:`Region` runs methods that return at once: the recording methods are swapped in
   on the class only while a session is active, so the enabled path needs no flag check either.
+
+This module is the pure-Python implementation and the state both implementations share (session
+flag, buffer registry, point events, decorators).  :mod:`collectors.runtime._native` registers the
+C implementation of the hot path (``_cregion.c``); :func:`use` picks which one ``Region`` and
+``region()`` come from.  Every session enables all registered implementations, so a region made
+before a switch keeps recording.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import threading
 from array import array
 from collections.abc import Callable
 from contextvars import ContextVar
+from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any, TypeVar
 
@@ -48,16 +55,27 @@ class ThreadBuffer:
 
     __slots__ = ("c_ids", "c_ts", "c_vals", "ident", "native_id", "points", "stream", "thread_name")
 
-    def __init__(self) -> None:
+    def __init__(self, stream: Any = None) -> None:
         t = threading.current_thread()
         self.ident = threading.get_ident()
         self.native_id = threading.get_native_id()
         self.thread_name = t.name
-        self.stream = array("q")
+        #: ``array('q')`` here, a ``_cregion.Stream`` for the C path: both have ``append`` and
+        #: export an int64 buffer.
+        self.stream: Any = array("q") if stream is None else stream
         self.points: list[tuple[int, Any, Any, Any]] = []
         self.c_ids = array("q")
         self.c_ts = array("q")
         self.c_vals = array("d")
+
+    def release(self) -> None:
+        """Free the recorded events (the buffer may stay reachable from a thread's context)."""
+        if isinstance(self.stream, array):
+            del self.stream[:]
+        else:
+            self.stream.clear()
+        del self.c_ids[:], self.c_ts[:], self.c_vals[:]
+        self.points.clear()
 
 
 # --------------------------------------------------------------------------- session state
@@ -82,24 +100,49 @@ def _register() -> ThreadBuffer:
     return buf
 
 
-def _buffer() -> ThreadBuffer:
+def register_buffer(buf: ThreadBuffer) -> ThreadBuffer:
+    """Add a buffer made by another implementation to this session's registry."""
+    with _lock:
+        _registry.append(buf)
+    return buf
+
+
+def _py_buffer() -> ThreadBuffer:
     try:
         return _get_buf()
     except LookupError:
         return _register()
 
 
+@dataclass(frozen=True)
+class Implementation:
+    """One way of recording regions: its Region type, region(), no-op object and buffer lookup.
+
+    ``enable``/``disable`` run under the recorder's lock when a session starts and stops.
+    """
+
+    name: str
+    Region: Any
+    region: Callable[..., Any]
+    noop: Any
+    buffer: Callable[[], ThreadBuffer]
+    enable: Callable[[], None]
+    disable: Callable[[], None]
+
+
+IMPLEMENTATIONS: dict[str, Implementation] = {}
+#: Point events and @traced follow the selected implementation (see :func:`use`).
+_buffer: Callable[[], ThreadBuffer] = _py_buffer
+_current: Implementation
+
+
 def activate() -> list[ThreadBuffer]:
     """Start recording into fresh buffers; returns the (growing) list of registered buffers."""
-    global _on, _registry, _cv_buf, _cv_ap, _get_buf, _get_ap
+    global _on, _registry
     with _lock:
         _registry = []
-        _cv_buf = ContextVar("accel_profiler_buffer")
-        _cv_ap = ContextVar("accel_profiler_append")
-        _get_buf = _cv_buf.get
-        _get_ap = _cv_ap.get
-        Region.__enter__ = _enter_on  # type: ignore[method-assign]
-        Region.__exit__ = _exit_on  # type: ignore[method-assign]
+        for impl in IMPLEMENTATIONS.values():
+            impl.enable()
         _on = True
         return _registry
 
@@ -109,12 +152,31 @@ def deactivate() -> None:
     global _on
     with _lock:
         _on = False
-        Region.__enter__ = _enter_off  # type: ignore[method-assign]
-        Region.__exit__ = _exit_off  # type: ignore[method-assign]
+        for impl in IMPLEMENTATIONS.values():
+            impl.disable()
 
 
 def is_active() -> bool:
     return _on
+
+
+def use(name: str) -> Implementation:
+    """Select the implementation new regions come from (``"c"`` or ``"python"``), between sessions."""
+    global _buffer, _current
+    impl = IMPLEMENTATIONS.get(name)
+    if impl is None:
+        raise ValueError(f"unknown or unavailable SDK implementation {name!r}; have {sorted(IMPLEMENTATIONS)}")
+    with _lock:
+        if _on:
+            raise RuntimeError("cannot switch the SDK implementation while a session records")
+        _current = impl
+        _buffer = impl.buffer
+    return impl
+
+
+def current() -> Implementation:
+    """The selected implementation."""
+    return _current
 
 
 def counter_names() -> list[str]:
@@ -191,6 +253,21 @@ def _exit_off(self: Region, et: Any, ev: Any, tb: Any) -> None:
 
 Region.__enter__ = _enter_off  # type: ignore[method-assign]
 Region.__exit__ = _exit_off  # type: ignore[method-assign]
+
+
+def _py_enable() -> None:
+    global _cv_buf, _cv_ap, _get_buf, _get_ap
+    _cv_buf = ContextVar("accel_profiler_buffer")
+    _cv_ap = ContextVar("accel_profiler_append")
+    _get_buf = _cv_buf.get
+    _get_ap = _cv_ap.get
+    Region.__enter__ = _enter_on  # type: ignore[method-assign]
+    Region.__exit__ = _exit_on  # type: ignore[method-assign]
+
+
+def _py_disable() -> None:
+    Region.__enter__ = _enter_off  # type: ignore[method-assign]
+    Region.__exit__ = _exit_off  # type: ignore[method-assign]
 
 
 class FlowRegion(Region):
@@ -278,7 +355,8 @@ def traced(
         name, fn = fn, None
 
     def deco(f: F) -> F:
-        site = Region(str(name or getattr(f, "__qualname__", repr(f))), flops, bytes, dtype, engine, category)
+        site = _current.Region(str(name or getattr(f, "__qualname__", repr(f))), flops, bytes, dtype, engine,
+                               category)
 
         @functools.wraps(f)
         def wrapper(*a: Any, **k: Any) -> Any:
@@ -338,3 +416,8 @@ def flow_in(handle: int) -> None:
     buf = _buffer()
     buf.stream.append(_POINT_NEG - _now())
     buf.points.append((FLOW_IN, int(handle), None, None))
+
+
+PYTHON = Implementation("python", Region, region, NOOP, _py_buffer, _py_enable, _py_disable)
+IMPLEMENTATIONS["python"] = PYTHON
+_current = PYTHON

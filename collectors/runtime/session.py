@@ -84,9 +84,7 @@ class Session:
                                      self.name, self.device, extra)
         finally:
             for buf in self._buffers:  # old buffers may stay reachable from thread contexts: free them
-                del buf.stream[:]
-                del buf.c_ids[:], buf.c_ts[:], buf.c_vals[:]
-                buf.points.clear()
+                buf.release()
             self._buffers = []
         if self.path is not None:
             from profiler.formats import write_trace

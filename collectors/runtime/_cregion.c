@@ -1,0 +1,764 @@
+/*
+ * The SDK's hot path in C: Region.__enter__/__exit__, the shared no-op object, region(name).
+ *
+ * Why C: in Python a `with` over Python-level __enter__/__exit__ costs ~120 ns and two
+ * time.perf_counter_ns() calls ~100 ns before anything is recorded.  Here a region is two C method
+ * calls that each read the clock and store ONE int64 into the calling thread's stream.
+ *
+ * The event encoding is the pure-Python recorder's (collectors/runtime/_recorder.py), so both
+ * paths feed the same decoder: a begin is -((site + 1) << TIME_BITS) - now, an end is now.
+ *
+ * Clock: CLOCK_MONOTONIC through clock_gettime, the clock time.perf_counter_ns() reads on Linux,
+ * so C and Python timestamps mix (collectors/runtime/_native.py checks this at import and falls
+ * back to Python when they disagree).
+ *
+ * Threads: each OS thread caches (session generation, its Stream, its ThreadBuffer) in C
+ * thread-local storage.  The GIL is held in every function here, so a stream is only ever written
+ * by its own thread, and enable/disable cannot interleave with a half-written event.  A thread's
+ * first event in a session calls back into Python, which makes a ThreadBuffer and registers it
+ * under the recorder's lock; the registry owns it, the thread-local cache only borrows it and is
+ * trusted only while its generation equals the current one (every enable/disable bumps it).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(_WIN32)
+#include <windows.h>
+#define TLS __declspec(thread)
+#else
+#include <time.h>
+#define TLS _Thread_local
+#endif
+
+/* ------------------------------------------------------------------------------ clock */
+static inline int64_t
+now_ns(void)
+{
+#if defined(_WIN32)
+    static LARGE_INTEGER freq = {0};
+    LARGE_INTEGER c;
+    if (freq.QuadPart == 0) QueryPerformanceFrequency(&freq);
+    QueryPerformanceCounter(&c);
+    return (int64_t)((c.QuadPart / freq.QuadPart) * 1000000000LL
+                     + (c.QuadPart % freq.QuadPart) * 1000000000LL / freq.QuadPart);
+#elif defined(__APPLE__)
+    return (int64_t)clock_gettime_nsec_np(CLOCK_UPTIME_RAW);
+#else
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+#endif
+}
+
+/* ---------------------------------------------------------------------------- globals */
+static int g_on = 0;            /* a session records */
+static uint64_t g_gen = 1;      /* bumped on every enable/disable: stale thread caches miss */
+static int g_time_bits = 45;
+static PyObject *g_intern = NULL;      /* (name, engine, dtype, category, flops, bytes, args) -> site */
+static PyObject *g_register = NULL;    /* () -> ThreadBuffer whose .stream is a Stream */
+static PyObject *g_slow_region = NULL; /* region(...) for calls other than region(name) */
+static PyObject *g_by_name = NULL;     /* dict: name -> Region, filled by the slow path */
+static PyObject *g_noop = NULL;        /* the shared no-op object */
+
+#define INITIAL_CAPACITY 8192  /* events (64 KiB) preallocated per thread and session */
+
+/* ----------------------------------------------------------------------------- Stream */
+typedef struct {
+    PyObject_HEAD
+    int64_t *data;
+    Py_ssize_t len;
+    Py_ssize_t cap;
+    Py_ssize_t exports;
+    /* Blocks outgrown while a view still read them: freed when the last view goes. */
+    int64_t **stale;
+    Py_ssize_t n_stale;
+} StreamObject;
+
+static void
+stream_free_stale(StreamObject *s)
+{
+    for (Py_ssize_t i = 0; i < s->n_stale; i++) PyMem_RawFree(s->stale[i]);
+    PyMem_RawFree(s->stale);
+    s->stale = NULL;
+    s->n_stale = 0;
+}
+
+static PyTypeObject StreamType;
+
+static int
+stream_reserve(StreamObject *s, Py_ssize_t want)
+{
+    if (want <= s->cap) return 0;
+    Py_ssize_t cap = s->cap ? s->cap : INITIAL_CAPACITY;
+    while (cap < want) {
+        if (cap > PY_SSIZE_T_MAX / 2 / (Py_ssize_t)sizeof(int64_t)) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        cap *= 2;
+    }
+    int64_t *d;
+    if (s->exports > 0 && s->data != NULL) {
+        /* A view reads the current block (a late point event while the session flushes):
+         * copy instead of moving it, and keep the old block until the view goes. */
+        int64_t **stale = PyMem_RawRealloc(s->stale, (size_t)(s->n_stale + 1) * sizeof(int64_t *));
+        if (stale == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        s->stale = stale;
+        d = PyMem_RawMalloc((size_t)cap * sizeof(int64_t));
+        if (d == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(d, s->data, (size_t)s->len * sizeof(int64_t));
+        s->stale[s->n_stale++] = s->data;
+    }
+    else {
+        d = PyMem_RawRealloc(s->data, (size_t)cap * sizeof(int64_t));
+        if (d == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    s->data = d;
+    s->cap = cap;
+    return 0;
+}
+
+static inline int
+stream_push(StreamObject *s, int64_t v)
+{
+    if (s->len == s->cap && stream_reserve(s, s->len + 1) < 0) return -1;
+    s->data[s->len++] = v;
+    return 0;
+}
+
+static PyObject *
+stream_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    Py_ssize_t cap = INITIAL_CAPACITY;
+    static char *kw[] = {"capacity", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|n:Stream", kw, &cap)) return NULL;
+    StreamObject *s = (StreamObject *)type->tp_alloc(type, 0);
+    if (s == NULL) return NULL;
+    if (cap > 0 && stream_reserve(s, cap) < 0) {
+        Py_DECREF(s);
+        return NULL;
+    }
+    return (PyObject *)s;
+}
+
+static void
+stream_dealloc(StreamObject *s)
+{
+    PyMem_RawFree(s->data);
+    stream_free_stale(s);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static PyObject *
+stream_append(StreamObject *s, PyObject *v)
+{
+    long long x = PyLong_AsLongLong(v);
+    if (x == -1 && PyErr_Occurred()) return NULL;
+    if (stream_push(s, (int64_t)x) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+stream_clear(StreamObject *s, PyObject *Py_UNUSED(ignored))
+{
+    /* Free the memory unless a view still reads it (then only forget the events). */
+    s->len = 0;
+    if (s->exports == 0) {
+        PyMem_RawFree(s->data);
+        s->data = NULL;
+        s->cap = 0;
+    }
+    Py_RETURN_NONE;
+}
+
+static Py_ssize_t
+stream_length(StreamObject *s)
+{
+    return s->len;
+}
+
+static int
+stream_getbuffer(StreamObject *s, Py_buffer *view, int flags)
+{
+    static int64_t empty = 0;
+    if (flags & PyBUF_WRITABLE) {
+        PyErr_SetString(PyExc_BufferError, "a stream is exported read-only");
+        view->obj = NULL;
+        return -1;
+    }
+    Py_ssize_t *shape = PyMem_Malloc(sizeof(Py_ssize_t));
+    if (shape == NULL) {
+        PyErr_NoMemory();
+        view->obj = NULL;
+        return -1;
+    }
+    *shape = s->len;
+    view->obj = Py_NewRef(s);
+    view->buf = s->data ? (void *)s->data : (void *)&empty;
+    view->len = s->len * (Py_ssize_t)sizeof(int64_t);
+    view->readonly = 1;
+    view->itemsize = sizeof(int64_t);
+    view->format = (flags & PyBUF_FORMAT) ? "q" : NULL;
+    view->ndim = 1;
+    view->shape = (flags & PyBUF_ND) ? shape : NULL;
+    view->strides = (flags & PyBUF_STRIDES) == PyBUF_STRIDES ? &view->itemsize : NULL;
+    view->suboffsets = NULL;
+    view->internal = shape;
+    s->exports++;
+    return 0;
+}
+
+static void
+stream_releasebuffer(StreamObject *s, Py_buffer *view)
+{
+    PyMem_Free(view->internal);
+    if (--s->exports == 0 && s->n_stale) stream_free_stale(s);
+}
+
+static PyBufferProcs stream_as_buffer = {
+    (getbufferproc)stream_getbuffer,
+    (releasebufferproc)stream_releasebuffer,
+};
+
+static PySequenceMethods stream_as_sequence = {
+    .sq_length = (lenfunc)stream_length,
+};
+
+static PyObject *
+stream_get_capacity(StreamObject *s, void *Py_UNUSED(closure))
+{
+    return PyLong_FromSsize_t(s->cap);
+}
+
+static PyMethodDef stream_methods[] = {
+    {"append", (PyCFunction)stream_append, METH_O, "Append one int64 event."},
+    {"clear", (PyCFunction)stream_clear, METH_NOARGS, "Drop all events and free the memory."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef stream_getset[] = {
+    {"capacity", (getter)stream_get_capacity, NULL, "Events that fit before the next growth.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject StreamType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "collectors.runtime._cregion.Stream",
+    .tp_doc = "One thread's int64 events; exports a read-only buffer (numpy.frombuffer reads it without a copy).",
+    .tp_basicsize = sizeof(StreamObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = stream_new,
+    .tp_dealloc = (destructor)stream_dealloc,
+    .tp_methods = stream_methods,
+    .tp_getset = stream_getset,
+    .tp_as_buffer = &stream_as_buffer,
+    .tp_as_sequence = &stream_as_sequence,
+};
+
+/* ------------------------------------------------------------------ per-thread stream */
+typedef struct {
+    uint64_t gen;
+    StreamObject *stream; /* borrowed: the recorder's registry owns it for the session */
+    PyObject *tbuf;       /* borrowed ThreadBuffer */
+} ThreadCache;
+
+static TLS ThreadCache t_cache;
+
+/* Make and register this thread's buffer through Python; fills the thread cache. */
+static int
+register_thread(void)
+{
+    if (g_register == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "collectors.runtime._cregion is not configured");
+        return -1;
+    }
+    uint64_t gen = g_gen;
+    PyObject *tb = PyObject_CallNoArgs(g_register);
+    if (tb == NULL) return -1;
+    PyObject *st = PyObject_GetAttrString(tb, "stream");
+    if (st == NULL) {
+        Py_DECREF(tb);
+        return -1;
+    }
+    if (!PyObject_TypeCheck(st, &StreamType)) {
+        PyErr_SetString(PyExc_TypeError, "the registered buffer's stream is not a _cregion.Stream");
+        Py_DECREF(st);
+        Py_DECREF(tb);
+        return -1;
+    }
+    /* The registry keeps both alive for the session; the cache borrows them. */
+    t_cache.stream = (StreamObject *)st;
+    t_cache.tbuf = tb;
+    t_cache.gen = gen;
+    Py_DECREF(st);
+    Py_DECREF(tb);
+    return 0;
+}
+
+/* ----------------------------------------------------------------------------- Region
+ *
+ * `with r:` looks __enter__ and __exit__ up on the type and binds them to r.  A C method would be
+ * bound by allocating a builtin-method object (GC-tracked, so it also drives the cyclic collector)
+ * twice per region: ~70 ns, more than the recording itself.  So nothing here is bound per use:
+ *  - Region.__exit__ is ONE shared Hook, not a descriptor: found and called as is (an end event
+ *    needs no region: it is just the time).
+ *  - Region.__enter__ is a descriptor whose binding returns the Hook the region made once at
+ *    creation.  The hook holds its region (BEFORE_WITH drops the context manager before calling
+ *    __enter__, so a temporary region lives on through it); the resulting cycle region <-> hook is
+ *    the collector's, both types support GC.
+ */
+typedef struct RegionObject RegionObject;
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    RegionObject *region; /* strong; NULL for the shared hooks */
+} HookObject;
+
+struct RegionObject {
+    PyObject_HEAD
+    int64_t neg; /* -((site + 1) << TIME_BITS) */
+    long long site;
+    PyObject *name;
+    HookObject *enter_hook;
+};
+
+static PyTypeObject HookType;
+static PyTypeObject RegionType;
+
+static inline PyObject *
+do_enter(RegionObject *self)
+{
+    if (g_on) {
+        if (t_cache.gen != g_gen && register_thread() < 0) return NULL;
+        StreamObject *s = t_cache.stream;
+        if (s->len == s->cap && stream_reserve(s, s->len + 1) < 0) return NULL;
+        s->data[s->len++] = self->neg - now_ns();
+    }
+    return Py_NewRef(self);
+}
+
+static inline PyObject *
+do_exit(void)
+{
+    /* No buffer of this session yet: the session began inside this region, nothing to close. */
+    if (g_on && t_cache.gen == g_gen) {
+        StreamObject *s = t_cache.stream;
+        if (s->len == s->cap && stream_reserve(s, s->len + 1) < 0) return NULL;
+        s->data[s->len++] = now_ns();
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+hook_enter_vc(HookObject *h, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 0 || (kwnames && PyTuple_GET_SIZE(kwnames))) {
+        PyErr_SetString(PyExc_TypeError, "__enter__() takes no arguments");
+        return NULL;
+    }
+    if (h->region == NULL) {
+        PyErr_SetString(PyExc_ReferenceError, "the region of this __enter__ no longer exists");
+        return NULL;
+    }
+    return do_enter(h->region);
+}
+
+static PyObject *
+hook_exit_vc(HookObject *h, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    return do_exit();
+}
+
+static PyObject *
+hook_noop_enter_vc(HookObject *h, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    return Py_NewRef(g_noop);
+}
+
+static PyObject *
+hook_noop_exit_vc(HookObject *h, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_RETURN_NONE;
+}
+
+static HookObject *
+hook_new(vectorcallfunc fn, RegionObject *region)
+{
+    HookObject *h = PyObject_GC_New(HookObject, &HookType);
+    if (h == NULL) return NULL;
+    h->vectorcall = fn;
+    h->region = (RegionObject *)Py_XNewRef((PyObject *)region);
+    PyObject_GC_Track(h);
+    return h;
+}
+
+static int
+hook_traverse(HookObject *h, visitproc visit, void *arg)
+{
+    Py_VISIT(h->region);
+    return 0;
+}
+
+static int
+hook_clear(HookObject *h)
+{
+    Py_CLEAR(h->region);
+    return 0;
+}
+
+static void
+hook_dealloc(HookObject *h)
+{
+    PyObject_GC_UnTrack(h);
+    Py_CLEAR(h->region);
+    PyObject_GC_Del(h);
+}
+
+static PyObject *
+hook_repr(HookObject *h)
+{
+    const char *what = (h->vectorcall == (vectorcallfunc)hook_enter_vc
+                        || h->vectorcall == (vectorcallfunc)hook_noop_enter_vc) ? "__enter__" : "__exit__";
+    if (h->region == NULL) return PyUnicode_FromFormat("<shared %s hook>", what);
+    return PyUnicode_FromFormat("<%s of %R>", what, (PyObject *)h->region);
+}
+
+static PyTypeObject HookType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "collectors.runtime._cregion.Hook",
+    .tp_doc = "A region's __enter__ or __exit__, bound once (see the comment in _cregion.c).",
+    .tp_basicsize = sizeof(HookObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_HAVE_GC,
+    .tp_vectorcall_offset = offsetof(HookObject, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_traverse = (traverseproc)hook_traverse,
+    .tp_clear = (inquiry)hook_clear,
+    .tp_dealloc = (destructor)hook_dealloc,
+    .tp_repr = (reprfunc)hook_repr,
+};
+
+/* Region.__enter__ in the type dict: binding returns the region's own hook; called on the class
+ * (Region.__enter__(r), as a subclass overriding __enter__ does) it takes the region. */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+} EnterDescrObject;
+
+static PyObject *
+enterdescr_get(EnterDescrObject *d, PyObject *obj, PyObject *type)
+{
+    if (obj == NULL || obj == Py_None) return Py_NewRef(d);
+    if (!PyObject_TypeCheck(obj, &RegionType)) {
+        PyErr_SetString(PyExc_TypeError, "Region.__enter__ needs a Region");
+        return NULL;
+    }
+    return Py_NewRef((PyObject *)((RegionObject *)obj)->enter_hook);
+}
+
+static PyObject *
+enterdescr_vc(EnterDescrObject *d, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 1 || !PyObject_TypeCheck(args[0], &RegionType)
+        || (kwnames && PyTuple_GET_SIZE(kwnames))) {
+        PyErr_SetString(PyExc_TypeError, "Region.__enter__ takes exactly one Region");
+        return NULL;
+    }
+    return do_enter((RegionObject *)args[0]);
+}
+
+static void
+enterdescr_dealloc(EnterDescrObject *d)
+{
+    PyObject_Free(d);
+}
+
+static PyTypeObject EnterDescrType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "collectors.runtime._cregion.EnterDescriptor",
+    .tp_doc = "Region.__enter__: binds to the region's preallocated hook.",
+    .tp_basicsize = sizeof(EnterDescrObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(EnterDescrObject, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_descr_get = (descrgetfunc)enterdescr_get,
+    .tp_dealloc = (destructor)enterdescr_dealloc,
+};
+
+static PyObject *
+region_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    RegionObject *self = (RegionObject *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->enter_hook = hook_new((vectorcallfunc)hook_enter_vc, self);
+    if (self->enter_hook == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    /* Until __init__ interns a site, events go to the overflow site (1). */
+    self->site = 1;
+    self->neg = -((int64_t)2 << g_time_bits);
+    return (PyObject *)self;
+}
+
+static int
+region_traverse(RegionObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->enter_hook);
+    Py_VISIT(self->name);
+    return 0;
+}
+
+static int
+region_clear(RegionObject *self)
+{
+    Py_CLEAR(self->enter_hook);
+    Py_CLEAR(self->name);
+    return 0;
+}
+
+static int
+region_init(RegionObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kw[] = {"name", "flops", "bytes", "dtype", "engine", "category", "args", NULL};
+    PyObject *name, *flops = Py_None, *nbytes = Py_None, *dtype = Py_None, *engine = Py_None;
+    PyObject *category = Py_None, *rargs = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OOOOOO:Region", kw, &name, &flops, &nbytes, &dtype,
+                                     &engine, &category, &rargs))
+        return -1;
+    if (g_intern == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "collectors.runtime._cregion is not configured");
+        return -1;
+    }
+    PyObject *site = PyObject_CallFunctionObjArgs(g_intern, name, engine, dtype, category, flops, nbytes,
+                                                  rargs, NULL);
+    if (site == NULL) return -1;
+    long long sid = PyLong_AsLongLong(site);
+    Py_DECREF(site);
+    if (sid == -1 && PyErr_Occurred()) return -1;
+    if (sid < 0 || sid + 1 > (INT64_MAX >> g_time_bits)) {
+        PyErr_Format(PyExc_OverflowError, "site id %lld does not fit the event encoding", sid);
+        return -1;
+    }
+    self->site = sid;
+    self->neg = -((int64_t)(sid + 1) << g_time_bits);
+    Py_INCREF(name);
+    Py_XSETREF(self->name, name);
+    return 0;
+}
+
+static void
+region_dealloc(RegionObject *self)
+{
+    /* For Python subclasses, subtype_dealloc has untracked it already (untracking twice is fine). */
+    PyObject_GC_UnTrack(self);
+    region_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+not_a_decorator(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    PyErr_SetString(PyExc_TypeError,
+                    "a region is a context manager; decorate functions with @traced or @traced('name')");
+    return NULL;
+}
+
+static PyObject *
+region_repr(RegionObject *self)
+{
+    return PyUnicode_FromFormat("Region(%R, site=%lld)", self->name ? self->name : Py_None, self->site);
+}
+
+static PyMemberDef region_members[] = {
+    {"name", T_OBJECT, offsetof(RegionObject, name), READONLY, "The region's name."},
+    {"site", T_LONGLONG, offsetof(RegionObject, site), READONLY, "Interned site id."},
+    {"_neg", T_LONGLONG, offsetof(RegionObject, neg), READONLY, "Begin-event base value."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject RegionType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "collectors.runtime._cregion.Region",
+    .tp_doc = "A named region: a context manager, cheap to reuse from one call site.",
+    .tp_basicsize = sizeof(RegionObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = region_new,
+    .tp_traverse = (traverseproc)region_traverse,
+    .tp_clear = (inquiry)region_clear,
+    .tp_init = (initproc)region_init,
+    .tp_dealloc = (destructor)region_dealloc,
+    .tp_call = not_a_decorator,
+    .tp_repr = (reprfunc)region_repr,
+    .tp_members = region_members,
+};
+
+/* ------------------------------------------------------------------------------- Noop
+ * One shared instance; its type's __enter__/__exit__ are Hooks (not descriptors), found and
+ * called without binding: `with NOOP:` allocates nothing and records nothing. */
+static PyTypeObject NoopType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "collectors.runtime._cregion.Noop",
+    .tp_doc = "The shared object region() returns while no session records.",
+    .tp_basicsize = sizeof(PyObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_call = not_a_decorator,
+};
+
+/* Put __enter__/__exit__ into a static type's dict after PyType_Ready. */
+static int
+set_hooks(PyTypeObject *type, PyObject *enter, PyObject *exit)
+{
+    int rc = 0;
+    if (enter == NULL || exit == NULL || PyDict_SetItemString(type->tp_dict, "__enter__", enter) < 0
+        || PyDict_SetItemString(type->tp_dict, "__exit__", exit) < 0)
+        rc = -1;
+    Py_XDECREF(enter);
+    Py_XDECREF(exit);
+    PyType_Modified(type);
+    return rc;
+}
+
+static PyObject *
+enterdescr_new(void)
+{
+    EnterDescrObject *d = PyObject_New(EnterDescrObject, &EnterDescrType);
+    if (d == NULL) return NULL;
+    d->vectorcall = (vectorcallfunc)enterdescr_vc;
+    return (PyObject *)d;
+}
+
+/* ---------------------------------------------------------------------- module functions */
+static PyObject *
+m_region(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (!g_on) return Py_NewRef(g_noop);
+    if (nargs == 1 && kwnames == NULL && g_by_name != NULL) {
+        PyObject *r = PyDict_GetItemWithError(g_by_name, args[0]); /* borrowed */
+        if (r != NULL) return Py_NewRef(r);
+        if (PyErr_Occurred()) return NULL;
+    }
+    if (g_slow_region == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "collectors.runtime._cregion is not configured");
+        return NULL;
+    }
+    return PyObject_Vectorcall(g_slow_region, args, nargs, kwnames);
+}
+
+static PyObject *
+m_configure(PyObject *m, PyObject *args, PyObject *kwds)
+{
+    static char *kw[] = {"intern", "register", "slow_region", "by_name", "time_bits", NULL};
+    PyObject *intern, *reg, *slow, *by_name;
+    int bits;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO!i:configure", kw, &intern, &reg, &slow, &PyDict_Type,
+                                     &by_name, &bits))
+        return NULL;
+    if (bits < 1 || bits > 62) {
+        PyErr_SetString(PyExc_ValueError, "time_bits out of range");
+        return NULL;
+    }
+    Py_INCREF(intern);
+    Py_XSETREF(g_intern, intern);
+    Py_INCREF(reg);
+    Py_XSETREF(g_register, reg);
+    Py_INCREF(slow);
+    Py_XSETREF(g_slow_region, slow);
+    Py_INCREF(by_name);
+    Py_XSETREF(g_by_name, by_name);
+    g_time_bits = bits;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+m_enable(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    g_gen++;
+    g_on = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+m_disable(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    g_on = 0;
+    g_gen++;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+m_enabled(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(g_on);
+}
+
+static PyObject *
+m_current_buffer(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    if (t_cache.gen != g_gen && register_thread() < 0) return NULL;
+    return Py_NewRef(t_cache.tbuf);
+}
+
+static PyObject *
+m_now(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLongLong(now_ns());
+}
+
+static PyMethodDef module_methods[] = {
+    {"region", (PyCFunction)(void (*)(void))m_region, METH_FASTCALL | METH_KEYWORDS,
+     "region(name, ...): the cached Region for a bare name, the no-op object when disabled."},
+    {"configure", (PyCFunction)(void (*)(void))m_configure, METH_VARARGS | METH_KEYWORDS,
+     "Hand over the Python callbacks: intern, register, slow_region, by_name, time_bits."},
+    {"enable", m_enable, METH_NOARGS, "Start recording into fresh per-thread buffers."},
+    {"disable", m_disable, METH_NOARGS, "Stop recording."},
+    {"enabled", m_enabled, METH_NOARGS, "Whether regions record."},
+    {"current_buffer", m_current_buffer, METH_NOARGS, "This thread's ThreadBuffer, registered on first use."},
+    {"now", m_now, METH_NOARGS, "The clock regions read, in ns (time.perf_counter_ns's clock)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef cregion_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "collectors.runtime._cregion",
+    .m_doc = "C hot path of the runtime SDK (see collectors/runtime/_native.py).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__cregion(void)
+{
+    if (PyType_Ready(&StreamType) < 0 || PyType_Ready(&HookType) < 0 || PyType_Ready(&EnterDescrType) < 0
+        || PyType_Ready(&RegionType) < 0 || PyType_Ready(&NoopType) < 0)
+        return NULL;
+    if (set_hooks(&RegionType, enterdescr_new(), (PyObject *)hook_new((vectorcallfunc)hook_exit_vc, NULL)) < 0
+        || set_hooks(&NoopType, (PyObject *)hook_new((vectorcallfunc)hook_noop_enter_vc, NULL),
+                     (PyObject *)hook_new((vectorcallfunc)hook_noop_exit_vc, NULL)) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&cregion_module);
+    if (m == NULL) return NULL;
+    g_noop = PyObject_New(PyObject, &NoopType);
+    if (g_noop == NULL) goto fail;
+    if (PyModule_AddObjectRef(m, "Stream", (PyObject *)&StreamType) < 0) goto fail;
+    if (PyModule_AddObjectRef(m, "Region", (PyObject *)&RegionType) < 0) goto fail;
+    if (PyModule_AddObjectRef(m, "Noop", (PyObject *)&NoopType) < 0) goto fail;
+    if (PyModule_AddObjectRef(m, "NOOP", g_noop) < 0) goto fail;
+    if (PyModule_AddIntConstant(m, "INITIAL_CAPACITY", INITIAL_CAPACITY) < 0) goto fail;
+    return m;
+fail:
+    Py_DECREF(m);
+    return NULL;
+}
