@@ -23,6 +23,7 @@ records those.  Results are flat lists and numpy arrays, never per-event objects
 from __future__ import annotations
 
 import heapq
+import warnings
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,6 +80,7 @@ class RunResult:
 #: Segments at least this long run in the compiled loop (collectors.simulator.kernel) when numba is
 #: installed; shorter ones are not worth converting to arrays.
 COMPILED_MIN_INSTRUCTIONS = 64
+_compiled_broken = False
 
 
 def simulate_segment(seg: Segment, prog: Program, machine: Machine, compiled: bool | None = None) -> SegmentTiming:
@@ -89,11 +91,19 @@ def simulate_segment(seg: Segment, prog: Program, machine: Machine, compiled: bo
     """
     if compiled is None:
         compiled = len(seg) >= COMPILED_MIN_INSTRUCTIONS
-    if compiled:
+    global _compiled_broken
+    if compiled and not _compiled_broken:
         from collectors.simulator import kernel
 
         if kernel.HAVE_NUMBA:
-            return _simulate_compiled(seg, prog, machine)
+            try:
+                return _simulate_compiled(seg, prog, machine)
+            except SimulatorError:
+                raise
+            except Exception as exc:  # a numba that cannot compile the loop: keep going without it
+                _compiled_broken = True
+                warnings.warn(f"compiled event loop unavailable ({type(exc).__name__}: {exc}); using the Python loop",
+                              RuntimeWarning, stacklevel=2)
     return _simulate_python(seg, prog, machine)
 
 
@@ -133,8 +143,8 @@ def _simulate_compiled(seg: Segment, prog: Program, machine: Machine) -> Segment
             )
         raise SimulatorError(f"program deadlocks: {what} waits for instructions that never run")
     start, end = out[3], out[4]
-    return SegmentTiming(start, end, float(end.max()) if n else 0.0, list(first), list(last), *out[5:14],
-                         [float(x) for x in out[14]])
+    return SegmentTiming(start, end, float(end.max()) if n else 0.0, list(first), list(last), out[5], out[6], out[7],
+                         out[8], out[9], out[10], out[11], out[12], out[13], [float(x) for x in out[14]])
 
 
 def _simulate_python(seg: Segment, prog: Program, machine: Machine) -> SegmentTiming:

@@ -75,7 +75,7 @@ class Segment:
             free_core = [0] * n
             for i, (b, c) in self.frees.items():
                 free[i] = b
-                free_core[i] = c
+                free_core[i] = int(c)
             self._cols = {
                 "engine": cols[ENGINE], "kind": cols[KIND], "name": cols[NAME], "flops": cols[FLOPS],
                 "nbytes": cols[NBYTES], "dur": cols[DUR], "deps": cols[DEPS], "alloc": cols[ALLOC],
@@ -148,7 +148,7 @@ class Program:
         self.routes: list[tuple[str, str]] = []
         self._route_ids: dict[tuple[str, str], int] = {}
         self._flat: dict[str, Any] | None = None
-        self._barriers = None
+        self._barriers: list[tuple[int, ...]] | None = None
 
     def __len__(self) -> int:
         return sum(len(s) for s in self.segments)
@@ -181,7 +181,7 @@ class Program:
         self.segments.append(segment)
         self.ops.append(info)
         self._flat = None
-        self._barriers: list[tuple[int, ...]] | None = None
+        self._barriers = None
 
     # ---------------------------------------------------------- placement
     def offsets(self) -> np.ndarray:

@@ -187,9 +187,9 @@ def _flows(prog: Program, live: list[int], arrs: list[dict[str, np.ndarray]], of
     """DMA -> consumer flows: those inside each segment, plus an op's first compute instructions
     consuming the previous op's last DMA transfers (the barrier between ops)."""
     sizes = [a["flow_from"].size for a in arrs]
-    base = np.repeat(offsets[live], sizes)
-    ff = [np.concatenate([a["flow_from"] for a in arrs]) + base]
-    ft = [np.concatenate([a["flow_to"] for a in arrs]) + base]
+    shift = np.repeat(offsets[live], sizes)
+    ff = [np.concatenate([a["flow_from"] for a in arrs]) + shift]
+    ft = [np.concatenate([a["flow_to"] for a in arrs]) + shift]
     n_eng = len(prog.machine.engines)
     bf: list[int] = []
     bt: list[int] = []
