@@ -1,8 +1,10 @@
-"""Cost of one region: our SDK (enabled, disabled) vs torch.profiler.record_function and viztracer.
+"""Cost of one region: both SDK implementations (C and pure Python; enabled, disabled) vs a bare
+function call, torch.profiler.record_function in an active profile, and viztracer.
 
-All variants run in the same process, interleaved round by round so that load on the machine
-hits them alike; each number is the median over rounds of (loop time / iterations) minus the
-cost of an empty loop iteration measured the same way.
+All variants run in the same process.  The SDK variants run interleaved round by round, so load on
+the machine hits them alike; each number is the median over rounds of (loop time / iterations),
+and ``net_ns`` subtracts the cost of an empty loop iteration measured the same way.  Goals: an
+enabled region <= 300 ns and >= 20x cheaper than record_function; disabled close to a bare call.
 """
 
 from __future__ import annotations
@@ -14,15 +16,16 @@ from typing import Any
 
 from bench._util import report
 
+GOAL_NS = 300.0
+GOAL_RATIO = 20.0
+
 
 def _plain() -> None:
     return None
 
 
 def _loops(n: int) -> dict[str, Callable[[], None]]:
-    from collectors.runtime import Region, region
-
-    pre = Region("bench_prebuilt")
+    from collectors.runtime import _recorder
 
     def empty() -> None:
         for _ in range(n):
@@ -33,17 +36,29 @@ def _loops(n: int) -> dict[str, Callable[[], None]]:
         for _ in range(n):
             f()
 
-    def sdk_region() -> None:
+    out: dict[str, Callable[[], None]] = {"empty": empty, "bare_call": bare_call}
+    for name, impl in _recorder.IMPLEMENTATIONS.items():
+        out[f"{name} region()"] = _region_loop(impl.region, n)
+        out[f"{name} Region"] = _prebuilt_loop(impl.Region(f"bench_prebuilt_{name}"), n)
+    return out
+
+
+def _region_loop(region: Any, n: int) -> Callable[[], None]:
+    def loop() -> None:
         for _ in range(n):
             with region("bench_region"):
                 pass
 
-    def sdk_prebuilt() -> None:
+    return loop
+
+
+def _prebuilt_loop(pre: Any, n: int) -> Callable[[], None]:
+    def loop() -> None:
         for _ in range(n):
             with pre:
                 pass
 
-    return {"empty": empty, "bare_call": bare_call, "sdk_region": sdk_region, "sdk_prebuilt": sdk_prebuilt}
+    return loop
 
 
 def _per_call(fns: dict[str, Callable[[], None]], n: int, rounds: int,
@@ -62,11 +77,12 @@ def _per_call(fns: dict[str, Callable[[], None]], n: int, rounds: int,
 
 
 def main(quick: bool = False) -> None:
-    from collectors.runtime import session
+    from collectors.runtime import _recorder, session
 
     n = 20_000 if quick else 200_000
     rounds = 5 if quick else 15
     loops = _loops(n)
+    impls = list(_recorder.IMPLEMENTATIONS)
     off = _per_call(loops, n, rounds)
 
     def start_sdk() -> Any:
@@ -75,32 +91,47 @@ def main(quick: bool = False) -> None:
     def stop_sdk(s: Any) -> None:
         s.stop()
 
-    on = _per_call({k: loops[k] for k in ("empty", "sdk_region", "sdk_prebuilt")}, n, rounds, start_sdk, stop_sdk)
-
-    rows: list[dict[str, Any]] = []
-    empty = off["empty"]
-    rows.append({"variant": "empty loop iteration", "ns_per_call": empty, "net_ns": 0.0})
-    rows.append({"variant": "bare function call", "ns_per_call": off["bare_call"], "net_ns": off["bare_call"] - empty})
-    rows.append({"variant": "sdk region() disabled", "ns_per_call": off["sdk_region"], "net_ns": off["sdk_region"] - empty})
-    rows.append({"variant": "sdk Region disabled", "ns_per_call": off["sdk_prebuilt"], "net_ns": off["sdk_prebuilt"] - empty})
-    rows.append({"variant": "sdk region() enabled", "ns_per_call": on["sdk_region"], "net_ns": on["sdk_region"] - on["empty"]})
-    rows.append({"variant": "sdk Region enabled", "ns_per_call": on["sdk_prebuilt"], "net_ns": on["sdk_prebuilt"] - on["empty"]})
-
+    on = _per_call({k: v for k, v in loops.items() if k != "bare_call"}, n, rounds, start_sdk, stop_sdk)
     rf = _record_function(n // 20, max(3, rounds // 3))
+    vz = _viztracer(n // 4, max(3, rounds // 3))
+
+    empty = off["empty"]
+    bare = off["bare_call"] - empty
+    rows: list[dict[str, Any]] = [
+        {"variant": "empty loop iteration", "ns_per_call": empty, "net_ns": 0.0},
+        {"variant": "bare function call", "ns_per_call": off["bare_call"], "net_ns": bare},
+    ]
     if rf is not None:
         rows.append({"variant": "torch record_function (profiling)", "ns_per_call": rf, "net_ns": rf - empty})
-    vz = _viztracer(n // 4, max(3, rounds // 3))
     if vz is not None:
         rows.append({"variant": "viztracer plain call", "ns_per_call": vz, "net_ns": vz - empty})
-
-    ours = {"region()": on["sdk_region"] - on["empty"], "Region": on["sdk_prebuilt"] - on["empty"]}
-    for label, cost in ours.items():
+    enabled: dict[str, float] = {}
+    for impl in impls:
+        for form in ("region()", "Region"):
+            key = f"{impl} {form}"
+            rows.append({"variant": f"sdk[{impl}] {form} disabled", "ns_per_call": off[key],
+                         "net_ns": off[key] - empty})
+            enabled[key] = on[key] - on["empty"]
+            rows.append({"variant": f"sdk[{impl}] {form} enabled", "ns_per_call": on[key], "net_ns": enabled[key]})
+    for key, cost in enabled.items():
+        impl, form = key.split(" ", 1)
+        cost = max(cost, 1e-9)
         if rf is not None:
-            rows.append({"variant": f"ratio record_function / sdk {label}", "ratio": (rf - empty) / cost})
+            ratio = (rf - empty) / cost
+            ok = cost <= GOAL_NS and ratio >= GOAL_RATIO
+            rows.append({"variant": f"ratio record_function / sdk[{impl}] {form} enabled", "ratio": ratio,
+                         "goal": f"{'met' if ok else 'MISSED'} (<= {GOAL_NS:.0f} ns, >= {GOAL_RATIO:.0f}x)"})
         if vz is not None:
-            rows.append({"variant": f"ratio viztracer / sdk {label}", "ratio": (vz - empty) / cost})
-    rows.append({"variant": "ratio sdk Region disabled / bare call",
-                 "ratio": (off["sdk_prebuilt"] - empty) / max(off["bare_call"] - empty, 1e-9)})
+            rows.append({"variant": f"ratio viztracer / sdk[{impl}] {form} enabled", "ratio": (vz - empty) / cost})
+    for impl in impls:
+        for form in ("region()", "Region"):
+            key = f"{impl} {form}"
+            rows.append({"variant": f"ratio sdk[{impl}] {form} disabled / bare call",
+                         "ratio": (off[key] - empty) / max(bare, 1e-9)})
+    if "c" in impls and "python" in impls:
+        for form in ("region()", "Region"):
+            rows.append({"variant": f"ratio sdk[python] / sdk[c] {form} enabled",
+                         "ratio": enabled[f"python {form}"] / max(enabled[f"c {form}"], 1e-9)})
     report("sdk", rows)
 
 

@@ -14,6 +14,7 @@ Python-recorded events and session bounds share one time line.  ``UNAVAILABLE`` 
 
 from __future__ import annotations
 
+import importlib
 from time import perf_counter_ns
 from typing import Any
 
@@ -24,7 +25,7 @@ from collectors.runtime._sites import SITES, TIME_BITS
 UNAVAILABLE: str | None = None
 
 try:
-    from collectors.runtime import _cregion  # type: ignore[attr-defined]
+    _cregion: Any = importlib.import_module("collectors.runtime._cregion")
 except ImportError as e:  # not built (no compiler at install time) or built for another Python
     _cregion = None
     UNAVAILABLE = f"the C extension collectors.runtime._cregion is not importable ({e})"
