@@ -45,12 +45,12 @@ def _python_loop(fn: Callable[[], Any]) -> Callable[[], Any]:
     def run() -> Any:
         from collectors.simulator import engine
 
-        saved = engine.COMPILED_MIN_INSTRUCTIONS
-        engine.COMPILED_MIN_INSTRUCTIONS = 1 << 62
+        saved = engine.COMPILED_MIN_PROGRAM
+        engine.COMPILED_MIN_PROGRAM = 1 << 62
         try:
             return fn()
         finally:
-            engine.COMPILED_MIN_INSTRUCTIONS = saved
+            engine.COMPILED_MIN_PROGRAM = saved
 
     return run
 

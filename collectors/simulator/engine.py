@@ -80,6 +80,9 @@ class RunResult:
 #: Segments at least this long run in the compiled loop (collectors.simulator.kernel) when numba is
 #: installed; shorter ones are not worth converting to arrays.
 COMPILED_MIN_INSTRUCTIONS = 64
+#: ... and only in programs at least this long: importing numba and loading the compiled loop costs
+#: about a second once per process, more than the Python loop needs for smaller programs.
+COMPILED_MIN_PROGRAM = 10_000
 _compiled_broken = False
 
 
@@ -355,6 +358,7 @@ def run(prog: Program, machine: Machine, progress: Callable[[int], None] | None 
     peak = [0.0] * machine.cores
     t0 = 0.0
     placed = 0
+    compiled = len(prog) >= COMPILED_MIN_PROGRAM
     for k, seg in enumerate(segs):
         n = len(seg)
         if not n:
@@ -363,7 +367,7 @@ def run(prog: Program, machine: Machine, progress: Callable[[int], None] | None 
             continue
         tm = seg.timing
         if tm is None:
-            tm = seg.timing = simulate_segment(seg, prog, machine)
+            tm = seg.timing = simulate_segment(seg, prog, machine, compiled and len(seg) >= COMPILED_MIN_INSTRUCTIONS)
         base = int(offsets[k])
         barrier = barriers[k]
         deps = seg.columns()["deps"]
