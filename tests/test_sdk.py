@@ -120,6 +120,43 @@ def test_eight_threads_lose_nothing(sdk) -> None:
     assert stats.events_read == 8 * n * 2
 
 
+def test_sessions_start_and_stop_while_threads_record(sdk) -> None:
+    """Threads keep recording across session boundaries: every session gets well-formed regions,
+    regions cut by a boundary are repaired (closed at stop) or dropped (end without begin)."""
+    stop = threading.Event()
+    site = sdk.Region("busy")
+
+    def worker() -> None:
+        while not stop.is_set():
+            with site:
+                with sdk.region("inner"):
+                    instant("tick")
+            with sdk.region("attrs", flops=1.0):
+                counter("n", 1.0)
+
+    threads = [threading.Thread(target=worker, name=f"w{i}") for i in range(3)]
+    for t in threads:
+        t.start()
+    traces = []
+    try:
+        for _ in range(15):
+            with session() as s:
+                time.sleep(0.002)
+            traces.append(s.trace)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert sum(tr.num_events for tr in traces) > 0
+    for tr in traces:
+        df = tr.slices_df()
+        assert set(df["name"].astype(str)) <= {"busy", "inner", "attrs"}
+        assert (df["dur"] >= 0).all()
+        st = tr.metadata.import_stats
+        assert set(st.dropped) <= {"sdk_region_end_without_begin"}
+        assert set(st.repaired) <= {"sdk_region_closed_at_stop"}
+
+
 @pytest.mark.parametrize("suffix", [".trace", ".json", ".pftrace"])
 def test_exception_still_writes_a_readable_trace(sdk, tmp_path, suffix) -> None:
     out = tmp_path / f"run{suffix}"

@@ -276,35 +276,41 @@ typedef struct {
 
 static TLS ThreadCache t_cache;
 
-/* Make and register this thread's buffer through Python; fills the thread cache. */
-static int
+/* Make and register this thread's buffer through Python and cache it; returns a new reference
+ * to the ThreadBuffer.
+ *
+ * Why borrowing is safe: the cache is read only while its generation is the current one.  The
+ * generation read before the callback is stored, so when a session stopped or started while the
+ * callback ran (it runs Python code, other threads may too), the entry is stale at once.  The
+ * recorder bumps the generation before it lets go of a registry (it disables before the session
+ * drops its buffers and enables before it replaces the registry), so an entry of the current
+ * generation always points into the live registry. */
+static PyObject *
 register_thread(void)
 {
     if (g_register == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "collectors.runtime._cregion is not configured");
-        return -1;
+        return NULL;
     }
     uint64_t gen = g_gen;
     PyObject *tb = PyObject_CallNoArgs(g_register);
-    if (tb == NULL) return -1;
+    if (tb == NULL) return NULL;
     PyObject *st = PyObject_GetAttrString(tb, "stream");
     if (st == NULL) {
         Py_DECREF(tb);
-        return -1;
+        return NULL;
     }
     if (!PyObject_TypeCheck(st, &StreamType)) {
         PyErr_SetString(PyExc_TypeError, "the registered buffer's stream is not a _cregion.Stream");
         Py_DECREF(st);
         Py_DECREF(tb);
-        return -1;
+        return NULL;
     }
-    /* The registry keeps both alive for the session; the cache borrows them. */
     t_cache.stream = (StreamObject *)st;
     t_cache.tbuf = tb;
     t_cache.gen = gen;
-    Py_DECREF(st);
-    Py_DECREF(tb);
-    return 0;
+    Py_DECREF(st); /* tb keeps it */
+    return tb;
 }
 
 /* ----------------------------------------------------------------------------- Region
@@ -342,7 +348,12 @@ static inline PyObject *
 do_enter(RegionObject *self)
 {
     if (g_on) {
-        if (t_cache.gen != g_gen && register_thread() < 0) return NULL;
+        if (t_cache.gen != g_gen) {
+            PyObject *tb = register_thread();
+            if (tb == NULL) return NULL;
+            Py_DECREF(tb);
+            if (!g_on || t_cache.gen != g_gen) return Py_NewRef(self); /* the session changed meanwhile */
+        }
         StreamObject *s = t_cache.stream;
         if (s->len == s->cap && stream_reserve(s, s->len + 1) < 0) return NULL;
         s->data[s->len++] = self->neg - now_ns();
@@ -707,7 +718,7 @@ m_enabled(PyObject *m, PyObject *Py_UNUSED(ignored))
 static PyObject *
 m_current_buffer(PyObject *m, PyObject *Py_UNUSED(ignored))
 {
-    if (t_cache.gen != g_gen && register_thread() < 0) return NULL;
+    if (t_cache.gen != g_gen) return register_thread();
     return Py_NewRef(t_cache.tbuf);
 }
 

@@ -140,9 +140,12 @@ def activate() -> list[ThreadBuffer]:
     """Start recording into fresh buffers; returns the (growing) list of registered buffers."""
     global _on, _registry
     with _lock:
-        _registry = []
+        # Enable first: the C path trusts a thread's cached buffer only while the generation that
+        # enabling bumps is unchanged, so it must change before the old registry is let go.
+        # Threads registering meanwhile wait for the lock and land in the new registry.
         for impl in IMPLEMENTATIONS.values():
             impl.enable()
+        _registry = []
         _on = True
         return _registry
 
