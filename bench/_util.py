@@ -29,17 +29,48 @@ def median_time(fn: Callable[[], Any], repeat: int = 5, warmup: int = 1) -> tupl
     return statistics.median(times), times
 
 
+def _status_kb(field: str) -> float | None:
+    """A ``/proc/self/status`` value in kB (Linux), None elsewhere."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak RSS (VmHWM) to its current RSS; False where Linux does not allow it.
+
+    Why: a spawned child inherits the parent's ``ru_maxrss`` across fork+exec on Linux, so a child
+    of a big parent would report the parent's peak, not its own.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
 def _child(target: Callable[..., Any], args: tuple[Any, ...], q: Any) -> None:
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    gc.collect()
+    own = _reset_peak_rss() and _status_kb("VmHWM") is not None
+    before = _status_kb("VmRSS") if own else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     target(*args)
     dt = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    q.put({"seconds": dt, "peak_rss_mb": after / 1024, "baseline_rss_mb": before / 1024})
+    after = _status_kb("VmHWM") if own else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    q.put({"seconds": dt, "peak_rss_mb": (after or 0.0) / 1024, "baseline_rss_mb": (before or 0.0) / 1024})
 
 
 def peak_memory(target: Callable[..., Any], *args: Any) -> dict[str, float]:
     """Run ``target(*args)`` in a fresh process; return its time and peak RSS (MB).
+
+    ``peak_rss_mb`` is the child's own peak (VmHWM after a reset, so nothing inherited from this
+    process), the interpreter and imports included; ``baseline_rss_mb`` is its RSS before ``target``.
 
     ``target`` must be a module-level function (it is pickled to the child).
     """
