@@ -84,7 +84,6 @@ class Decoded:
     events: list[Event]
     header: dict[str, Any] = field(default_factory=dict)
     stats: ImportStats = field(default_factory=ImportStats)
-    has_bind_id: bool = False
     #: The JSON array text the events were decoded from one to one (None after the tolerant path):
     #: :func:`exact_ts_ns` reads the timestamps from it again as text when floats are not enough.
     source: bytes | memoryview | None = None
@@ -110,7 +109,6 @@ def decode_file(path: str | Path) -> Decoded:
         stats.drop("gzip_stream_damaged", 1)
     with gc_paused():
         dec = decode_bytes(data, str(path), stats)
-    dec.has_bind_id = b'"bind_id"' in data
     stats.events_read += len(dec.events)
     return dec
 

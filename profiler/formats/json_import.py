@@ -270,9 +270,13 @@ class JsonImporter:
     def _run(self) -> None:
         evs = self.dec.events
         stats = self.stats
-        ph_codes, ph_dict = encode_strings([e.ph for e in evs])
-        lut = np.array([_PHASES.get(p, UNKNOWN) for p in ph_dict.to_pylist()] + [UNKNOWN], dtype=np.int8)
-        code = lut[ph_codes]
+        # One pass numbers the distinct (ph, cat, pid, tid) combinations (a few hundred in a
+        # million events); phase codes, categories and threads then come from small tables.
+        combos: dict[tuple[Any, Any, Any, Any], int] = {}
+        sd = combos.setdefault
+        combo = np.array([sd((e.ph, e.cat, e.pid, e.tid), len(combos)) for e in evs], dtype=np.int64)
+        keys = list(combos)
+        code = np.array([_PHASES.get(k[0], UNKNOWN) for k in keys], dtype=np.int8)[combo]
         stats.drop("unknown_phase", int((code == UNKNOWN).sum()))
         ts, ts_ok, ts_present = self._timestamps()
         base = self._time_base()
@@ -286,13 +290,15 @@ class JsonImporter:
         self._read_meta(np.flatnonzero(code == META))
         self._own_tracks()
 
-        pt_code, pt_list = pair_codes([e.pid for e in evs], [e.tid for e in evs])
+        pt_of_combo, pt_list = pair_codes([k[2] for k in keys], [k[3] for k in keys])
+        pt_code = pt_of_combo[combo]
         live = np.unique(pt_code[(code != META) & (code != COUNTER) & (code >= SLICE)])
         self._rank_processes_threads([pt_list[i] for i in live.tolist()])
         self._pt_all = pt_list
         self._pt_list = pt_list
         self.ts_max = int(ts[ts_ok].max()) if ts_ok.any() else 0
-        cat_codes, cat_dict = encode_strings([e.cat for e in evs])
+        cat_of_combo, cat_dict = encode_strings([k[1] for k in keys])
+        cat_codes = cat_of_combo[combo]
         cls = self.event_classes(cat_codes, cat_dict, pt_code)
         self._track_of: dict[tuple[int, int], int] = {}
         self._counter_tracks: dict[tuple[Any, ...], int] = {}
@@ -312,9 +318,15 @@ class JsonImporter:
         s_dur = np.concatenate([dur_ns, b_dur]) if b_rows.size else dur_ns
         s_pt = pt_code[rows]
         s_track = self._tracks_for(s_pt, cls[rows])
-        self.name_codes, self.name_dict = encode_strings([e.name for e in evs])
+        seen: dict[str, int] = {}
+        sd_name = seen.setdefault
+        self.name_codes = np.array([sd_name(e.name, len(seen)) for e in evs], dtype=np.int32)
+        self.name_dict = pa.array(list(seen), type=pa.string())
         self.cat_codes, self.cat_dict = cat_codes, cat_dict
-        s_args = raw_to_string_array([e.args for e in pick(evs, rows)])
+        s_evs = pick(evs, rows)
+        s_args = raw_to_string_array([e.args for e in s_evs])
+        has_bind_id = any([e.bind_id is not None for e in s_evs])
+        del s_evs
         s_cats = dict_column(cat_codes[rows], cat_dict)
         lifted = self.lift(rows, s_args, s_cats)
         ids = self.b.add_slices(s_track, s_ts, s_dur, dict_column(self.name_codes[rows], self.name_dict),
@@ -334,7 +346,7 @@ class JsonImporter:
         if (used_cats < 0).any():
             flow_cats.add("")
         self._flows_v1(flow_rows, code, ts, pt_code, s_pt, s_ts, s_dur, ids)
-        if self.dec.has_bind_id:
+        if has_bind_id:
             self._flows_v2(rows, ids)
         self.extra_flows(rows, ids, flow_cats)
         self.finish()
