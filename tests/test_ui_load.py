@@ -24,7 +24,7 @@ def test_twenty_clients_zooming_for_three_seconds_get_no_errors() -> None:
         srv.shutdown()
     assert res.errors == []
     assert len(res.zooms) >= 20  # every client got through at least about one zoom
-    assert set(res.requests) == {"relayout", "timeline", "roofline"}
+    assert set(res.requests) == {"timeline", "roofline"}
 
 
 def test_the_load_client_reports_a_wrong_answer_as_an_error() -> None:

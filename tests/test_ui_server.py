@@ -179,6 +179,26 @@ def test_compare_shows_the_diff_analyzers_table() -> None:
     assert all(r["status"] in ("regressed", "improved", "unchanged", "new", "removed") for r in table.data)
 
 
+def test_zoom_windows_from_the_browser_are_offsets_from_the_trace_start() -> None:
+    """The page sends microseconds from the start; nanosecond epochs (beyond a double's integers)
+    stay exact because the server adds the origin; junk means the whole run."""
+    from ui.app import window_of
+
+    b = TraceBuilder(source_format="test")
+    eng = b.add_track("mxu", kind="compute")
+    origin = 1_700_000_000_123_456_789  # ns since the epoch: not exact as a double
+    b.add_slices(eng, np.array([origin, origin + 5_000_000]), np.array([1_000, 1_000]), "k")
+    lt = LoadedTrace(0, "t", b.build())
+    s, e = lt.index.span
+    assert (s, e) == (origin, origin + 5_001_000)
+    assert window_of(lt, {"x0": 1.5, "x1": 2000.25, "n": 3.0}) == (origin + 1_500, origin + 2_000_250)
+    assert window_of(lt, {"t0": origin + 7, "t1": origin + 9}) == (origin + 7, origin + 9)
+    assert window_of(lt, {"x0": 10.0, "x1": 10.0}) == (origin + 10_000, origin + 10_001)  # never empty
+    for junk in (None, {}, {"auto": True}, {"x0": "nan", "x1": 1}, {"x0": "a", "x1": 2}, {"t0": [], "t1": 1}, [1, 2],
+                 {"x0": float("inf"), "x1": 1}):
+        assert window_of(lt, junk) == (s, e), junk
+
+
 # ------------------------------------------------------------------ security
 OPEN_TRACE = {
     "output": "..trace-key.data...message.children...trace-select.options...trace-select.value..",

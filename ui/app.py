@@ -187,7 +187,6 @@ def layout(reg: Registry, key: int, offline_perfetto: bool) -> Any:
         dcc.Store(id="trace-key", data=key),
         dcc.Store(id="view", data={"t0": s, "t1": e}),
         dcc.Store(id="range-select", data=None),
-        dcc.Store(id="zoom-request", data=None),
         dcc.Store(id="highlight", data={"name": None, "track": None}),
         dcc.Store(id="selected", data=None),
         dcc.Store(id="width", data=DEFAULT_WIDTH),
@@ -284,12 +283,14 @@ def create_app(reg: Registry, initial: int | None = None, lean_plotly: bool = Tr
     )
 
     # -- zoom / pan / box-select on the timeline
-    # relayoutData holds only the latest plotly event, and Dash drops the answer of a callback
-    # whose inputs changed while it was in flight: a zoom followed at once by any other relayout
-    # event (plotly's own autosize when the first figure arrives, a resize) would be lost.  So the
-    # browser keeps the latest requested window in a store of its own, changed only by events that
-    # request a window (numbered, so asking for the same window again still counts), and the
-    # server turns the latest request into the view; an older request still in flight is dropped.
+    # The browser turns a zoom into the view itself, so a zoom costs one round trip (the timeline)
+    # and cannot be lost: relayoutData holds only plotly's latest event, and Dash drops the answer
+    # of a server callback whose inputs changed while it was in flight, so a zoom sent to the
+    # server and followed at once by another relayout event (plotly's own autosize when the first
+    # figure arrives, a resize) used to vanish.  Here only events that ask for a window change the
+    # view (others leave it alone), and a timeline request still in flight for an older window is
+    # dropped for the latest.  The window goes as microseconds from the trace's start, as plotly
+    # has it (nanosecond timestamps may exceed a double's integers); the server adds the origin.
     app.clientside_callback(
         """function(r) {
             const nu = window.dash_clientside.no_update;
@@ -304,36 +305,19 @@ def create_app(reg: Registry, initial: int | None = None, lean_plotly: bool = Tr
             if (!isFinite(a) || !isFinite(b)) { return nu; }
             return {x0: Math.min(a, b), x1: Math.max(a, b), n: n};
         }""",
-        Output("zoom-request", "data"), Input("timeline", "relayoutData"), prevent_initial_call=True,
+        Output("view", "data", allow_duplicate=True), Input("timeline", "relayoutData"), prevent_initial_call=True,
     )
 
     @app.callback(
-        Output("view", "data", allow_duplicate=True), Output("range-select", "data"),
-        Input("zoom-request", "data"), Input("timeline", "selectedData"),
-        State("view", "data"), State("trace-key", "data"), prevent_initial_call=True,
+        Output("range-select", "data"), Input("timeline", "selectedData"), State("trace-key", "data"),
+        prevent_initial_call=True,
     )
-    def on_relayout(req: dict[str, Any] | None, selected: dict[str, Any] | None, view: dict[str, int], key: int) -> Any:
+    def on_select(selected: dict[str, Any] | None, key: int) -> Any:
         lt = current(key)
-        if callback_context.triggered_id == "timeline":
-            rng = (selected or {}).get("range", {}).get("x")
-            if not rng:
-                return no_update, None
-            return no_update, {"t0": int(lt.origin + rng[0] * 1e3), "t1": int(lt.origin + rng[1] * 1e3)}
-        if not isinstance(req, dict):
-            return no_update, no_update
-        if req.get("auto"):
-            s, e = lt.index.span
-            return {"t0": s, "t1": e}, no_update
-        try:
-            a, b = float(req["x0"]), float(req["x1"])
-        except (KeyError, TypeError, ValueError):
-            return no_update, no_update
-        if not (np.isfinite(a) and np.isfinite(b)):
-            return no_update, no_update
-        t0, t1 = int(lt.origin + a * 1e3), int(lt.origin + b * 1e3)
-        if abs(t0 - view["t0"]) <= 1 and abs(t1 - view["t1"]) <= 1:
-            return no_update, no_update
-        return {"t0": t0, "t1": max(t1, t0 + 1)}, no_update
+        rng = (selected or {}).get("range", {}).get("x")
+        if not rng:
+            return None
+        return {"t0": int(lt.origin + rng[0] * 1e3), "t1": int(lt.origin + rng[1] * 1e3)}
 
     # -- the timeline itself
     @app.callback(
@@ -345,7 +329,8 @@ def create_app(reg: Registry, initial: int | None = None, lean_plotly: bool = Tr
                         selected: int | None, width: int | None, key: int, rendered: dict[str, Any] | None) -> Any:
         lt = current(key)
         rows = tl.rows_for(lt, set(collapsed or []))
-        v = tl.view_of(lt, rows, view["t0"], view["t1"], int(width or DEFAULT_WIDTH))
+        t0, t1 = window_of(lt, view)
+        v = tl.view_of(lt, rows, t0, t1, int(width or DEFAULT_WIDTH))
         hl = hl or {}
         state = {"key": lt.key, "collapsed": sorted(collapsed or []), "width": width}
         info = json.dumps({"key": lt.key, "t0": v.t0, "t1": v.t1, "rows": len(rows), "bars": int(v.bar_ids.size),
@@ -465,7 +450,8 @@ def create_app(reg: Registry, initial: int | None = None, lean_plotly: bool = Tr
     )
     def on_perfetto(n: int, key: int, view: dict[str, int], off: bool) -> Any:
         lt = current(key)
-        return {"trace": f"/perfetto-trace/{lt.key}.pftrace", "vis_start": int(view["t0"]), "vis_end": int(view["t1"]),
+        t0, t1 = window_of(lt, view)
+        return {"trace": f"/perfetto-trace/{lt.key}.pftrace", "vis_start": t0, "vis_end": t1,
                 "title": lt.label, "offline": bool(off), "n": n}
 
     app.clientside_callback(
@@ -485,6 +471,30 @@ def create_app(reg: Registry, initial: int | None = None, lean_plotly: bool = Tr
         return compare_table(base, cur)
 
     return app
+
+
+def window_of(lt: LoadedTrace, view: dict[str, Any] | None) -> tuple[int, int]:
+    """The [t0, t1) nanoseconds a view store asks for.
+
+    The store holds absolute ``t0``/``t1`` (set by the server: a trace opened, a finding or a
+    roofline dot clicked), or a zoom from the browser: ``x0``/``x1`` in microseconds from the
+    trace's start, or ``auto`` for the whole run.  Anything else means the whole run.
+    """
+    s, e = lt.index.span
+    v = view if isinstance(view, dict) else {}
+    try:
+        if "t0" in v and "t1" in v:
+            t0, t1 = int(v["t0"]), int(v["t1"])
+        elif "x0" in v and "x1" in v:
+            a, b = float(v["x0"]), float(v["x1"])
+            if not (np.isfinite(a) and np.isfinite(b)):
+                return s, e
+            t0, t1 = lt.origin + int(round(a * 1e3)), lt.origin + int(round(b * 1e3))
+        else:
+            return s, e
+    except (TypeError, ValueError, OverflowError):
+        return s, e
+    return t0, max(t1, t0 + 1)
 
 
 def _unesc(text: str) -> str:

@@ -106,7 +106,7 @@ def bar_traces(lt: LoadedTrace, rows: list[Row], ids: np.ndarray, row_idx: np.nd
         else:
             marker = {"color": category_color(c["cats"], gname)}
         out.append({
-            "type": "bar", "orientation": "h", "name": gname, "base": base[sel], "x": xdur[sel], "y": y[sel],
+            "type": "bar", "orientation": "h", "name": esc(gname), "base": base[sel], "x": xdur[sel], "y": y[sel],
             "width": width[sel] if width.ndim else width, "marker": marker,
             "customdata": [custom[i] for i in sel.tolist()], "hovertemplate": HOVER,
             "showlegend": name is None,
@@ -137,11 +137,11 @@ def counter_traces(lt: LoadedTrace, view: View, rows: list[Row]) -> list[dict[st
         x = _us(lt, np.clip(ts, view.t0, view.t1))
         y = np.round(r + 0.42 - 0.84 * np.clip(v / vmax, 0, 1), 3)
         out.append({
-            "type": "scatter", "mode": "lines", "name": rows[r].label, "x": np.concatenate([[x[0]], x, [x[-1]]]),
+            "type": "scatter", "mode": "lines", "name": esc(rows[r].label), "x": np.concatenate([[x[0]], x, [x[-1]]]),
             "y": np.concatenate([[r + 0.42], y, [r + 0.42]]), "line": {"shape": "hv", "width": 1, "color": "#2E7D32"},
             "fill": "toself", "fillcolor": "rgba(46,125,50,0.3)", "showlegend": False,
             "customdata": np.concatenate([[np.nan], np.round(v, 4), [np.nan]]),
-            "hovertemplate": f"{rows[r].label}: %{{customdata:.4g}}<extra></extra>",
+            "hovertemplate": f"{template_text(rows[r].label)}: %{{customdata:.4g}}<extra></extra>",
         })
     return out
 
@@ -253,6 +253,12 @@ def figure_layout(lt: LoadedTrace, view: View, rows: list[Row], selected: int | 
 def esc(text: str) -> str:
     """Tick labels are rendered as plotly pseudo-HTML: escape trace-supplied names."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def template_text(text: str) -> str:
+    """Trace-supplied text placed inside a plotly hovertemplate: escaped, and ``%{`` (a template
+    field) written as an entity so a name can never pull in other data."""
+    return esc(text).replace("%{", "&#37;{")
 
 
 def figure(lt: LoadedTrace, view: View, rows: list[Row], highlight: str | None = None,

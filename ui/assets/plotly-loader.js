@@ -12,12 +12,19 @@
   if (window.Plotly) { return; }
   var script = document.currentScript;
   var base = script && script.src ? script.src.replace(/plotly-loader\.js.*$/, '') : '/assets/';
-  window.Plotly = new Promise(function (resolve, reject) {
+  function load(src, onload, onerror) {
     var s = document.createElement('script');
-    s.src = base + 'vendor/plotly-cartesian.min.js';
+    s.src = src;
     s.async = true;
-    s.onload = function () { resolve(window.Plotly); };
-    s.onerror = function (e) { reject(e); };
+    s.onload = onload;
+    s.onerror = onerror;
     document.head.appendChild(s);
+  }
+  window.Plotly = new Promise(function (resolve, reject) {
+    var done = function () { resolve(window.Plotly); };
+    // Should the vendored bundle be missing, fall back to the full one Dash serves.
+    load(base + 'vendor/plotly-cartesian.min.js', done, function () {
+      load(window._dashPlotlyJSURL || '/_dash-component-suites/plotly/package_data/plotly.min.js', done, reject);
+    });
   });
 })();
