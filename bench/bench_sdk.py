@@ -1,5 +1,6 @@
-"""Cost of one region: both SDK implementations (C and pure Python; enabled, disabled) vs a bare
-function call, torch.profiler.record_function in an active profile, and viztracer.
+"""Cost of one region: both SDK implementations (C and pure Python; enabled, disabled; ``region()``,
+a pre-built ``Region``, a ``@traced`` call of an empty function) vs a bare function call,
+torch.profiler.record_function in an active profile, and viztracer.
 
 All variants run in the same process.  The SDK variants run interleaved round by round, so load on
 the machine hits them alike; each number is the median over rounds of (loop time / iterations),
@@ -40,7 +41,17 @@ def _loops(n: int) -> dict[str, Callable[[], None]]:
     for name, impl in _recorder.IMPLEMENTATIONS.items():
         out[f"{name} region()"] = _region_loop(impl.region, n)
         out[f"{name} Region"] = _prebuilt_loop(impl.Region(f"bench_prebuilt_{name}"), n)
+        out[f"{name} @traced"] = _call_loop(impl.wrap(_plain, impl.Region(f"bench_traced_{name}")), n)
     return out
+
+
+def _call_loop(fn: Callable[[], None], n: int) -> Callable[[], None]:
+    def loop() -> None:
+        f = fn
+        for _ in range(n):
+            f()
+
+    return loop
 
 
 def _region_loop(region: Any, n: int) -> Callable[[], None]:
@@ -107,7 +118,7 @@ def main(quick: bool = False) -> None:
         rows.append({"variant": "viztracer plain call", "ns_per_call": vz, "net_ns": vz - empty})
     enabled: dict[str, float] = {}
     for impl in impls:
-        for form in ("region()", "Region"):
+        for form in ("region()", "Region", "@traced"):
             key = f"{impl} {form}"
             rows.append({"variant": f"sdk[{impl}] {form} disabled", "ns_per_call": off[key],
                          "net_ns": off[key] - empty})
@@ -115,6 +126,8 @@ def main(quick: bool = False) -> None:
             rows.append({"variant": f"sdk[{impl}] {form} enabled", "ns_per_call": on[key], "net_ns": enabled[key]})
     for key, cost in enabled.items():
         impl, form = key.split(" ", 1)
+        if form == "@traced":  # a call plus a region: compared with the bare call below
+            continue
         cost = max(cost, 1e-9)
         if rf is not None:
             ratio = (rf - empty) / cost
@@ -124,7 +137,7 @@ def main(quick: bool = False) -> None:
         if vz is not None:
             rows.append({"variant": f"ratio viztracer / sdk[{impl}] {form} enabled", "ratio": (vz - empty) / cost})
     for impl in impls:
-        for form in ("region()", "Region"):
+        for form in ("region()", "Region", "@traced"):
             key = f"{impl} {form}"
             rows.append({"variant": f"ratio sdk[{impl}] {form} disabled / bare call",
                          "ratio": (off[key] - empty) / max(bare, 1e-9)})

@@ -94,6 +94,40 @@ def test_prebuilt_region_recursion_and_traced_decorator(sdk) -> None:
         sdk.region("x")(leaf)
 
 
+def test_traced_methods_arguments_and_exceptions(sdk) -> None:
+    class Model:
+        def __init__(self) -> None:
+            self.scale = 3
+
+        @sdk.traced("Model.forward", flops=6.0)
+        def forward(self, x: int, *, bias: int = 0) -> int:
+            """Scale and shift."""
+            return self.scale * x + bias
+
+        @sdk.traced
+        def fail(self) -> None:
+            raise ValueError("boom")
+
+    m = Model()
+    fwd = Model.__dict__["forward"]
+    assert fwd.__name__ == "forward" and fwd.__doc__ == "Scale and shift." and fwd.__wrapped__ is not None
+    assert fwd.region.name == "Model.forward"
+    assert m.forward(2, bias=1) == 7  # disabled: a plain call
+    with session() as s:
+        assert m.forward(2, bias=1) == 7 and Model.forward(m, 1) == 3
+        with pytest.raises(ValueError, match="boom"):
+            m.fail()
+        assert m.forward(x=1) == 3
+    df = s.trace.slices_df().sort_values("ts")
+    assert df["name"].astype(str).tolist() == ["Model.forward", "Model.forward", fail_name(Model), "Model.forward"]
+    assert (df["depth"] == 0).all() and df["flops"].iloc[0] == 6.0
+    assert s.trace.metadata.import_stats.events_dropped == 0
+
+
+def fail_name(cls: type) -> str:
+    return f"{test_traced_methods_arguments_and_exceptions.__qualname__}.<locals>.{cls.__name__}.fail"
+
+
 def test_eight_threads_lose_nothing(sdk) -> None:
     n = 100_000
     site = sdk.Region("work")

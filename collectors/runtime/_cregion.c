@@ -651,6 +651,136 @@ enterdescr_new(void)
     return (PyObject *)d;
 }
 
+/* ----------------------------------------------------------------------------- Traced
+ * @traced in C: one vectorcall that checks the flag and calls the function directly when no
+ * session records (no Python wrapper frame, no packing of arguments), or records its region
+ * around the call.  A descriptor like a Python function, so it decorates methods too. */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *fn;
+    RegionObject *region;
+    PyObject *dict;
+    PyObject *weakreflist;
+} TracedObject;
+
+static PyObject *
+traced_vc(TracedObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (!g_on) return PyObject_Vectorcall(t->fn, args, nargsf, kwnames);
+    PyObject *r = do_enter(t->region);
+    if (r == NULL) return NULL;
+    Py_DECREF(r);
+    PyObject *res = PyObject_Vectorcall(t->fn, args, nargsf, kwnames);
+    if (res == NULL) {
+        /* Close the region and let the function's exception through unchanged. */
+        PyObject *et, *ev, *tb;
+        PyErr_Fetch(&et, &ev, &tb);
+        PyObject *x = do_exit();
+        if (x == NULL) PyErr_Clear();
+        else Py_DECREF(x);
+        PyErr_Restore(et, ev, tb);
+        return NULL;
+    }
+    PyObject *x = do_exit();
+    if (x == NULL) {
+        Py_DECREF(res);
+        return NULL;
+    }
+    Py_DECREF(x);
+    return res;
+}
+
+static PyObject *
+traced_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *fn, *region;
+    static char *kw[] = {"fn", "region", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!:Traced", kw, &fn, &RegionType, &region)) return NULL;
+    if (!PyCallable_Check(fn)) {
+        PyErr_SetString(PyExc_TypeError, "Traced needs a callable");
+        return NULL;
+    }
+    TracedObject *t = (TracedObject *)type->tp_alloc(type, 0);
+    if (t == NULL) return NULL;
+    t->vectorcall = (vectorcallfunc)traced_vc;
+    t->fn = Py_NewRef(fn);
+    t->region = (RegionObject *)Py_NewRef(region);
+    return (PyObject *)t;
+}
+
+static int
+traced_traverse(TracedObject *t, visitproc visit, void *arg)
+{
+    Py_VISIT(t->fn);
+    Py_VISIT(t->region);
+    Py_VISIT(t->dict);
+    return 0;
+}
+
+static int
+traced_clear(TracedObject *t)
+{
+    Py_CLEAR(t->fn);
+    Py_CLEAR(t->region);
+    Py_CLEAR(t->dict);
+    return 0;
+}
+
+static void
+traced_dealloc(TracedObject *t)
+{
+    PyObject_GC_UnTrack(t);
+    if (t->weakreflist != NULL) PyObject_ClearWeakRefs((PyObject *)t);
+    traced_clear(t);
+    Py_TYPE(t)->tp_free((PyObject *)t);
+}
+
+static PyObject *
+traced_descr_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    if (obj == NULL || obj == Py_None) return Py_NewRef(self);
+    return PyMethod_New(self, obj);
+}
+
+static PyObject *
+traced_repr(TracedObject *t)
+{
+    return PyUnicode_FromFormat("<traced %R in %R>", t->fn, (PyObject *)t->region);
+}
+
+static PyMemberDef traced_members[] = {
+    {"region", T_OBJECT, offsetof(TracedObject, region), READONLY, "The region every call records."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyGetSetDef traced_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject TracedType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "collectors.runtime._cregion.Traced",
+    .tp_doc = "A function whose calls are regions (made by @traced).",
+    .tp_basicsize = sizeof(TracedObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_vectorcall_offset = offsetof(TracedObject, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_new = traced_new,
+    .tp_traverse = (traverseproc)traced_traverse,
+    .tp_clear = (inquiry)traced_clear,
+    .tp_dealloc = (destructor)traced_dealloc,
+    .tp_descr_get = traced_descr_get,
+    .tp_repr = (reprfunc)traced_repr,
+    .tp_dictoffset = offsetof(TracedObject, dict),
+    .tp_weaklistoffset = offsetof(TracedObject, weakreflist),
+    .tp_members = traced_members,
+    .tp_getset = traced_getset,
+    .tp_getattro = PyObject_GenericGetAttr,
+    .tp_setattro = PyObject_GenericSetAttr,
+};
+
 /* ---------------------------------------------------------------------- module functions */
 static PyObject *
 m_region(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -753,7 +883,7 @@ PyMODINIT_FUNC
 PyInit__cregion(void)
 {
     if (PyType_Ready(&StreamType) < 0 || PyType_Ready(&HookType) < 0 || PyType_Ready(&EnterDescrType) < 0
-        || PyType_Ready(&RegionType) < 0 || PyType_Ready(&NoopType) < 0)
+        || PyType_Ready(&RegionType) < 0 || PyType_Ready(&NoopType) < 0 || PyType_Ready(&TracedType) < 0)
         return NULL;
     if (set_hooks(&RegionType, enterdescr_new(), (PyObject *)hook_new((vectorcallfunc)hook_exit_vc, NULL)) < 0
         || set_hooks(&NoopType, (PyObject *)hook_new((vectorcallfunc)hook_noop_enter_vc, NULL),
@@ -766,6 +896,7 @@ PyInit__cregion(void)
     if (PyModule_AddObjectRef(m, "Stream", (PyObject *)&StreamType) < 0) goto fail;
     if (PyModule_AddObjectRef(m, "Region", (PyObject *)&RegionType) < 0) goto fail;
     if (PyModule_AddObjectRef(m, "Noop", (PyObject *)&NoopType) < 0) goto fail;
+    if (PyModule_AddObjectRef(m, "Traced", (PyObject *)&TracedType) < 0) goto fail;
     if (PyModule_AddObjectRef(m, "NOOP", g_noop) < 0) goto fail;
     if (PyModule_AddIntConstant(m, "INITIAL_CAPACITY", INITIAL_CAPACITY) < 0) goto fail;
     return m;

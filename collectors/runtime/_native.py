@@ -2,7 +2,7 @@
 
 ``_cregion`` (``_cregion.c``, compiled by the package install when a compiler is present)
 provides a ``Region`` type whose ``__enter__``/``__exit__`` are C methods, a C no-op object for
-disabled regions and a C ``region(name)``.  They write the same int64 events as the Python path
+disabled regions, a C ``region(name)`` and the C wrapper ``@traced`` returns.  They write the same int64 events as the Python path
 (:mod:`collectors.runtime._recorder`) into per-thread ``_cregion.Stream`` buffers that the flush
 reads through the buffer protocol without a copy.  Everything that is not per-region (interning
 a site, registering a thread, point events, regions with attributes) stays in Python.
@@ -99,5 +99,5 @@ if _cregion is not None:
                        time_bits=TIME_BITS)
     _slow_region.__doc__ = _recorder.region.__doc__
     C = Implementation("c", Region, _cregion.region, NOOP, _cregion.current_buffer, _cregion.enable,
-                       _cregion.disable)
+                       _cregion.disable, _cregion.Traced)
     IMPLEMENTATIONS["c"] = C

@@ -128,6 +128,8 @@ class Implementation:
     buffer: Callable[[], ThreadBuffer]
     enable: Callable[[], None]
     disable: Callable[[], None]
+    #: ``wrap(fn, region) -> callable`` for @traced; ``wrapper.region`` is the region.
+    wrap: Callable[[Any, Any], Any]
 
 
 IMPLEMENTATIONS: dict[str, Implementation] = {}
@@ -360,18 +362,20 @@ def traced(
     def deco(f: F) -> F:
         site = _current.Region(str(name or getattr(f, "__qualname__", repr(f))), flops, bytes, dtype, engine,
                                category)
-
-        @functools.wraps(f)
-        def wrapper(*a: Any, **k: Any) -> Any:
-            if _on:
-                with site:
-                    return f(*a, **k)
-            return f(*a, **k)
-
-        wrapper.region = site  # type: ignore[attr-defined]
-        return wrapper  # type: ignore[return-value]
+        return functools.update_wrapper(_current.wrap(f, site), f)  # type: ignore[no-any-return]
 
     return deco(fn) if fn is not None else deco
+
+
+def _py_wrap(f: Callable[..., Any], site: Region) -> Callable[..., Any]:
+    def wrapper(*a: Any, **k: Any) -> Any:
+        if _on:
+            with site:
+                return f(*a, **k)
+        return f(*a, **k)
+
+    wrapper.region = site  # type: ignore[attr-defined]
+    return wrapper
 
 
 # ---------------------------------------------------------------------------- point events
@@ -421,6 +425,6 @@ def flow_in(handle: int) -> None:
     buf.points.append((FLOW_IN, int(handle), None, None))
 
 
-PYTHON = Implementation("python", Region, region, NOOP, _py_buffer, _py_enable, _py_disable)
+PYTHON = Implementation("python", Region, region, NOOP, _py_buffer, _py_enable, _py_disable, _py_wrap)
 IMPLEMENTATIONS["python"] = PYTHON
 _current = PYTHON
