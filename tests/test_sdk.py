@@ -474,8 +474,11 @@ def test_c_stream_is_read_without_copy_and_outlives_its_views() -> None:
         s.append(v)
     assert view.tolist() == [0, 1, 2, 3] and len(s) == 10_000 and s.capacity >= 10_000
     assert np.array_equal(np.frombuffer(s, dtype=np.int64), np.arange(10_000))
+    late = np.frombuffer(s, dtype=np.int64)
     s.clear()  # views still alive: the events go, the memory they read stays
-    assert len(s) == 0 and view.tolist() == [0, 1, 2, 3]
+    s.append(-1)  # and a later event does not land in it
+    assert len(s) == 1 and view.tolist() == [0, 1, 2, 3] and late[0] == 0 and late[-1] == 9_999
+    del late
     del m, view, again
     with pytest.raises(TypeError, match="not writable"):
         (ctypes.c_char * 0).from_buffer(s)

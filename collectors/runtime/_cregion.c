@@ -173,13 +173,20 @@ stream_append(StreamObject *s, PyObject *v)
 static PyObject *
 stream_clear(StreamObject *s, PyObject *Py_UNUSED(ignored))
 {
-    /* Free the memory unless a view still reads it (then only forget the events). */
-    s->len = 0;
-    if (s->exports == 0) {
-        PyMem_RawFree(s->data);
-        s->data = NULL;
-        s->cap = 0;
+    /* Free the memory; while a view still reads it, keep it until the view goes (later events
+     * then go to a new block rather than over what the view shows). */
+    if (s->exports > 0 && s->data != NULL) {
+        int64_t **stale = PyMem_RawRealloc(s->stale, (size_t)(s->n_stale + 1) * sizeof(int64_t *));
+        if (stale == NULL) return PyErr_NoMemory();
+        s->stale = stale;
+        s->stale[s->n_stale++] = s->data;
     }
+    else {
+        PyMem_RawFree(s->data);
+    }
+    s->data = NULL;
+    s->len = 0;
+    s->cap = 0;
     Py_RETURN_NONE;
 }
 
