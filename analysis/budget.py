@@ -14,6 +14,7 @@ bad input (:class:`BudgetError`, exit status 2), never a silent pass.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -73,6 +74,8 @@ def load_budgets(path: str | Path) -> dict[str, Any]:
         doc = tomllib.loads(p.read_text())
     except FileNotFoundError:
         raise BudgetError(f"{p}: no such budget file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BudgetError(f"{p}: unreadable budget file: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise BudgetError(f"{p}: invalid TOML: {exc}") from None
     if isinstance(doc.get("budgets"), dict):
@@ -83,10 +86,10 @@ def load_budgets(path: str | Path) -> dict[str, Any]:
         raise BudgetError(f"{p}: unknown budget key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     for k, v in doc.items():
         if k == SEVERITY_KEY:
-            if v not in SEVERITIES:
+            if not isinstance(v, str) or v not in SEVERITIES:
                 raise BudgetError(f"{p}: {k} must be one of {', '.join(SEVERITIES)}, got {v!r}")
-        elif isinstance(v, bool) or not isinstance(v, int | float):
-            raise BudgetError(f"{p}: {k} must be a number, got {v!r}")
+        elif isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise BudgetError(f"{p}: {k} must be a number (finite), got {v!r}")
     return dict(doc)
 
 

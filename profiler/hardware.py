@@ -7,6 +7,7 @@ source of each figure in a comment; users load their own file with :func:`load_s
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -118,8 +119,23 @@ def _req(d: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...] 
     v = d[key]
     if isinstance(v, bool) or not isinstance(v, kind):
         raise SpecError(f"{where}: {key!r} must be {getattr(kind, '__name__', 'a number')}, got {type(v).__name__} {v!r}")
-    if isinstance(v, int | float) and v <= 0:
-        raise SpecError(f"{where}: {key!r} must be positive, got {v!r}")
+    if isinstance(v, int | float) and not (0 < v < math.inf):
+        raise SpecError(f"{where}: {key!r} must be positive and finite, got {v!r}")
+    return v
+
+
+def _opt(d: dict[str, Any], key: str, where: str, default: float) -> float:
+    """An optional number: absent gives ``default``; present must be a finite number >= 0."""
+    v = d.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int | float) or not (0 <= v < math.inf):
+        raise SpecError(f"{where}: {key!r} must be a finite number >= 0, got {v!r}")
+    return float(v)
+
+
+def _table(d: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    v = d.get(key) or {}
+    if not isinstance(v, dict):
+        raise SpecError(f"{where}: {key!r} must be a table, got {type(v).__name__} {v!r}")
     return v
 
 
@@ -152,12 +168,10 @@ def spec_from_dict(d: dict[str, Any], origin: str = "<spec>") -> HardwareSpec:
         raise SpecError(f"{where}: at least one memory level is required")
     dma_raw = _req(d, "dma", where, dict)
     dma = DmaSpec(int(_req(dma_raw, "engines", f"{where} dma", int)), float(_req(dma_raw, "bandwidth", f"{where} dma")),
-                  float(dma_raw.get("latency_ns", 0.0)))
-    if dma.latency_ns < 0:
-        raise SpecError(f"{where} dma: latency_ns must be >= 0")
+                  _opt(dma_raw, "latency_ns", f"{where} dma", 0.0))
     systolic = None
     if "systolic" in d:
-        s = d["systolic"]
+        s = _table(d, "systolic", where)
         w = f"{where} systolic"
         flow = s.get("dataflow", "os")
         if flow not in ("os", "ws", "is"):
@@ -175,9 +189,9 @@ def spec_from_dict(d: dict[str, Any], origin: str = "<spec>") -> HardwareSpec:
         peak_flops=peaks,
         memory=tuple(memory),
         dma=dma,
-        vector_flops=float(d.get("vector_flops", 0.0)),
+        vector_flops=_opt(d, "vector_flops", where, 0.0),
         systolic=systolic,
-        sources={str(k): str(v) for k, v in (d.get("sources") or {}).items()},
+        sources={str(k): str(v) for k, v in _table(d, "sources", where).items()},
     )
 
 
@@ -195,7 +209,10 @@ def load_spec(name_or_path: str | Path) -> HardwareSpec:
         p = Path(s)
         if not p.is_file():
             raise SpecError(f"{s}: not a preset ({', '.join(preset_names())}) and no such file")
-        text = p.read_text()
+        try:
+            text = p.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError(f"{p}: unreadable spec: {exc}") from None
         origin = str(p)
     try:
         doc = tomllib.loads(text)

@@ -128,7 +128,8 @@ def walk(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, allowed: set[int
             off[w2] = p[w2] + vl
             length[w2] = v.astype(np.int64)
             nxt[w2] = off[w2] + length[w2]
-        if not (w0 | w1 | w2).all() or (nxt > end).any():
+        # A length varint of 2^63 or more wraps negative: the field would end before it starts.
+        if not (w0 | w1 | w2).all() or (nxt > end).any() or (nxt <= cur).any():
             return None
         present = np.flatnonzero(np.bincount(fno))
         single = present.size == 1
@@ -287,7 +288,8 @@ def _dictionary(table: dict[int, str]) -> tuple[np.ndarray, list[str]]:
     values = []
     for k, (iid, s) in enumerate(sorted(table.items())):
         lut[iid] = k
-        values.append(s)
+        # protobuf hands back bytes for a string field that is not valid UTF-8 (a damaged file)
+        values.append(s if isinstance(s, str) else bytes(s).decode("utf-8", "replace"))
     return lut, values
 
 

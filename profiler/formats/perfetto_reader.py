@@ -36,6 +36,7 @@ from profiler.errors import TraceFormatError
 from profiler.formats.perfetto_fast import FastEvents
 from profiler.formats.source import read_bytes
 from profiler.model import ImportStats, Trace, TraceMetadata, args_json
+from profiler.schema import TRACK_KINDS
 
 TYPE_SLICE_BEGIN, TYPE_SLICE_END, TYPE_INSTANT, TYPE_COUNTER = 1, 2, 3, 4
 SEQ_INCREMENTAL_STATE_CLEARED, SEQ_NEEDS_INCREMENTAL_STATE = 1, 2
@@ -254,7 +255,7 @@ def read_perfetto(path: str | Path) -> Trace:
         saved = ImportStats.from_dict(stats.to_dict())
         try:
             return _decode_packets([TracePacket.FromString(h) for h in fast.header], p, stats, fast)
-        except _FastPathDeclined:
+        except (_FastPathDeclined, DecodeError):
             stats = saved
             stats.dropped.pop("truncated_packet", None)
 
@@ -277,6 +278,11 @@ def read_perfetto(path: str | Path) -> Trace:
             raise TraceFormatError(p, "no packet decodes", where=f"byte {spans[0][0]}") from None
 
     return _decode_packets(packets, p, stats)
+
+
+def _text(v: str | bytes) -> str:
+    """protobuf hands back bytes for a string field that is not valid UTF-8 (a damaged file)."""
+    return v if isinstance(v, str) else bytes(v).decode("utf-8", "replace")
 
 
 class _FastPathDeclined(Exception):
@@ -309,11 +315,11 @@ def _decode_packets(packets: Any, path: str, stats: ImportStats, fast: FastEvent
         if pkt.HasField("interned_data"):
             idata = pkt.interned_data
             for e in idata.event_names:
-                st.names[e.iid] = e.name
+                st.names[e.iid] = _text(e.name)
             for c in idata.event_categories:
-                st.categories[c.iid] = c.name
+                st.categories[c.iid] = _text(c.name)
             for a in idata.debug_annotation_names:
-                st.ann_names[a.iid] = a.name
+                st.ann_names[a.iid] = _text(a.name)
             for s in idata.debug_annotation_string_values:
                 st.ann_strings[s.iid] = s.str.decode("utf-8", "replace")
         if pkt.HasField("trace_packet_defaults"):
@@ -372,27 +378,27 @@ def _descriptor(d: Any, track: Any, pid_tracks: dict[int, int], tid_tracks: dict
     if d.HasField("parent_uuid"):
         t.parent = d.parent_uuid
     if d.HasField("name"):
-        t.name = d.name
+        t.name = _text(d.name)
     elif d.HasField("static_name"):
-        t.name = d.static_name
+        t.name = _text(d.static_name)
     elif d.HasField("atrace_name"):
-        t.name = d.atrace_name
+        t.name = _text(d.atrace_name)
     if d.HasField("sibling_order_rank"):
         t.rank = d.sibling_order_rank
     if d.HasField("counter"):
         t.counter = True
         if d.counter.unit_name:
-            t.unit = d.counter.unit_name
+            t.unit = _text(d.counter.unit_name)
     if d.HasField("process"):
         t.is_process, t.pid = True, d.process.pid
         if t.name is None:
-            t.name = d.process.process_name or f"Process {d.process.pid}"
+            t.name = _text(d.process.process_name) or f"Process {d.process.pid}"
         pid_tracks.setdefault(d.process.pid, d.uuid)
     if d.HasField("thread"):
         th = d.thread
         t.is_thread, t.pid, t.tid = True, th.pid, th.tid
         if t.name is None:
-            t.name = th.thread_name or f"Thread {th.tid}"
+            t.name = _text(th.thread_name) or f"Thread {th.tid}"
         tid_tracks.setdefault((th.pid, th.tid), d.uuid)
 
 
@@ -428,8 +434,8 @@ def _track_event(pkt: Any, st: _SeqState, seq_id: int, ev: _Events, stats: Impor
                     stats.repair("event_name_not_interned")
                     name = f"name#{te.name_iid}"
             else:
-                name = te.name or "(unnamed)"
-            cats = [st.categories.get(c, str(c)) for c in te.category_iids] + list(te.categories)
+                name = _text(te.name) or "(unnamed)"
+            cats = [st.categories.get(c, str(c)) for c in te.category_iids] + [_text(c) for c in te.categories]
             i = ev.add(kind, uuid, ts, name, ",".join(cats) if cats else None, _annotations(te, st))
             out = list(te.flow_ids) + list(te.flow_ids_old)
             inn = list(te.terminating_flow_ids) + list(te.terminating_flow_ids_old)
@@ -463,7 +469,10 @@ def _build(path: str, stats: ImportStats, tracks: dict[int, _TrackDesc], pid_tra
                      hardware=md_in.hardware, stats=stats)
     if ours and md_in.extra:
         b.metadata.extra.update(md_in.extra)
-    track_meta: dict[str, Any] = (meta or {}).get("tracks", {}) if ours else {}
+    track_meta: Any = (meta or {}).get("tracks", {}) if ours else {}
+    if not isinstance(track_meta, dict):
+        stats.repair("track_metadata_not_a_table")
+        track_meta = {}
     counter_children = {int(k): int(v) for k, v in ((meta or {}).get("counter_children", {}) or {}).items()} if ours else {}
     ts_offset = int((meta or {}).get("ts_offset_ns", 0)) if ours else 0
     flow_offset = int((meta or {}).get("flow_id_offset", 0)) if ours else 0
@@ -501,10 +510,18 @@ def _build(path: str, stats: ImportStats, tracks: dict[int, _TrackDesc], pid_tra
 
     def add(t: _TrackDesc) -> None:
         info = track_meta.get(str(t.uuid))
-        if info:
+        if isinstance(info, dict) and info:
             kind = info.get("kind", "other")
-            attrs = json.loads(info["attrs"]) if info.get("attrs") else None
+            if kind not in TRACK_KINDS:
+                stats.repair("track_kind_unknown")
+                kind = "other"
+            try:
+                attrs = json.loads(info["attrs"]) if info.get("attrs") else None
+            except (TypeError, ValueError):
+                stats.repair("track_attrs_not_json")
+                attrs = None
             device = info.get("device")
+            device = device if isinstance(device, str) else None
         else:
             if t.counter:
                 kind = "counter"
