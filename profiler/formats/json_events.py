@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 import math
+import mmap
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,7 +34,7 @@ import orjson
 import pyarrow as pa
 
 from profiler.errors import TraceFormatError
-from profiler.formats.source import read_bytes
+from profiler.formats.source import GZIP_MAGIC, read_bytes
 from profiler.model import ImportStats
 
 _EMPTY = msgspec.Raw(b"")
@@ -103,7 +104,8 @@ def gc_paused() -> Iterator[None]:
 
 def decode_file(path: str | Path) -> Decoded:
     """Read ``path`` (gzip or not) and decode its events; raise TraceFormatError when nothing is usable."""
-    data, gz_problem = read_bytes(path)
+    mapped = _map_plain_file(path)
+    data, gz_problem = (mapped, None) if mapped is not None else read_bytes(path)
     stats = ImportStats()
     if gz_problem:
         stats.drop("gzip_stream_damaged", 1)
@@ -111,6 +113,24 @@ def decode_file(path: str | Path) -> Decoded:
         dec = decode_bytes(data, str(path), stats)
     stats.events_read += len(dec.events)
     return dec
+
+
+def _map_plain_file(path: str | Path) -> bytes | None:
+    """The file memory-mapped read-only when it is plain (not gzip) and not empty, else None.
+
+    Why: reading 250 MB into a new bytes object touches every page twice (page cache, then the
+    copy); a mapping reads the page cache directly, ~0.1 s less per 250 MB.  The events' raw
+    ``args`` point into the mapping, which stays open as long as they live.  Anything unusual
+    (empty file, no permission, not a regular file) goes through :func:`read_bytes`, whose
+    errors name the file.
+    """
+    try:
+        with open(path, "rb") as f:
+            if f.read(2) == GZIP_MAGIC:
+                return None
+            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)  # type: ignore[return-value]
+    except (OSError, ValueError):
+        return None
 
 
 def decode_bytes(data: bytes, path: str, stats: ImportStats) -> Decoded:
@@ -129,6 +149,7 @@ def decode_bytes(data: bytes, path: str, stats: ImportStats) -> Decoded:
                 return Decoded(path, _EVENTS.decode(arr), header, stats, source=arr)
             except (msgspec.ValidationError, msgspec.DecodeError):
                 pass  # let the general path below find out what is wrong
+        data = bytes(data)  # the slow paths slice and hand it to orjson: plain bytes (a mapped file is not)
         try:
             top = _TOP.decode(data)
         except msgspec.DecodeError:
@@ -144,9 +165,9 @@ def decode_bytes(data: bytes, path: str, stats: ImportStats) -> Decoded:
         try:
             events, source = _EVENTS.decode(data), data
         except msgspec.ValidationError:
-            events, source = _tolerant(data, path, stats), None
+            events, source = _tolerant(bytes(data), path, stats), None
         except msgspec.DecodeError:
-            events, source = _recover_array(data, start, path, stats)
+            events, source = _recover_array(bytes(data), start, path, stats)
     return Decoded(path, events, header, stats, source=source)
 
 

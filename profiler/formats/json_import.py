@@ -238,7 +238,7 @@ class JsonImporter:
     def _decode_args(self, event_rows: np.ndarray, struct: type[msgspec.Struct]) -> list[Any]:
         """Decode the args of some events in one msgspec call; per-event fallback when types do not fit."""
         raws = [e.args for e in pick(self.dec.events, event_rows)]
-        body = b"[" + b",".join(r if r else b"null" for r in raws) + b"]"
+        body = b"[" + b",".join([r if r else b"null" for r in raws] if not all(raws) else raws) + b"]"
         dec = msgspec.json.Decoder(list[struct | None])  # type: ignore[valid-type]
         try:
             return list(dec.decode(body))
@@ -305,17 +305,26 @@ class JsonImporter:
 
         # ---- slices: X events and matched B/E pairs
         rows_x = np.flatnonzero(code == SLICE)
-        dur_us = np.array([e.dur for e in pick(evs, rows_x)], dtype=np.float64)
+        x_evs = pick(evs, rows_x)
+        dur_us = np.array([e.dur for e in x_evs], dtype=np.float64)
+        s_raw_args = [e.args for e in x_evs]
+        has_bind_id = any([e.bind_id is not None for e in x_evs])
+        del x_evs
         nodur = np.isnan(dur_us)
         stats.drop("missing_dur", int(nodur.sum()))
         if nodur.any():
             rows_x, dur_us = rows_x[~nodur], dur_us[~nodur]
+            s_raw_args = [a for a, bad in zip(s_raw_args, nodur.tolist(), strict=True) if not bad]
         ts_x = ts[rows_x]
         dur_ns = us_to_ns(dur_us)
         b_rows, b_ts, b_dur = self._match_begin_end(code, ts, pt_code, cls)  # may fill B names from E
         rows = np.concatenate([rows_x, b_rows]) if b_rows.size else rows_x
         s_ts = np.concatenate([ts_x, b_ts]) if b_rows.size else ts_x
         s_dur = np.concatenate([dur_ns, b_dur]) if b_rows.size else dur_ns
+        if b_rows.size:
+            b_evs = pick(evs, b_rows)
+            s_raw_args += [e.args for e in b_evs]
+            has_bind_id = has_bind_id or any(e.bind_id is not None for e in b_evs)
         s_pt = pt_code[rows]
         s_track = self._tracks_for(s_pt, cls[rows])
         seen: dict[str, int] = {}
@@ -323,10 +332,8 @@ class JsonImporter:
         self.name_codes = np.array([sd_name(e.name, len(seen)) for e in evs], dtype=np.int32)
         self.name_dict = pa.array(list(seen), type=pa.string())
         self.cat_codes, self.cat_dict = cat_codes, cat_dict
-        s_evs = pick(evs, rows)
-        s_args = raw_to_string_array([e.args for e in s_evs])
-        has_bind_id = any([e.bind_id is not None for e in s_evs])
-        del s_evs
+        s_args = raw_to_string_array(s_raw_args)
+        del s_raw_args
         s_cats = dict_column(cat_codes[rows], cat_dict)
         lifted = self.lift(rows, s_args, s_cats)
         ids = self.b.add_slices(s_track, s_ts, s_dur, dict_column(self.name_codes[rows], self.name_dict),
