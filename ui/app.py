@@ -367,9 +367,7 @@ def create_app(reg: Registry, initial: int | None = None, lean_plotly: bool = Tr
         s, e = lt.index.span
         t0, t1 = (None, None) if (w["t0"] <= s and w["t1"] >= e) else (w["t0"], w["t1"])
         df = rl.table(lt, spec, t0, t1)
-        from analysis import spec_for
-
-        fig = rl.figure(df, spec_for(lt.trace, spec), (hl or {}).get("name"))
+        fig = rl.figure(df, rl.judged_by(lt, spec), (hl or {}).get("name"))
         return fig, df.replace([np.inf, -np.inf], None).to_dict("records")
 
     # -- click a roofline dot or table row: highlight that op and zoom to its first slice

@@ -41,11 +41,18 @@ def _points(lt: LoadedTrace, spec: HardwareSpec | None) -> dict[str, Any]:
     return pts
 
 
-def table(lt: LoadedTrace, spec: HardwareSpec | None, t0: int | None = None, t1: int | None = None) -> pd.DataFrame:
-    """One row per op name among slices overlapping [t0, t1): totals, AI, achieved, roof, bound, headroom."""
+def judged_by(lt: LoadedTrace, spec: HardwareSpec | None) -> HardwareSpec | None:
+    """The spec the trace is judged by (``spec``, else its own hardware preset), read once per
+    trace rather than from its TOML file on every zoom."""
     from analysis import spec_for
 
-    spec = spec_for(lt.trace, spec)
+    judged: HardwareSpec | None = lt.cached(f"spec:{spec.name if spec else None}", lambda: spec_for(lt.trace, spec))
+    return judged
+
+
+def table(lt: LoadedTrace, spec: HardwareSpec | None, t0: int | None = None, t1: int | None = None) -> pd.DataFrame:
+    """One row per op name among slices overlapping [t0, t1): totals, AI, achieved, roof, bound, headroom."""
+    spec = judged_by(lt, spec)
     p = _points(lt, spec)
     m = np.ones(p["id"].size, dtype=bool)
     if t0 is not None:
