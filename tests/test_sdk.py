@@ -168,14 +168,14 @@ def test_sessions_start_and_stop_while_threads_record(sdk) -> None:
             with sdk.region("attrs", flops=1.0):
                 counter("n", 1.0)
 
-    threads = [threading.Thread(target=worker, name=f"w{i}") for i in range(3)]
+    threads = [threading.Thread(target=worker, name=f"w{i}") for i in range(2)]
     for t in threads:
         t.start()
     traces = []
     try:
-        for _ in range(15):
+        for _ in range(6):
             with session() as s:
-                time.sleep(0.002)
+                time.sleep(0.001)
             traces.append(s.trace)
     finally:
         stop.set()
