@@ -326,7 +326,13 @@ class TraceBuilder:
             src = order_in if kept_idx is None else kept_idx[order_in]
             new_ids = np.full(n_in, -1, dtype=np.int64)
             new_ids[src] = np.arange(src.size, dtype=np.int64)
-            take = pa.array(src)
+            # Input already in canonical order (importers that sort first): no copy of the columns.
+            same = kept_idx is None and bool((order_in == np.arange(n_in)).all())
+            take = None if same else pa.array(src)
+
+            def reorder(col: pa.Array) -> pa.Array:
+                return col if take is None else col.take(take)
+
             dur_final = dur[order_in]
             slices = pa.table(
                 {
@@ -334,13 +340,13 @@ class TraceBuilder:
                     "track": pa.array(track[order_in]),
                     "ts": pa.array(ts[order_in]),
                     "dur": pa.array(dur_final),
-                    "name": cols["name"].take(take),
-                    "category": cols["category"].take(take),
+                    "name": reorder(cols["name"]),
+                    "category": reorder(cols["category"]),
                     "depth": pa.array(depth),
-                    "flops": cols["flops"].take(take),
-                    "bytes": cols["bytes"].take(take),
-                    "dtype": cols["dtype"].take(take),
-                    "args": cols["args"].take(take),
+                    "flops": reorder(cols["flops"]),
+                    "bytes": reorder(cols["bytes"]),
+                    "dtype": reorder(cols["dtype"]),
+                    "args": reorder(cols["args"]),
                 },
                 schema=TABLE_SCHEMAS["slices"],
             )

@@ -21,7 +21,7 @@ import gc
 import math
 import mmap
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -462,15 +462,22 @@ def _slow_ns(arr: pa.Array, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ns, valid
 
 
-def raw_to_string_array(raws: list[msgspec.Raw]) -> pa.Array:
-    """Raw JSON texts as one Arrow string array without per-value Python strings (b"" -> null)."""
+def raw_to_string_array(raws: Sequence[msgspec.Raw]) -> pa.Array:
+    """Raw JSON texts as one Arrow string array without per-value Python strings (b"" -> null).
+
+    32-bit offsets (``pa.string()``, what the slices table stores) unless the text passes 2 GiB.
+    """
     n = len(raws)
     lens = np.fromiter(map(len, raws), dtype=np.int64, count=n)
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lens, out=offsets[1:])
     data = b"".join(raws)
     mask = np.packbits(lens > 0, bitorder="little")
-    arr = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data), pa.py_buffer(mask))
+    if offsets[-1] < 2**31 - 1:
+        arr = pa.StringArray.from_buffers(n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data),
+                                          pa.py_buffer(mask))
+    else:
+        arr = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data), pa.py_buffer(mask))
     arr.validate(full=True)  # the JSON decoder checked UTF-8; this makes sure before Arrow trusts it
     return arr
 
