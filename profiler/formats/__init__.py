@@ -103,11 +103,20 @@ def format_for_output(path: str | Path, explicit: str | None = None) -> str:
     )
 
 
-def read_trace(path: str | Path, fmt: str | None = None) -> Trace:
-    """Read any supported trace file; the format is detected from content unless given."""
+def read_trace(path: str | Path, fmt: str | None = None, *, stream: bool | None = None) -> Trace:
+    """Read any supported trace file; the format is detected from content unless given.
+
+    JSON files larger than :func:`profiler.formats.json_stream.stream_threshold` (uncompressed)
+    are read piece by piece with bounded memory; ``stream`` forces either way.
+    """
     name = fmt or detect_format(path)
     if name not in FORMATS:
         raise UnknownFormatError(str(path), f"unknown format {name!r}")
+    if name in ("kineto", "chrome_json") and stream is not False:
+        from profiler.formats import json_stream
+
+        if stream or json_stream.uncompressed_size(path) > json_stream.stream_threshold():
+            return json_stream.read_json_streaming(path, name)
     trace: Trace = FORMATS[name].load("reader")(path)
     return trace
 
