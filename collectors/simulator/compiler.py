@@ -10,6 +10,18 @@ Ops run in sequence: the first instruction of an op on each engine waits for the
 instruction of the previous op on every engine (its inputs are the previous op's outputs), so
 all SRAM of an op is released before the next one allocates.  Stores are issued one tile late so
 an in-order DMA queue does not sit behind a store while the next tile's loads could run.
+
+Every compute instruction carries the bytes it moves between its engine and SRAM (the ``bytes``
+of its trace slice) and lasts at least as long as the core's SRAM takes to move them (see
+:mod:`collectors.simulator.machine`):
+
+* GEMM tile: reads its A and B tiles; the partial sums of an output tile stay in the engine's
+  accumulators across the reduction (output-stationary), so the tile's result (accumulator
+  width) is written once, by the last k-step;
+* attention: ``q@k`` reads Q and K and writes the fp32 scores; ``p@v`` reads P and V and
+  updates the fp32 output accumulator in SRAM (written by the first kv tile, read and written by
+  the others, since the vector engine rescales it between tiles);
+* vector ops: read their inputs, write their output.
 """
 
 from __future__ import annotations
@@ -269,7 +281,7 @@ class Compiler:
                         n_xfer = steps * 2 + batch * ti * tj
                         lat = m.dma_latency_ns
                         dma = (a_bytes + b_bytes + Mc * Nc * batch * dtb) / bw + n_xfer * lat / m.dma_queues
-                        step = m.matmul_ns(tm, tn, tk, dt)
+                        step = m.matmul_ns(tm, tn, tk, dt, (tm * tk + tk * tn) * dtb)
                         comp = steps * step
                         # pipeline fill (first loads) and drain (last store) are not overlapped
                         first = (tm * (Kc if strip else tk) + tk * tn) * dtb / bw + lat
@@ -355,8 +367,8 @@ class Compiler:
                                    alloc=cbytes, alloc_core=root, free=cbytes, free_core=c, route=r))
         own = yielded[root][1]
         n_in = len(sends)
-        red = self.emit(m.vector(root), K_VECTOR, "reduce partials", float(n_in * mi * nj), (n_in + 1) * cbytes,
-                        m.vector_ns(n_in * mi * nj, (n_in + 1) * cbytes), (own, *sends), dt,
+        red = self.emit(m.vector(root), K_VECTOR, "reduce partials", float(n_in * mi * nj), (n_in + 2) * cbytes,
+                        m.vector_ns(n_in * mi * nj, (n_in + 2) * cbytes), (own, *sends), dt,
                         free=n_in * cbytes, free_core=root)
         st = self.store(root, mi * nj * m.dtype_bytes(dt), "store C", (red,), dt, cbytes)
         out = list(msgs)
@@ -401,7 +413,8 @@ class Compiler:
         strip = plan.a_strip
         n_pending = self._n_pending
         kks = [min(tk, K - k * tk) for k in range(tks)]
-        step_ns: dict[tuple[int, int, int], float] = {}
+        last_k = tks - 1
+        step_ns: dict[tuple[int, int, int, bool], tuple[float, float]] = {}  # shape -> (ns, SRAM bytes)
         # current A and B tiles: key, load id, ring slot, bytes, last user
         a_key = b_key = -1
         a_id = a_slot = b_id = b_slot = -1
@@ -452,17 +465,19 @@ class Compiler:
                     b_id = len(rows)
                     app((dbase + q, K_DMA, name_b, 0.0, nb, 0.0, () if u is None else (u,), nb, core, r_load, dti))
                     b_key, b_nb = key, nb
-                shape = (mi, nj, kk)
-                dur = step_ns.get(shape)
-                if dur is None:
-                    dur = step_ns[shape] = m.matmul_ns(mi, nj, kk, dt)
+                shape = (mi, nj, kk, k == last_k)
+                got = step_ns.get(shape)
+                if got is None:
+                    # A and B tiles read; the result written by the last k-step (module docstring)
+                    sb = (mi * kk + kk * nj) * dtb + (cbytes if k == last_k else 0.0)
+                    got = step_ns[shape] = (m.matmul_ns(mi, nj, kk, dt, sb), sb)
+                dur, sb = got
                 mm = len(rows)
                 if k == 0:
-                    app((mx, K_MATMUL, name_mm, 2.0 * mi * nj * kk, (mi * kk + kk * nj) * dtb, dur,
-                         (a_id, b_id, *c_dep), cbytes, core, -1, dti))
+                    app((mx, K_MATMUL, name_mm, 2.0 * mi * nj * kk, sb, dur, (a_id, b_id, *c_dep), cbytes, core, -1,
+                         dti))
                 else:
-                    app((mx, K_MATMUL, name_mm, 2.0 * mi * nj * kk, (mi * kk + kk * nj) * dtb, dur,
-                         (a_id, b_id), 0.0, core, -1, dti))
+                    app((mx, K_MATMUL, name_mm, 2.0 * mi * nj * kk, sb, dur, (a_id, b_id), 0.0, core, -1, dti))
                 a_user = b_user = mm
                 if not reduce and n_pending[core]:
                     self.flush_stores(core, everything=k == tks - 1)
@@ -594,16 +609,18 @@ class Compiler:
                         sslot, sdep = s_ring.take()
                         sb = gg * rq * rk * 4
                         fl = 2.0 * gg * rq * rk * d
-                        mm1 = self.emit(mx, K_MATMUL, "q@k", fl, qb + kvb, m.matmul_ns(rq, rk, d, dt) * gg,
-                                        (ldq, ldk) + sdep, dt, alloc=sb, alloc_core=c, free=kvb, free_core=c)
+                        qk_bytes = qb + kvb + sb  # Q, K read; scores written
+                        mm1 = self.emit(mx, K_MATMUL, "q@k", fl, qk_bytes,
+                                        m.matmul_ns(rq, rk, d, dt, qk_bytes / gg) * gg, (ldq, ldk) + sdep, dt, alloc=sb, alloc_core=c, free=kvb, free_core=c)
                         k_ring.users[kslot] = mm1
                         sfl = 5.0 * gg * rq * rk
                         sm = self.emit(vec, K_VECTOR, "online softmax", sfl, 2 * sb,
                                        m.vector_ns(sfl, 2 * sb), (mm1,), dt)
                         ob = gg * rq * d * 4
                         deps = (sm, ldv) + (odep if k0 == 0 else ())
-                        mm2 = self.emit(mx, K_MATMUL, "p@v", fl, sb // 2 + kvb, m.matmul_ns(rq, d, rk, dt) * gg,
-                                        deps, dt, alloc=ob if k0 == 0 else 0.0, alloc_core=c, free=sb + kvb,
+                        pv_bytes = sb // 2 + kvb + (2 * ob if k0 else ob)  # P, V read; O accumulator updated
+                        mm2 = self.emit(mx, K_MATMUL, "p@v", fl, pv_bytes,
+                                        m.matmul_ns(rq, d, rk, dt, pv_bytes / gg) * gg, deps, dt, alloc=ob if k0 == 0 else 0.0, alloc_core=c, free=sb + kvb,
                                         free_core=c)
                         v_ring.users[vslot] = mm2
                         s_ring.users[sslot] = mm2

@@ -3,6 +3,14 @@
 Per core the machine has a matrix engine, a vector engine, SRAM of a fixed capacity and
 ``dma.engines`` DMA queues; all cores share one DRAM whose bandwidth the active transfers divide.
 Rates are derived here once so the compiler and the event engine never re-read the spec.
+
+Compute timing (why no instruction can beat the roofline of the memory it reads): an engine
+instruction takes ``max(flops / effective peak, SRAM bytes / SRAM bandwidth per core)``.  The
+operands of a matmul or vector instruction stream from and to the core's SRAM, so its SRAM
+traffic (operands read plus results written, the ``bytes`` of its trace slice) bounds it as
+much as its FLOPs do.  The effective matmul peak is the per-core peak for the dtype scaled by
+how much of the MAC array a tile can keep busy (see :meth:`Machine.array_utilization`); in
+systolic mode the calibrated fold model (``systolic_tile_cycles``) gives the compute time instead.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ class SimOptions:
     dma_engines: int | None = None  # DMA queues per core
     dma_bandwidth: float | None = None  # bytes/s per queue
     dma_latency_ns: float | None = None  # fixed cost per transfer
+    sram_bandwidth: float | None = None  # bytes/s of one core's SRAM (operand traffic of its engines)
     cores: int | None = None  # use only this many cores
     flows: bool = True  # DMA -> consumer flow arrows in the trace
     counters: bool = True  # SRAM occupancy and DRAM bandwidth counter tracks
@@ -83,7 +92,13 @@ class Machine:
             raise SimulatorError(f"{spec.name} has no on-chip (sram) memory level; pass sram_bytes")
         if self.sram_bytes <= 0:
             raise SimulatorError("sram_bytes must be positive")
-        self.sram_bw = (sram.bandwidth / spec.cores) if sram is not None else self.dram_bw * 8
+        if o.sram_bandwidth is not None:
+            self.sram_bw = float(o.sram_bandwidth)
+        else:
+            self.sram_bw = (sram.bandwidth / spec.cores) if sram is not None else self.dram_bw * 8
+        if self.sram_bw <= 0:
+            raise SimulatorError("sram_bandwidth must be positive")
+        self._sram_ns_per_byte = 1e9 / self.sram_bw
         vec = spec.vector_flops or min(spec.peak_flops.values())
         self.vector_rate = vec / spec.cores
         self.systolic = bool(o.systolic)
@@ -134,10 +149,24 @@ class Machine:
             r = self._rates[dtype] = self.spec.peak(dtype) / self.spec.cores
         return r
 
-    def matmul_ns(self, m: int, n: int, k: int, dtype: str) -> float:
-        """Time of one m x n x k matmul tile on one core (the systolic model when enabled)."""
+    def array_utilization(self, m: int, n: int) -> float:
+        """Fraction of the MAC array an m x n output tile keeps busy (1.0 without a systolic array).
+
+        ``min(m, rows) / rows * min(n, cols) / cols``: output rows map onto array rows and output
+        columns onto array columns, so a tile narrower than the array leaves the rest of it idle
+        (a batch-1 GEMV, m = 1, uses one row of a 96 x 96 array: 1/96 of its peak).  Dimensions
+        at least the array's size count as fully used; the partial last pass of a ragged
+        dimension (e.g. 256 = 2 x 96 + 64) is taken to overlap the next tile's first pass.
+        """
+        rows, cols = self.sa_rows, self.sa_cols
+        if rows < 1 or cols < 1:
+            return 1.0
+        return (m / rows if m < rows else 1.0) * (n / cols if n < cols else 1.0)
+
+    def matmul_compute_ns(self, m: int, n: int, k: int, dtype: str) -> float:
+        """Compute time of one m x n x k matmul tile, operand streaming aside."""
         if not self.systolic:
-            return 2.0 * m * n * k / self.matrix_rate(dtype) * 1e9
+            return 2.0 * m * n * k / (self.matrix_rate(dtype) * self.array_utilization(m, n)) * 1e9
         key = (m, n, k, dtype)
         t = self._tile_cache.get(key)
         if t is None:
@@ -152,9 +181,16 @@ class Machine:
             self._tile_cache[key] = t
         return t
 
+    def matmul_ns(self, m: int, n: int, k: int, dtype: str, sram_bytes: float) -> float:
+        """Time of one m x n x k matmul tile on one core that moves ``sram_bytes`` to and from SRAM:
+        the slower of its compute (:meth:`matmul_compute_ns`) and its operand streaming."""
+        c = self.matmul_compute_ns(m, n, k, dtype)
+        s = sram_bytes * self._sram_ns_per_byte
+        return c if c >= s else s
+
     def vector_ns(self, flops: float, sram_bytes: float) -> float:
         """A vector op is bound by its FLOPs or by the SRAM traffic it makes, whichever is slower."""
-        return max(flops / self.vector_rate, sram_bytes / self.sram_bw) * 1e9
+        return max(flops / self.vector_rate * 1e9, sram_bytes * self._sram_ns_per_byte)
 
     @staticmethod
     def dtype_bytes(dtype: str) -> float:
