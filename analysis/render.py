@@ -95,6 +95,28 @@ def _summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _import_stats(report: Report) -> dict[str, Any]:
+    st = report.extra.get("trace", {}).get("import_stats")
+    return st if isinstance(st, dict) else {}
+
+
+def import_lines(report: Report) -> list[str]:
+    """What the importer read and what it dropped or repaired, by reason (empty when unknown).
+
+    Why in the report: a finding on a trace that lost events at import may be an artifact of the
+    loss, so the reader sees the loss next to the findings.
+    """
+    st = _import_stats(report)
+    if not st:
+        return []
+    out = [f"{st.get('events_read', 0)} events read, {st.get('events_dropped', 0)} dropped, "
+           f"{st.get('events_repaired', 0)} repaired"]
+    for what in ("dropped", "repaired"):
+        for reason, n in sorted((st.get(what) or {}).items(), key=lambda kv: (-kv[1], kv[0])):
+            out.append(f"{what} {n}: {reason}")
+    return out
+
+
 def _md_table(headers: list[str], rows: list[list[str]]) -> str:
     def cell(x: str) -> str:
         return str(x).replace("|", "\\|").replace("\n", " ")
@@ -124,6 +146,13 @@ def to_markdown(report: Report, budgets: list[BudgetResult] | None = None, title
         parts.append("### No findings")
     parts.append("### Run summary")
     parts.append(_md_table(["metric", "value"], [[k, v] for k, v in _summary_rows(s)]))
+    st = _import_stats(report)
+    if st:
+        parts.append("### Import")
+        lost = [[what, reason, str(n)] for what in ("dropped", "repaired")
+                for reason, n in sorted((st.get(what) or {}).items(), key=lambda kv: (-kv[1], kv[0]))]
+        line = import_lines(report)[0]
+        parts.append(line + (":\n\n" + _md_table(["", "reason", "events"], lost) if lost else ""))
     util = report.results.get("utilization")
     if util is not None and len(util.metrics):
         parts.append("### Engines")
@@ -156,6 +185,9 @@ def to_text(report: Report, budgets: list[BudgetResult] | None = None, title: st
     lines = [title or "accel-profiler analysis", ""]
     w = max(len(k) for k, _ in _summary_rows(report.summary))
     lines += [f"  {k.ljust(w)}  {v}" for k, v in _summary_rows(report.summary)]
+    imp = import_lines(report)
+    if imp:
+        lines += ["", f"import: {imp[0]}"] + [f"  {x}" for x in imp[1:]]
     if budgets:
         lines += ["", "budgets:"]
         lines += [f"  {'PASS' if b.passed else 'FAIL'}  {b.name}: {b.message}" for b in budgets]

@@ -399,3 +399,29 @@ def test_unusable_ort_profile_raises_a_format_error_with_a_place(tmp_path: Path)
     with pytest.raises(TraceFormatError) as ei:
         _read_ort(p)
     assert ei.value.path == str(p) and ei.value.where == "byte 1"
+
+
+# ------------------------------------------- the loss is shown in the analysis report
+def test_analysis_report_shows_import_losses_by_reason(tmp_path: Path) -> None:
+    import json
+
+    import analysis
+    from analysis.render import to_json, to_markdown, to_text
+    from profiler.hardware import load_spec
+
+    data = gzip.decompress(KINETO_GZ.read_bytes())
+    p = tmp_path / "cut.pt.trace.json"
+    p.write_bytes(data[: len(data) // 2])
+    t = read_trace(p)
+    st = t.metadata.import_stats
+    lost = st.dropped["event_after_damage"]
+    report = analysis.run_all(t, load_spec("h100-sxm"))
+    text = to_text(report)
+    assert f"import: {st.events_read} events read, {st.events_dropped} dropped, 0 repaired" in text
+    assert f"dropped {lost}: event_after_damage" in text
+    md = to_markdown(report)
+    assert "### Import" in md and f"| dropped | event_after_damage | {lost} |" in md
+    doc = json.loads(to_json(report))
+    assert doc["trace"]["import_stats"] == st.to_dict()
+    clean = analysis.run_all(read_trace(KINETO_GZ), load_spec("h100-sxm"))
+    assert "0 dropped, 0 repaired" in to_text(clean) and "| dropped |" not in to_markdown(clean)
