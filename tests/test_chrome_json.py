@@ -13,7 +13,7 @@ from profiler import TraceBuilder
 from profiler.errors import TraceFormatError
 from profiler.formats import read_trace, write_trace
 from profiler.formats.chrome_json import read_chrome_json
-from profiler.formats.json_events import raw_numbers_to_ns
+from profiler.formats.json_events import Event, EventExactTs, decode_file, raw_numbers_to_ns
 
 SMALL = {
     "traceEvents": [
@@ -238,3 +238,41 @@ def test_round_trip_deep_tracks_epoch_times_and_crowded_flows(tmp_path: Path) ->
     assert c.metadata.clock == "unix_epoch"
     assert np.array_equal(a.slices["flops"].to_numpy(zero_copy_only=False), c.slices["flops"].to_numpy(zero_copy_only=False),
                           equal_nan=True)
+
+
+def test_float_timestamps_exact_below_2_43_us(tmp_path: Path) -> None:
+    """Relative times take the float path; every 3-decimal value below 2**43 us must come back exact."""
+    rng = np.random.default_rng(7)
+    whole = rng.integers(0, 2**43 - 1, size=3000)
+    whole[:3] = [2**43 - 1, 2**42, 0]
+    frac = rng.integers(0, 1000, size=whole.size)
+    texts = [f"{w}.{f:03d}" for w, f in zip(whole.tolist(), frac.tolist(), strict=True)]
+    body = ",".join(f'{{"ph":"X","name":"k","pid":0,"tid":{i},"ts":{t},"dur":0.001}}' for i, t in enumerate(texts))
+    p = tmp_path / "f.json"
+    p.write_text("[" + body + "]")
+    t = read_trace(p)
+    assert sorted(t.slices["ts"].to_pylist()) == sorted((whole * 1000 + frac).tolist())
+
+
+def test_epoch_timestamps_exact_when_the_sample_misleads(tmp_path: Path) -> None:
+    """Small times at both ends of the file, ns-resolution epoch times only in the middle."""
+    small = [f'{{"ph":"X","name":"s{i}","pid":0,"tid":0,"ts":{i}.5,"dur":0.25,"args":{{"pad":"{"x" * 100}"}}}}'
+             for i in range(4000)]
+    huge = [f'{{"ph":"X","name":"h{i}","pid":0,"tid":1,"ts":1712195495519689.{i:03d},"dur":0.001}}' for i in range(5)]
+    null_ts = '{"ph":"X","name":"n","pid":0,"tid":1,"ts":null,"dur":1}'
+    p = tmp_path / "m.json"
+    p.write_text("[" + ",".join(small[:2000] + huge + [null_ts] + small[2000:]) + "]")
+    assert p.stat().st_size > 2 * (1 << 18)
+    assert type(decode_file(p).events[0]) is Event  # the sample (first and last 256 KiB) saw no huge ts
+    t = read_trace(p)
+    df = t.slices_df()
+    got = dict(zip(df["name"].astype(str), df["ts"], strict=True))
+    assert [got[f"h{i}"] for i in range(5)] == [1712195495519689000 + i for i in range(5)]
+    assert got["s7"] == 7500 and "n" not in got
+    assert t.metadata.import_stats.dropped == {"missing_ts": 1}
+    # the same file with a huge ts near the start takes the text path from the outset
+    p.write_text("[" + ",".join(huge + [null_ts] + small) + "]")
+    assert type(decode_file(p).events[0]) is EventExactTs
+    t = read_trace(p)
+    assert sorted(t.slices["ts"].to_pylist())[-5:] == [1712195495519689000 + i for i in range(5)]
+    assert t.metadata.import_stats.dropped == {"missing_ts": 1}

@@ -5,10 +5,11 @@ Python dict per event (``json``/``orjson``) costs more than everything else an i
 ``msgspec`` decodes straight into slotted structs (no dicts, no GC tracking) and leaves ``args``
 as raw JSON text (most args are never looked at: they go to the ``args`` column as they are).
 ``ts`` is decoded as float64 microseconds, which :func:`us_to_ns` turns into exact nanoseconds
-as long as every |ts| < 2**43 us (~100 days: relative times, torch 2.x files).  Larger values
-(Unix-epoch microseconds with ns digits, 19 significant digits: beyond float64) are read again
-as raw JSON text (:func:`exact_ts_ns`, one extra skip-parse of the events) and converted exactly
-by :func:`raw_numbers_to_ns`.
+as long as every |ts| < 2**43 us (~100 days: relative times, torch 2.x files).  Files with larger
+values (Unix-epoch microseconds with ns digits, 19 significant digits: beyond float64) are
+recognised from a sample of their text and decoded with ``ts`` as raw JSON text instead
+(:class:`EventExactTs`), converted exactly by :func:`raw_numbers_to_ns`; when the sample misled,
+:func:`exact_ts_ns` reads the timestamps again as text (one extra skip-parse).
 
 When the fast path's types do not fit (a string ``ts``, a numeric ``name``...), a tolerant path
 decodes with orjson and validates event by event, counting what it drops.  A truncated or damaged
@@ -26,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import numpy as np
@@ -65,7 +66,15 @@ class Event(msgspec.Struct, gc=False):
     flow_out: bool = False
 
 
+class EventExactTs(Event, gc=False):
+    """An event whose ``ts`` stays raw JSON text, for files with timestamps beyond float64."""
+
+    ts: msgspec.Raw = _EMPTY  # type: ignore[assignment]
+
+
 _EVENTS = msgspec.json.Decoder(list[Event])
+_EVENTS_EXACT = msgspec.json.Decoder(list[EventExactTs])
+_TS_SAMPLE = re.compile(rb'"ts"\s*:\s*-?(\d{13,})')
 _TS_TEXT = msgspec.json.Decoder(list[_TsText])
 #: Below this many microseconds float64 keeps every 3-decimal value apart (ulp < 1 ns), so
 #: :func:`us_to_ns` is exact; 2**43 us is about 100 days.
@@ -146,7 +155,7 @@ def decode_bytes(data: bytes, path: str, stats: ImportStats) -> Decoded:
         if split is not None:  # one parse of the events, the header read from the text around them
             header, arr = split
             try:
-                return Decoded(path, _EVENTS.decode(arr), header, stats, source=arr)
+                return Decoded(path, _decode_list(arr), header, stats, source=arr)
             except (msgspec.ValidationError, msgspec.DecodeError):
                 pass  # let the general path below find out what is wrong
         data = bytes(data)  # the slow paths slice and hand it to orjson: plain bytes (a mapped file is not)
@@ -163,7 +172,7 @@ def decode_bytes(data: bytes, path: str, stats: ImportStats) -> Decoded:
         events, source = _decode_events(bytes(raw_events), path, stats)
     else:
         try:
-            events, source = _EVENTS.decode(data), data
+            events, source = _decode_list(data), data
         except msgspec.ValidationError:
             events, source = _tolerant(bytes(data), path, stats), None
         except msgspec.DecodeError:
@@ -215,6 +224,21 @@ def _split_object(data: bytes, start: int) -> tuple[dict[str, Any], memoryview] 
     return None
 
 
+def _decode_list(text: bytes | memoryview) -> list[Event]:
+    """Decode a JSON array of events, with ``ts`` as text when a sample of the file needs it.
+
+    The sample is the first and last 256 KiB: an integer part of 13 digits or more (>= 10**12 us;
+    float64 stays exact below 2**43 ~ 8.8e12) means Unix-epoch microseconds.
+    """
+    n = len(text)
+    view = memoryview(text)
+    sample = bytes(view[: 1 << 18]) + b" " + bytes(view[max(0, n - (1 << 18)) :])
+    huge = any(int(m.group(1)) >= EXACT_FLOAT_US for m in _TS_SAMPLE.finditer(sample))
+    if huge:
+        return cast(list[Event], _EVENTS_EXACT.decode(text))
+    return _EVENTS.decode(text)
+
+
 def _first_non_space(data: bytes) -> int:
     i = 0
     if data[:3] == b"\xef\xbb\xbf":
@@ -242,7 +266,7 @@ def _decode_events(raw: bytes, path: str, stats: ImportStats) -> tuple[list[Even
     if raw.lstrip()[:1] != b"[":
         raise TraceFormatError(path, "traceEvents is not an array")
     try:
-        return _EVENTS.decode(raw), raw
+        return _decode_list(raw), raw
     except msgspec.ValidationError:
         return _tolerant(raw, path, stats), None
 
@@ -395,7 +419,7 @@ def exact_ts_ns(dec: Decoded) -> tuple[np.ndarray, np.ndarray] | None:
     return raw_numbers_to_ns([t.ts for t in texts])
 
 
-def raw_numbers_to_ns(raws: list[msgspec.Raw] | list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+def raw_numbers_to_ns(raws: Sequence[msgspec.Raw] | Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
     """Exact int64 nanoseconds from raw JSON microsecond numbers, and a validity mask.
 
     The text is cast to a decimal with 3 fractional digits by Arrow (one pass in C++), whose
@@ -403,9 +427,15 @@ def raw_numbers_to_ns(raws: list[msgspec.Raw] | list[bytes]) -> tuple[np.ndarray
     which float64 (53-bit mantissa) cannot hold.  More than 3 decimals round to the nearest ns.
     Empty, ``null`` and non-numeric values are invalid (mask False, value 0).
     """
+    ns, valid, _ = raw_numbers_to_ns_present(raws)
+    return ns, valid
+
+
+def raw_numbers_to_ns_present(raws: Sequence[msgspec.Raw] | Sequence[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`raw_numbers_to_ns` plus whether a value was there at all (not empty, not ``null``)."""
     n = len(raws)
     if n == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
     lens = np.fromiter(map(len, raws), dtype=np.int64, count=n)
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lens, out=offsets[1:])
@@ -416,19 +446,20 @@ def raw_numbers_to_ns(raws: list[msgspec.Raw] | list[bytes]) -> tuple[np.ndarray
     if buf.size:
         first[has] = buf[offsets[:-1][has]]
     valid = ((first >= 48) & (first <= 57)) | (first == 45)
+    present = has & (first != ord("n"))  # "null" is the only JSON value starting with n
     arr = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data),
                                            pa.py_buffer(np.packbits(valid, bitorder="little")))
     try:
         dec = arr.cast(pa.decimal128(38, 3))
     except pa.ArrowInvalid:
         try:
-            return _round_decimal(arr, valid), valid
+            return _round_decimal(arr, valid), valid, present
         except pa.ArrowInvalid:
-            return _slow_ns(arr, valid)
+            return (*_slow_ns(arr, valid), present)
     words = np.frombuffer(dec.buffers()[1], dtype=np.int64)[2 * dec.offset : 2 * (dec.offset + n)]
     ns = words[0::2].copy()
     ns[~valid] = 0
-    return ns, valid
+    return ns, valid, present
 
 
 def _round_decimal(arr: pa.Array, valid: np.ndarray) -> np.ndarray:

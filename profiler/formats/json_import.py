@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import numpy as np
@@ -26,8 +26,10 @@ from profiler.formats.json_events import (
     EXACT_FLOAT_US,
     Decoded,
     Event,
+    EventExactTs,
     exact_ts_ns,
     gc_paused,
+    raw_numbers_to_ns_present,
     raw_to_string_array,
     us_to_ns,
 )
@@ -368,6 +370,9 @@ class JsonImporter:
     def _timestamps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ns, valid, present) for every event's ts: floats when exact, the text otherwise."""
         evs = self.dec.events
+        if evs and isinstance(evs[0], EventExactTs):  # decoded with ts as text (epoch microseconds)
+            ns, ok, present = raw_numbers_to_ns_present([e.ts for e in cast(list[EventExactTs], evs)])
+            return ns, ok, present
         us = np.array([e.ts for e in evs], dtype=np.float64) if evs else np.zeros(0)
         present = ~np.isnan(us)
         small = np.abs(us) < EXACT_FLOAT_US
