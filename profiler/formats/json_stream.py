@@ -49,6 +49,8 @@ _CUT = re.compile(rb"\}\s*,")
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 _BYTE = re.compile(r"\(byte (\d+)\)")
 _SKIP_HEADER = {"traceEvents", "systemTraceEvents"}
+#: The normal reader's array decoder (it picks float or text timestamps from the text itself).
+_DECODE_LIST: Any = getattr(je, "_decode_list", je._EVENTS.decode)
 
 
 def stream_threshold() -> int:
@@ -117,15 +119,15 @@ def _blocks(path: Path, stats: ImportStats) -> Iterator[bytes]:
 class _Piece:
     """One run of events: LZ4-compressed JSON array text, or (damaged/odd pieces) the decoded events."""
 
-    __slots__ = ("text", "size", "n", "events", "exact")
+    __slots__ = ("text", "size", "n", "events", "ts")
 
     def __init__(self, text: bytes | None, size: int, n: int, events: list[Any] | None,
-                 exact: tuple[np.ndarray, np.ndarray] | None) -> None:
+                 ts: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
         self.text = text
         self.size = size
         self.n = n
         self.events = events
-        self.exact = exact
+        self.ts = ts  # (ns, valid, present) as the importer reads them from this piece's text
 
 
 class StreamEvents(Sequence[Any]):
@@ -153,7 +155,7 @@ class StreamEvents(Sequence[Any]):
             evs = p.events
         else:
             assert p.text is not None
-            evs = je._EVENTS.decode(pa.decompress(p.text, decompressed_size=p.size, codec="lz4", asbytes=True))
+            evs = _DECODE_LIST(pa.decompress(p.text, decompressed_size=p.size, codec="lz4", asbytes=True))
         self._cache = (k, evs)
         return evs
 
@@ -191,22 +193,20 @@ class StreamEvents(Sequence[Any]):
             self._pinned[i] = e
         return e
 
-    def exact_ns(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """Exact ns and validity of every ts where some piece needed the text (None: floats are exact)."""
-        if not any(p.exact is not None for p in self._pieces):
-            return None
-        us = np.array([e.ts for e in self], dtype=np.float64)
-        ns = je.us_to_ns(us)
-        ok = ~np.isnan(us)
-        for k, p in enumerate(self._pieces):
-            if p.exact is not None:
-                lo, hi = self._starts[k], self._starts[k + 1]
-                ns[lo:hi], ok[lo:hi] = p.exact[0], p.exact[1] & ok[lo:hi]
-        return ns, ok
+    def timestamps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ns, valid, present) of every event, as the importer computed them piece by piece."""
+        if not self._pieces:
+            z = np.zeros(0, dtype=np.int64)
+            return z, z.astype(bool), z.astype(bool)
+        return tuple(np.concatenate([p.ts[i] for p in self._pieces]) for i in range(3))  # type: ignore[return-value]
 
 
-def _make_piece(body: bytes, path: str, stats: ImportStats, damaged: bool) -> _Piece:
-    """Decode one ``[...]`` piece as the normal reader would; keep it compressed when it was clean."""
+def _make_piece(body: bytes, path: str, stats: ImportStats, damaged: bool, importer: type[Any]) -> _Piece:
+    """Decode one ``[...]`` piece as the normal reader would; keep it compressed when it was clean.
+
+    The timestamps are computed here, by the importer's own method on this piece (float or text
+    decoding, exact nanoseconds), so later passes never need the whole text.
+    """
     scratch = ImportStats()
     try:
         dec = je.decode_bytes(body, path, scratch)
@@ -214,18 +214,15 @@ def _make_piece(body: bytes, path: str, stats: ImportStats, damaged: bool) -> _P
         if not damaged:
             raise
         stats.drop("event_after_damage", max(body.count(b'"ph"'), 1))
-        return _Piece(None, 0, 0, [], None)
+        z = np.zeros(0, dtype=np.int64)
+        return _Piece(None, 0, 0, [], (z, z.astype(bool), z.astype(bool)))
     stats.merge(scratch)
     evs = dec.events
-    exact = None
-    if evs:
-        us = np.array([e.ts for e in evs], dtype=np.float64)
-        if not bool((np.isnan(us) | (np.abs(us) < je.EXACT_FLOAT_US)).all()):
-            exact = je.exact_ts_ns(dec)
+    ts = importer(dec)._timestamps()
     if scratch.dropped or scratch.repaired or damaged:
-        return _Piece(None, 0, len(evs), list(evs), exact)
+        return _Piece(None, 0, len(evs), list(evs), ts)
     comp = pa.compress(body, codec="lz4", asbytes=True)
-    return _Piece(comp, len(body), len(evs), None, exact)
+    return _Piece(comp, len(body), len(evs), None, ts)
 
 
 def _error_pos(exc: Exception) -> int | None:
@@ -245,8 +242,11 @@ def _parse_header(head: bytes, tail: bytes) -> dict[str, Any]:
     return {}
 
 
-def stream_decode(path: str | Path, chunk_bytes: int = DEFAULT_CHUNK) -> je.Decoded:
+def stream_decode(path: str | Path, chunk_bytes: int = DEFAULT_CHUNK, importer: type[Any] | None = None) -> je.Decoded:
     """Decode ``path`` piece by piece into a :class:`Decoded` whose events are a :class:`StreamEvents`."""
+    from profiler.formats.json_import import JsonImporter
+
+    imp: type[Any] = importer or JsonImporter
     p = Path(path)
     ps = str(path)
     stats = ImportStats()
@@ -299,10 +299,10 @@ def stream_decode(path: str | Path, chunk_bytes: int = DEFAULT_CHUNK) -> je.Deco
                 end = body.rfind(b"]", 0, pos) + 1 if trailing else -1
             if end < 0:  # truncated or damaged: the normal damage rules keep the complete events
                 damaged = True
-                pieces.append(_make_piece(body, ps, stats, damaged=True))
+                pieces.append(_make_piece(body, ps, stats, damaged=True, importer=imp))
             else:
                 if _RAW_LIST.decode(body[:end]):
-                    pieces.append(_make_piece(body[:end], ps, stats, damaged=False))
+                    pieces.append(_make_piece(body[:end], ps, stats, damaged=False, importer=imp))
                 tail = body[end:]
             break
         cut = _cut_piece(buf, chunk_bytes)
@@ -316,16 +316,16 @@ def stream_decode(path: str | Path, chunk_bytes: int = DEFAULT_CHUNK) -> je.Deco
             continue
         end, kind = cut
         if kind == "array_end":
-            pieces.append(_make_piece(b"[" + bytes(buf[: end + 1]), ps, stats, damaged=False))
+            pieces.append(_make_piece(b"[" + bytes(buf[: end + 1]), ps, stats, damaged=False, importer=imp))
             tail = bytes(buf[end + 1 :]) + b"".join(blocks)
             break
         if kind == "damage":
             damaged = True
-            pieces.append(_make_piece(b"[" + bytes(buf), ps, stats, damaged=True))
+            pieces.append(_make_piece(b"[" + bytes(buf), ps, stats, damaged=True, importer=imp))
             for block in blocks:
                 stats.drop("event_after_damage", block.count(b'"ph"'))
             break
-        pieces.append(_make_piece(b"[" + bytes(buf[: end + 1]) + b"]", ps, stats, damaged=False))
+        pieces.append(_make_piece(b"[" + bytes(buf[: end + 1]) + b"]", ps, stats, damaged=False, importer=imp))
         consumed += end + 1
         comma = buf.index(b",", end) + 1
         del buf[:comma]
@@ -370,22 +370,17 @@ def read_json_streaming(path: str | Path, fmt: str = "chrome_json", chunk_bytes:
 
     base: type[JsonImporter] = KinetoImporter if fmt == "kineto" else JsonImporter
     with je.gc_paused():
-        dec = stream_decode(path, chunk_bytes)
+        dec = stream_decode(path, chunk_bytes, base)
     return _importer_for(base)(dec).run()
 
 
 def _importer_for(base: type[Any]) -> type[Any]:
-    """The importer with ``_timestamps`` taking exact ns from the pieces (there is no whole text)."""
+    """The importer taking timestamps from the pieces (there is no whole text to read them from)."""
 
     class StreamImporter(base):
         def _timestamps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            exact = self.dec.events.exact_ns()
-            if exact is None:
-                out: tuple[np.ndarray, np.ndarray, np.ndarray] = super()._timestamps()
-                return out
-            ns, ok = exact
-            present = ~np.isnan(np.array([e.ts for e in self.dec.events], dtype=np.float64))
-            return ns, ok & present, present
+            out: tuple[np.ndarray, np.ndarray, np.ndarray] = self.dec.events.timestamps()
+            return out
 
     StreamImporter.__name__ = f"Stream{base.__name__}"
     return StreamImporter
