@@ -19,6 +19,7 @@ file keeps every complete event before the damage (:func:`_recover_prefix`).
 from __future__ import annotations
 
 import gc
+import json
 import math
 import mmap
 import re
@@ -331,7 +332,12 @@ def _tolerant(raw: bytes, path: str, stats: ImportStats) -> list[Event]:
     try:
         items = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise TraceFormatError(path, "malformed JSON", str(exc), where=f"byte {exc.pos}") from None
+        # orjson refuses numbers beyond float64 (1e999); Python's parser reads them as inf, which
+        # the event checks then drop and count (one bad value must not cost the whole file).
+        try:
+            items = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise TraceFormatError(path, "malformed JSON", str(exc), where=f"byte {exc.pos}") from None
     if isinstance(items, dict):
         items = items.get("traceEvents")
     if not isinstance(items, list):
@@ -493,10 +499,12 @@ def _slow_ns(arr: pa.Array, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ns, valid
 
 
-def raw_to_string_array(raws: Sequence[msgspec.Raw]) -> pa.Array:
+def raw_to_string_array(raws: Sequence[msgspec.Raw], stats: ImportStats | None = None) -> pa.Array:
     """Raw JSON texts as one Arrow string array without per-value Python strings (b"" -> null).
 
     32-bit offsets (``pa.string()``, what the slices table stores) unless the text passes 2 GiB.
+    msgspec does not check UTF-8 inside a Raw value: a damaged file's invalid bytes are replaced
+    (U+FFFD) and counted in ``stats`` as ``args_not_utf8`` rather than reaching Arrow.
     """
     n = len(raws)
     lens = np.fromiter(map(len, raws), dtype=np.int64, count=n)
@@ -509,7 +517,21 @@ def raw_to_string_array(raws: Sequence[msgspec.Raw]) -> pa.Array:
                                           pa.py_buffer(mask))
     else:
         arr = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data), pa.py_buffer(mask))
-    arr.validate(full=True)  # the JSON decoder checked UTF-8; this makes sure before Arrow trusts it
+    try:
+        arr.validate(full=True)  # Arrow must not trust bytes that are not UTF-8
+    except pa.ArrowInvalid:
+        texts: list[str | None] = []
+        bad = 0
+        for r in raws:
+            b = bytes(r)
+            try:
+                texts.append(b.decode() if b else None)
+            except UnicodeDecodeError:
+                texts.append(b.decode(errors="replace"))
+                bad += 1
+        if stats is not None:
+            stats.repair("args_not_utf8", bad)
+        arr = pa.array(texts, type=arr.type)
     return arr
 
 
