@@ -148,3 +148,22 @@ def test_base_time_and_round_trip(tmp_path: Path) -> None:
     assert t.slices_df(False)[cols].astype(str).equals(back.slices_df(False)[cols].astype(str))
     assert t.flows_df().equals(back.flows_df())
     assert t.tracks_df()[["name", "kind", "sort_index"]].equals(back.tracks_df()[["name", "kind", "sort_index"]])
+
+
+@pytest.mark.parametrize("flow_cat", ["ac2g", "async_cpu_to_gpu", None])
+def test_launch_flows_not_doubled_by_correlation_ids(tmp_path: Path, flow_cat: str | None) -> None:
+    """Older Kineto names launch flows "async_cpu_to_gpu": they, like "ac2g", make correlation links redundant."""
+    evs: list[dict[str, object]] = [
+        {"ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "pid": 1, "tid": 1, "ts": 10, "dur": 5,
+         "args": {"correlation": 5}},
+        {"ph": "X", "cat": "kernel", "name": "k", "pid": 0, "tid": 7, "ts": 20, "dur": 3, "args": {"correlation": 5}},
+    ]
+    if flow_cat:
+        evs += [{"ph": "s", "cat": flow_cat, "name": "f", "id": 5, "pid": 1, "tid": 1, "ts": 10},
+                {"ph": "f", "cat": flow_cat, "name": "f", "id": 5, "pid": 0, "tid": 7, "ts": 20, "bp": "e"}]
+    p = tmp_path / "k.json"
+    p.write_text(json.dumps({"schemaVersion": 1, "traceEvents": evs}))
+    t = read_kineto(p)
+    names = t.slices_df()["name"].astype(str).tolist()
+    assert [(names[r.from_slice], names[r.to_slice]) for r in t.flows_df().itertuples()] == [("cudaLaunchKernel", "k")]
+    assert t.metadata.extra.get("flows_from_correlation_ids", 0) == (0 if flow_cat else 1)

@@ -9,8 +9,8 @@ Kineto writes Chrome trace-event JSON with conventions this reader turns into ou
   make kernels look nested in something on the compute track).
 * CPU work (``cpu_op``, ``user_annotation``, ``python_function``, ``cuda_runtime``,
   ``cuda_driver``) lands on one host track per thread under its process.
-* Launches link to GPU work by ``ac2g`` flow events; files without them (older Kineto, some AMD
-  traces) are linked by the ``correlation`` arg instead.
+* Launches link to GPU work by ``ac2g`` flow events (``async_cpu_to_gpu`` in older Kineto);
+  files without them (some AMD traces) are linked by the ``correlation`` arg instead.
 * ``flops`` (``with_flops=True``) and ``bytes`` (copies) args become columns.  torch 2.x no longer
   writes ``flops`` to the JSON, so for matmuls, conv2d and elementwise add/mul without it the
   reader applies torch's own formulas to the recorded shapes (:func:`estimate_flops`).  For ops recorded
@@ -41,6 +41,9 @@ HOST, COMPUTE, DMA, GPU_ANNOTATION, GPU_OTHER = range(5)
 _CAT_CLASS = {"kernel": COMPUTE, "gpu_memcpy": DMA, "gpu_memset": DMA, "gpu_user_annotation": GPU_ANNOTATION}
 _GPU_CATS = frozenset(_CAT_CLASS)
 _LAUNCH_CATS = ("cuda_runtime", "cuda_driver")
+#: Flow-event categories of launch -> GPU links ("async_cpu_to_gpu" in Kineto before torch 1.13):
+#: when a file has them, correlation ids would only add the same links again.
+_LAUNCH_FLOW_CATS = frozenset({"ac2g", "async_cpu_to_gpu"})
 _CLASS_SUFFIX = {COMPUTE: "", DMA: " memcpy", GPU_ANNOTATION: " annotations", GPU_OTHER: " other"}
 _CLASS_KIND = {COMPUTE: "compute", DMA: "dma", GPU_ANNOTATION: "other", GPU_OTHER: "other"}
 
@@ -264,7 +267,7 @@ class KinetoImporter(JsonImporter):
 
     def extra_flows(self, slice_rows: np.ndarray, slice_ids: np.ndarray, flow_cats: set[str]) -> None:
         """Without ac2g flow events, link launches to GPU work through the correlation id."""
-        if "ac2g" in flow_cats or slice_rows.size == 0 or self._own:
+        if flow_cats & _LAUNCH_FLOW_CATS or slice_rows.size == 0 or self._own:
             return
         cats = self._slice_cats.cast(pa.string()).to_numpy(zero_copy_only=False)
         launch = np.isin(cats, _LAUNCH_CATS)
