@@ -21,12 +21,9 @@ EXAMPLES = {
     "ort_bytes": 150,
     "scalesim_bytes": 60,
 }
-#: Found by this fuzzing, in a module being reworked as this lands: invalid UTF-8 inside ``args``
-#: reaches Arrow (json_events.raw_to_string_array) instead of being repaired and counted.
-KNOWN = {"kineto_bytes": pytest.mark.xfail(strict=False, reason="invalid UTF-8 in args")}
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=KNOWN.get(n, ())) for n in sorted(EXAMPLES)])
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_fuzz_importer(name: str) -> None:
     t = target(name)
     run_target(t, max_examples=EXAMPLES[name])

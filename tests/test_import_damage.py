@@ -246,6 +246,28 @@ def test_out_of_order_json_events_are_sorted_not_lost(tmp_path: Path) -> None:
     assert (np.diff(ts) >= 0).all()
 
 
+@pytest.mark.parametrize("fmt", ["chrome_json", "kineto"])
+def test_json_values_beyond_float64_are_dropped_not_fatal(tmp_path: Path, fmt: str) -> None:
+    for patch, reason in (((b'"dur":7', b'"dur":1e999'), "dur_out_of_range"), ((b'"dur":7', b'"dur":1e300'), "dur_out_of_range"),
+                          ((b'"v":7', b'"v":1e999'), "counter_value_not_finite")):
+        extra = {**_X, "dur": 7} if patch[0] == b'"dur":7' else {"ph": "C", "name": "c", "pid": 1, "ts": 5, "args": {"v": 7}}
+        t = read_trace(_chrome(tmp_path, [extra], raw_patch=patch), fmt)
+        t.validate()
+        assert t.metadata.import_stats.dropped == {reason: 1}, (patch, t.metadata.import_stats.to_dict())
+        assert t.slices.num_rows == 5 and t.counters.num_rows == 0
+
+
+def test_json_args_with_invalid_utf8_are_repaired_and_counted(tmp_path: Path) -> None:
+    p = _chrome(tmp_path, [{**_X, "args": {"s": "AB"}}])
+    p.write_bytes(p.read_bytes().replace(b'"AB"', b'"A' + bytes([0xFF]) + b'B"'))
+    t = read_trace(p)
+    t.validate()
+    assert t.metadata.import_stats.repaired == {"args_not_utf8": 1}
+    names = t.slices["name"].to_pylist()
+    args = t.slices["args"].to_pylist()[names.index("bad")]
+    assert "A\ufffdB" in args
+
+
 def test_json_nan_literal_is_damage_with_the_prefix_kept(tmp_path: Path) -> None:
     p = _chrome(tmp_path, [{**_X, "dur": 7}], raw_patch=(b'"dur":7', b'"dur":NaN'))
     t = read_trace(p)

@@ -157,12 +157,12 @@ def decode_bytes(data: bytes, path: str, stats: ImportStats) -> Decoded:
             header, arr = split
             try:
                 return Decoded(path, _decode_list(arr), header, stats, source=arr)
-            except (msgspec.ValidationError, msgspec.DecodeError):
+            except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
                 pass  # let the general path below find out what is wrong
         data = bytes(data)  # the slow paths slice and hand it to orjson: plain bytes (a mapped file is not)
         try:
             top = _TOP.decode(data)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec: bad UTF-8 in a string
             return _damaged_object(data, path, stats, start)
         except msgspec.ValidationError as exc:
             raise TraceFormatError(path, "not a trace-event JSON object", str(exc), where="byte 0") from None
@@ -220,7 +220,7 @@ def _split_object(data: bytes, start: int) -> tuple[dict[str, Any], memoryview] 
                 return None
             header.update(tail)
             return header, memoryview(data)[m.end() - 1 : t.start() + 1]
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
         return None
     return None
 
@@ -235,9 +235,12 @@ def _decode_list(text: bytes | memoryview) -> list[Event]:
     view = memoryview(text)
     sample = bytes(view[: 1 << 18]) + b" " + bytes(view[max(0, n - (1 << 18)) :])
     huge = any(int(m.group(1)) >= EXACT_FLOAT_US for m in _TS_SAMPLE.finditer(sample))
-    if huge:
-        return cast(list[Event], _EVENTS_EXACT.decode(text))
-    return _EVENTS.decode(text)
+    try:
+        if huge:
+            return cast(list[Event], _EVENTS_EXACT.decode(text))
+        return _EVENTS.decode(text)
+    except UnicodeDecodeError as exc:  # msgspec raises this (not DecodeError) for bad UTF-8 in a string
+        raise msgspec.DecodeError(f"JSON is malformed: invalid UTF-8 (byte {exc.start})") from None
 
 
 def _first_non_space(data: bytes) -> int:
@@ -270,6 +273,8 @@ def _decode_events(raw: bytes, path: str, stats: ImportStats) -> tuple[list[Even
         return _decode_list(raw), raw
     except msgspec.ValidationError:
         return _tolerant(raw, path, stats), None
+    except msgspec.DecodeError:  # damage inside the array (e.g. invalid UTF-8): keep what precedes it
+        return _recover_array(raw, raw.index(b"["), path, stats)
 
 
 def _damaged_object(data: bytes, path: str, stats: ImportStats, start: int) -> Decoded:
@@ -418,7 +423,7 @@ def exact_ts_ns(dec: Decoded) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     try:
         texts = _TS_TEXT.decode(dec.source)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
         return None
     if len(texts) != len(dec.events):
         return None

@@ -249,7 +249,7 @@ class JsonImporter:
         dec = msgspec.json.Decoder(list[struct | None])  # type: ignore[valid-type]
         try:
             return list(dec.decode(body))
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
             pass
         one = msgspec.json.Decoder(struct)
         out: list[Any] = []
@@ -257,7 +257,7 @@ class JsonImporter:
         for r in raws:
             try:
                 out.append(one.decode(r) if r else None)
-            except (msgspec.ValidationError, msgspec.DecodeError):
+            except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
                 try:  # keep the fields that do fit
                     d = _args_dict(r)
                     out.append(msgspec.convert({k: v for k, v in d.items() if k in struct.__struct_encode_fields__ and

@@ -66,7 +66,7 @@ def _raw_list(raw: msgspec.Raw) -> list[Any] | None:
         return None
     try:
         v = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec: bad UTF-8 in a string
         return None
     return v if isinstance(v, list) else None
 
