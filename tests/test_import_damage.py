@@ -57,17 +57,9 @@ def ort_profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def scalesim_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real SCALE-Sim v3 output directory (two small GEMM layers)."""
-    from collectors.scalesim import ScaleSimConfig, find_scalesim_python, run_scalesim
-    from collectors.scalesim.topology import GemmLayer
-
-    if find_scalesim_python(required=False) is None:
-        pytest.skip("SCALE-Sim interpreter not found (set SCALESIM_PYTHON or create .venv-scalesim)")
-    keep = tmp_path_factory.mktemp("scalesim") / "run"
-    run_scalesim(ScaleSimConfig(rows=4, cols=4, run_name="tiny"), [GemmLayer("g", 8, 8, 8), GemmLayer("h", 4, 6, 5)],
-                 keep_dir=keep)
-    return keep
+def scalesim_dir() -> Path:
+    """A real SCALE-Sim 3.0.0 output directory (two small GEMM layers; see its README)."""
+    return ROOT / "tests" / "data" / "scalesim_tiny"
 
 
 def _read_ort(p: Path) -> Trace:

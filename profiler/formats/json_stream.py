@@ -1,13 +1,18 @@
-"""Streaming import of huge Chrome / Kineto JSON traces with bounded memory.
+"""Streaming import of huge Chrome / Kineto JSON traces: the JSON text is never held whole.
 
-Why: the normal reader holds the whole JSON text (decoding keeps views into it) *and* one decoded
-struct per event, about 2.5x the file size at its peak.  This reader never holds the text: it
-reads the file (plain or gzip) in windows of ``chunk_bytes``, cuts the ``traceEvents`` array at
-event boundaries, checks each piece decodes on its own, and keeps it LZ4-compressed (JSON
-compresses ~5-10x).  The events are then handed to the *same* importer as the normal reader
-(:class:`JsonImporter` / :class:`KinetoImporter`) through :class:`StreamEvents`, a sequence that
-decodes one piece at a time as the importer walks it, so the result is identical to the normal
-reader's by construction.
+Why: the normal reader holds the whole JSON text (decoding keeps views into it) besides one
+decoded struct per event.  This reader reads the file (plain or gzip) in windows of
+``chunk_bytes``, cuts the ``traceEvents`` array at event boundaries, checks each piece decodes on
+its own, and keeps it LZ4-compressed (JSON compresses ~5-10x).  The events are then handed to the
+*same* importer as the normal reader (:class:`JsonImporter` / :class:`KinetoImporter`) through
+:class:`StreamEvents`, a sequence that decodes one piece at a time as the importer walks it, so
+the result is identical to the normal reader's by construction.
+
+What it does not bound: the importer's own per-event working set (the X events it picks, their
+args, the builder's columns), which is most of either reader's peak (``bench_streaming``: ~4x the
+file size streamed, ~5.5x normally, at 0.5 GB).  A true bound needs the importer to turn a piece
+into columns and keep only those (B/E, flow and metadata events aside); that is a change to
+:mod:`profiler.formats.json_import`, and this module's piece machinery is ready for it.
 
 Finding boundaries robustly: candidates are ``}`` followed by ``,`` near the end of a window.  A
 candidate inside a string (``"a},b"``) leaves an unterminated string, so the piece fails to
