@@ -51,17 +51,18 @@ class _TsText(msgspec.Struct, gc=False):
 class Event(msgspec.Struct, gc=False):
     """One trace event as the fast path decodes it (unknown fields are skipped by msgspec)."""
 
+    # Fields in the order Kineto writes them: msgspec is a little faster when keys come in order.
     ph: str = ""
-    name: str = ""
     cat: str | None = None
+    name: str = ""
     pid: int | str = 0
     tid: int | str = 0
     ts: float | None = None  # microseconds; exact ns via us_to_ns or, for huge values, exact_ts_ns
     dur: float | None = None
+    args: msgspec.Raw = _EMPTY  # raw JSON object text, b"" when absent
     id: int | str | None = None
     bp: str | None = None
     s: str | None = None
-    args: msgspec.Raw = _EMPTY  # raw JSON object text, b"" when absent
     bind_id: int | str | None = None
     flow_in: bool = False
     flow_out: bool = False
