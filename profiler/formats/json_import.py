@@ -281,11 +281,11 @@ class JsonImporter:
     def _run(self) -> None:
         evs = self.dec.events
         stats = self.stats
-        # One pass numbers the distinct (ph, cat, pid, tid) combinations (a few hundred in a
-        # million events); phase codes, categories and threads then come from small tables.
-        combos: dict[tuple[Any, Any, Any, Any], int] = {}
+        # One pass numbers the distinct (ph, cat, pid, tid, name) combinations (a few thousand in
+        # a million events); phase codes, categories, threads and names then come from small tables.
+        combos: dict[tuple[Any, Any, Any, Any, Any], int] = {}
         sd = combos.setdefault
-        combo = np.array([sd((e.ph, e.cat, e.pid, e.tid), len(combos)) for e in evs], dtype=np.int64)
+        combo = np.array([sd((e.ph, e.cat, e.pid, e.tid, e.name), len(combos)) for e in evs], dtype=np.int64)
         keys = list(combos)
         code = np.array([_PHASES.get(k[0], UNKNOWN) for k in keys], dtype=np.int8)[combo]
         stats.drop("unknown_phase", int((code == UNKNOWN).sum()))
@@ -349,7 +349,9 @@ class JsonImporter:
         s_pt = pt_code[rows]
         seen: dict[str, int] = {}
         sd_name = seen.setdefault
-        self.name_codes = np.array([sd_name(e.name, len(seen)) for e in evs], dtype=np.int32)
+        self.name_codes = np.array([sd_name(k[4], len(seen)) for k in keys], dtype=np.int32)[combo]
+        if b_rows.size:  # B events may have taken their name from the matching E
+            self.name_codes[b_rows] = [sd_name(e.name, len(seen)) for e in pick(evs, b_rows)]
         self.name_dict = pa.array(list(seen), type=pa.string())
         self.cat_codes, self.cat_dict = cat_codes, cat_dict
         s_args = raw_to_string_array(sorted_args, stats)
