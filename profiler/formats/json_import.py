@@ -13,7 +13,7 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any, cast
 
 import msgspec
@@ -56,6 +56,15 @@ def pick(seq: Sequence[Any], rows: np.ndarray) -> Sequence[Any]:
     if rows.size == 1:
         return [seq[int(rows[0])]]
     return itemgetter(*rows.tolist())(seq)
+
+
+def float_column(objs: Sequence[Any], attr: str) -> np.ndarray:
+    """One float attribute of every object as float64, None -> NaN (no intermediate list when none is None)."""
+    get = attrgetter(attr)
+    try:
+        return np.fromiter(map(get, objs), dtype=np.float64, count=len(objs))
+    except TypeError:  # some are None
+        return np.array([get(o) for o in objs], dtype=np.float64)
 
 
 def encode_strings(values: Sequence[str | None]) -> tuple[np.ndarray, pa.Array]:
@@ -317,7 +326,7 @@ class JsonImporter:
         # ---- slices: X events and matched B/E pairs
         rows_x = np.flatnonzero(code == SLICE)
         x_evs = pick(evs, rows_x)
-        dur_us = np.array([e.dur for e in x_evs], dtype=np.float64)
+        dur_us = float_column(x_evs, "dur")
         s_raw_args = [e.args for e in x_evs]
         has_bind_id = any([e.bind_id is not None for e in x_evs])
         del x_evs
@@ -386,7 +395,7 @@ class JsonImporter:
         if evs and isinstance(evs[0], EventExactTs):  # decoded with ts as text (epoch microseconds)
             ns, ok, present = raw_numbers_to_ns_present([e.ts for e in cast(list[EventExactTs], evs)])
             return ns, ok, present
-        us = np.array([e.ts for e in evs], dtype=np.float64) if evs else np.zeros(0)
+        us = float_column(evs, "ts")
         present = ~np.isnan(us)
         small = np.abs(us) < EXACT_FLOAT_US
         if bool((small | ~present).all()):
