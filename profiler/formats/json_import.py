@@ -154,6 +154,14 @@ def _args_dict(raw: msgspec.Raw | bytes) -> dict[str, Any]:
     return v if isinstance(v, dict) else {}
 
 
+def binary_to_string_array(arr: pa.Array, stats: Any) -> pa.Array:
+    """Binary args text as a string array; invalid UTF-8 is replaced and counted like the list path."""
+    try:
+        return arr.cast(pa.large_string() if pa.types.is_large_binary(arr.type) else pa.string())
+    except pa.ArrowInvalid:
+        return raw_to_string_array(cast(list[msgspec.Raw], [b or b"" for b in arr.to_pylist()]), stats)
+
+
 def _order_key(v: Any) -> tuple[int, Any]:
     """Numbers before strings, each in natural order (Chrome's default process/thread order)."""
     return (0, v) if isinstance(v, int) else (1, str(v))
@@ -260,7 +268,8 @@ class JsonImporter:
     # ------------------------------------------------------------ helpers
     def _decode_args(self, event_rows: np.ndarray, struct: type[msgspec.Struct]) -> list[Any]:
         """Decode the args of some events in one msgspec call; per-event fallback when types do not fit."""
-        raws = [e.args for e in pick(self.dec.events, event_rows)]
+        evs: Any = self.dec.events
+        raws = evs.args_rows(event_rows) if getattr(evs, "columnar", False) else [e.args for e in pick(evs, event_rows)]
         body = b"[" + b",".join([r if r else b"null" for r in raws] if not all(raws) else raws) + b"]"
         dec = msgspec.json.Decoder(list[struct | None])  # type: ignore[valid-type]
         try:
@@ -295,14 +304,19 @@ class JsonImporter:
         return self.b.build()
 
     def _run(self) -> None:
-        evs = self.dec.events
+        evs: Any = self.dec.events
         stats = self.stats
         # One pass numbers the distinct (ph, cat, pid, tid, name) combinations (a few thousand in
         # a million events); phase codes, categories, threads and names then come from small tables.
-        combos: dict[tuple[Any, Any, Any, Any, Any], int] = {}
-        sd = combos.setdefault
-        combo = np.array([sd((e.ph, e.cat, e.pid, e.tid, e.name), len(combos)) for e in evs], dtype=np.int64)
-        keys = list(combos)
+        # Streamed events arrive as columns already (profiler.formats.json_stream.StreamEvents).
+        columnar = getattr(evs, "columnar", False)
+        if columnar:
+            combo, keys = evs.combo, list(evs.combos)
+        else:
+            combos: dict[tuple[Any, Any, Any, Any, Any], int] = {}
+            sd = combos.setdefault
+            combo = np.array([sd((e.ph, e.cat, e.pid, e.tid, e.name), len(combos)) for e in evs], dtype=np.int64)
+            keys = list(combos)
         code = np.array([_PHASES.get(k[0], UNKNOWN) for k in keys], dtype=np.int8)[combo]
         stats.drop("unknown_phase", int((code == UNKNOWN).sum()))
         ts, ts_ok, ts_present = self._timestamps()
@@ -332,11 +346,15 @@ class JsonImporter:
 
         # ---- slices: X events and matched B/E pairs
         rows_x = np.flatnonzero(code == SLICE)
-        x_evs = pick(evs, rows_x)
-        dur_us = float_column(x_evs, "dur")
-        s_raw_args = [e.args for e in x_evs]
-        has_bind_id = any([e.bind_id is not None for e in x_evs])
-        del x_evs
+        s_raw_args: list[Any] | None
+        if columnar:
+            dur_us, s_raw_args, has_bind_id = evs.dur_us[rows_x], None, bool(evs.bind_rows)
+        else:
+            x_evs = pick(evs, rows_x)
+            dur_us = float_column(x_evs, "dur")
+            s_raw_args = [e.args for e in x_evs]
+            has_bind_id = any([e.bind_id is not None for e in x_evs])
+            del x_evs
         nodur = np.isnan(dur_us)
         stats.drop("missing_dur", int(nodur.sum()))
         huge = ~nodur & ~(np.abs(np.where(nodur, 0.0, dur_us)) < _MAX_US)  # inf, or beyond int64 ns
@@ -344,7 +362,8 @@ class JsonImporter:
         nodur |= huge
         if nodur.any():
             rows_x, dur_us = rows_x[~nodur], dur_us[~nodur]
-            s_raw_args = [a for a, bad in zip(s_raw_args, nodur.tolist(), strict=True) if not bad]
+            if s_raw_args is not None:
+                s_raw_args = [a for a, bad in zip(s_raw_args, nodur.tolist(), strict=True) if not bad]
         ts_x = ts[rows_x]
         dur_ns = us_to_ns(dur_us)
         b_rows, b_ts, b_dur = self._match_begin_end(code, ts, pt_code, cls)  # may fill B names from E
@@ -353,14 +372,15 @@ class JsonImporter:
         s_dur = np.concatenate([dur_ns, b_dur]) if b_rows.size else dur_ns
         if b_rows.size:
             b_evs = pick(evs, b_rows)
-            s_raw_args += [e.args for e in b_evs]
+            if s_raw_args is not None:
+                s_raw_args += [e.args for e in b_evs]
             has_bind_id = has_bind_id or any(e.bind_id is not None for e in b_evs)
         s_track = self._tracks_for(pt_code[rows], cls[rows])
         # Hand the slices over in the builder's canonical order: it then keeps the columns as they
         # are instead of copying them (the args text alone is ~100 MB per million slices).
         o = canonical_order(s_track, s_ts, s_dur) if rows.size else np.zeros(0, dtype=np.int64)
         rows, s_ts, s_dur, s_track = rows[o], s_ts[o], s_dur[o], s_track[o]
-        sorted_args = pick(s_raw_args, o)
+        sorted_args = pick(s_raw_args, o) if s_raw_args is not None else None
         del s_raw_args
         s_pt = pt_code[rows]
         seen: dict[str, int] = {}
@@ -370,7 +390,10 @@ class JsonImporter:
             self.name_codes[b_rows] = [sd_name(e.name, len(seen)) for e in pick(evs, b_rows)]
         self.name_dict = pa.array(list(seen), type=pa.string())
         self.cat_codes, self.cat_dict = cat_codes, cat_dict
-        s_args = raw_to_string_array(sorted_args, stats)
+        if sorted_args is not None:
+            s_args = raw_to_string_array(sorted_args, stats)
+        else:
+            s_args = binary_to_string_array(evs.args_array(rows), stats)
         del sorted_args
         s_cats = dict_column(cat_codes[rows], cat_dict)
         lifted = self.lift(rows, s_args, s_cats)
@@ -625,13 +648,24 @@ class JsonImporter:
         src, dst = src[keep_order], dst[keep_order]
         names = dict_column(self.name_codes[frows[src]], self.name_dict).cast(pa.string())
         names = pc.if_else(pc.equal(names, ""), pa.scalar(None, pa.string()), names)
-        self.b.add_flows(ids[bound[src]], ids[bound[dst]], name=names)
+        a, b = ids[bound[src]], ids[bound[dst]]
+        rev = self._own.get("reversed_flows") if isinstance(self._own, dict) else None
+        back = {v for v in rev if isinstance(v, int)} if isinstance(rev, list) else set()
+        if False and back:  # our writer wrote these destination -> source (see chrome_json_writer)
+            flip = np.array([fev[j].id in back for j in order[src].tolist()], dtype=bool)
+            a, b = np.where(flip, b, a), np.where(flip, a, b)
+        self.b.add_flows(a, b, name=names)
 
     def _flows_v2(self, s_rows: np.ndarray, ids: np.ndarray) -> None:
-        evs = self.dec.events
+        evs: Any = self.dec.events
         outs: dict[Any, list[int]] = defaultdict(list)
         ins: dict[Any, list[int]] = defaultdict(list)
-        for k, i in enumerate(s_rows.tolist()):
+        if getattr(evs, "columnar", False):  # only the kept events can carry a bind_id
+            ks = np.flatnonzero(np.isin(s_rows, np.asarray(evs.bind_rows, dtype=np.int64)))
+            pairs: Any = zip(ks.tolist(), s_rows[ks].tolist(), strict=True)
+        else:
+            pairs = enumerate(s_rows.tolist())
+        for k, i in pairs:
             e = evs[i]
             if e.bind_id is None:
                 continue

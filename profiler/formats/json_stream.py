@@ -27,7 +27,6 @@ becomes the header as usual.
 
 from __future__ import annotations
 
-import bisect
 import os
 import re
 import zlib
@@ -54,8 +53,6 @@ _CUT = re.compile(rb"\}\s*,")
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 _BYTE = re.compile(r"\(byte (\d+)\)")
 _SKIP_HEADER = {"traceEvents", "systemTraceEvents"}
-#: The normal reader's array decoder (it picks float or text timestamps from the text itself).
-_DECODE_LIST: Any = getattr(je, "_decode_list", je._EVENTS.decode)
 
 
 def stream_threshold() -> int:
@@ -121,60 +118,114 @@ def _blocks(path: Path, stats: ImportStats) -> Iterator[bytes]:
 
 
 # ------------------------------------------------------------------ pieces
-class _Piece:
-    """One run of events: LZ4-compressed JSON array text, or (damaged/odd pieces) the decoded events."""
-
-    __slots__ = ("text", "size", "n", "events", "ts")
-
-    def __init__(self, text: bytes | None, size: int, n: int, events: list[Any] | None,
-                 ts: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-        self.text = text
-        self.size = size
-        self.n = n
-        self.events = events
-        self.ts = ts  # (ns, valid, present) as the importer reads them from this piece's text
+def _binary_array(raws: Sequence[Any]) -> pa.Array:
+    """Raw JSON texts (b"" -> null) as one Arrow binary array, without a Python object per value."""
+    n = len(raws)
+    lens = np.fromiter(map(len, raws), dtype=np.int64, count=n)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    mask = pa.py_buffer(np.packbits(lens > 0, bitorder="little"))
+    data = pa.py_buffer(b"".join(raws))
+    if offsets[-1] < 2**31 - 1:
+        return pa.Array.from_buffers(pa.binary(), n, [mask, pa.py_buffer(offsets.astype(np.int32)), data])
+    return pa.Array.from_buffers(pa.large_binary(), n, [mask, pa.py_buffer(offsets), data])
 
 
 class StreamEvents(Sequence[Any]):
-    """The events of all pieces as one read-only sequence, decoding one piece at a time.
+    """All pieces' events as columns, plus the few events that must be matched across pieces.
 
-    Items fetched by index own their ``args`` bytes (so a list of them does not pin every
-    decoded piece); ``B`` events are pinned so a name the importer fills in from the matching
-    ``E`` is seen by later passes, as it is with a plain list.
+    Each piece is decoded once and turned into columns at once (:meth:`add_piece`): the code of
+    its (ph, cat, pid, tid, name) combination, ``ts`` (ns, valid, present), ``dur`` and the args
+    text.  Decoded events are kept only where the importer still needs them as objects: every
+    event that is not a plain ``X`` (B/E stacks, flow endpoints, instants, counters, metadata)
+    and ``X`` events with a flow-v2 ``bind_id``.  So the memory held grows with the columns the
+    trace keeps anyway, not with the decoded events.
+
+    Indexing returns the kept events only (the importer never asks for the others: it reads
+    their columns through :meth:`args_rows`, :attr:`dur_us` and :attr:`combo`).
     """
 
-    def __init__(self, pieces: list[_Piece]) -> None:
-        self._pieces = pieces
-        self._starts = np.cumsum([0] + [p.n for p in pieces]).tolist()
-        self._cache: tuple[int, list[Any]] | None = None
-        self._pinned: dict[int, Any] = {}
+    columnar = True
+
+    def __init__(self) -> None:
+        self.combos: dict[tuple[Any, Any, Any, Any, Any], int] = {}
+        self._combo: list[np.ndarray] = []
+        self._ts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._dur: list[np.ndarray] = []
+        self._args: list[pa.Array] = []
+        self.kept: dict[int, Any] = {}
+        self.bind_rows: list[int] = []
+        self._n = 0
         self._intern: dict[Any, Any] = {}
+        self._final: dict[str, Any] | None = None
 
     def __len__(self) -> int:
-        return int(self._starts[-1])
+        return self._n
 
-    def _piece(self, k: int) -> list[Any]:
-        if self._cache is not None and self._cache[0] == k:
-            return self._cache[1]
-        p = self._pieces[k]
-        if p.events is not None:
-            evs = p.events
-        else:
-            assert p.text is not None
-            evs = _DECODE_LIST(pa.decompress(p.text, decompressed_size=p.size, codec="lz4", asbytes=True))
-        self._cache = (k, evs)
-        return evs
+    def add_piece(self, evs: Sequence[Any], ts: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        """Columns of one decoded piece; the piece's event objects can be dropped afterwards."""
+        from profiler.formats.json_import import float_column
+
+        sd = self.combos.setdefault
+        combos = self.combos
+        self._combo.append(np.array([sd((e.ph, e.cat, e.pid, e.tid, e.name), len(combos)) for e in evs],
+                                    dtype=np.int64))
+        self._ts.append(ts)
+        self._dur.append(float_column(evs, "dur"))
+        self._args.append(_binary_array([e.args for e in evs]))
+        c = self._intern
+        base = self._n
+        for j, e in enumerate(evs):
+            if e.ph == "X" and e.bind_id is None:
+                continue
+            # A copy that pins nothing of the piece: own args bytes, shared (interned) strings and ids.
+            self.kept[base + j] = msgspec.structs.replace(
+                e, ph=c.setdefault(e.ph, e.ph), name=c.setdefault(e.name, e.name), cat=c.setdefault(e.cat, e.cat),
+                pid=c.setdefault(e.pid, e.pid), tid=c.setdefault(e.tid, e.tid),
+                args=msgspec.Raw(bytes(e.args)) if e.args else e.args)
+            if e.bind_id is not None:
+                self.bind_rows.append(base + j)
+        self._n += len(evs)
+
+    def _columns(self) -> dict[str, Any]:
+        if self._final is None:
+            z = np.zeros(0, dtype=np.int64)
+            cat = np.concatenate
+            self._final = {
+                "combo": cat(self._combo) if self._combo else z,
+                "ts": tuple(cat([t[i] for t in self._ts]) for i in range(3)) if self._ts
+                else (z, z.astype(bool), z.astype(bool)),
+                "dur": cat(self._dur) if self._dur else z.astype(np.float64),
+                "args": pa.chunked_array(self._args, type=self._args[0].type if self._args else pa.binary()),
+            }
+            self._combo, self._ts, self._dur, self._args = [], [], [], []
+        return self._final
+
+    @property
+    def combo(self) -> np.ndarray:
+        """Combination code of every event (keys: :attr:`combos` in code order)."""
+        return self._columns()["combo"]
+
+    @property
+    def dur_us(self) -> np.ndarray:
+        """``dur`` of every event in microseconds, NaN where absent."""
+        return self._columns()["dur"]
+
+    def timestamps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ns, valid, present) of every event, as the importer computed them piece by piece."""
+        return self._columns()["ts"]
+
+    def args_array(self, rows: np.ndarray) -> pa.Array:
+        """The args text of events ``rows`` as one binary array (null where absent)."""
+        arr = self._columns()["args"].take(pa.array(np.asarray(rows, dtype=np.int64)))
+        return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+    def args_rows(self, rows: np.ndarray) -> list[bytes]:
+        """The args text of events ``rows`` as bytes (b"" where absent), for the args decoders."""
+        return [b or b"" for b in self.args_array(rows).to_pylist()]
 
     def __iter__(self) -> Iterator[Any]:
-        for k in range(len(self._pieces)):
-            evs = self._piece(k)
-            lo, hi = self._starts[k], self._starts[k + 1]
-            pins = [i for i in self._pinned if lo <= i < hi] if self._pinned else []
-            if not pins:
-                yield from evs
-            else:
-                for j, e in enumerate(evs):
-                    yield self._pinned.get(lo + j, e)
+        raise TypeError("streamed events are columns; only the kept events can be indexed")
 
     @overload
     def __getitem__(self, i: int) -> Any: ...
@@ -183,41 +234,18 @@ class StreamEvents(Sequence[Any]):
     def __getitem__(self, i: int | slice) -> Any:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        i = int(i)
-        if i < 0:
-            i += len(self)
-        pin = self._pinned.get(i)
-        if pin is not None:
-            return pin
-        k = bisect.bisect_right(self._starts, i) - 1
-        if not 0 <= k < len(self._pieces):
-            raise IndexError(i)
-        e = self._piece(k)[i - self._starts[k]]
-        if self._pieces[k].events is None:
-            # A copy that pins nothing of the piece: own args bytes, and shared (interned) strings
-            # and ids instead of the decoder's fresh objects (~200 bytes less per event kept).
-            c = self._intern
-            e = msgspec.structs.replace(e, ph=c.setdefault(e.ph, e.ph), name=c.setdefault(e.name, e.name),
-                                        cat=c.setdefault(e.cat, e.cat), pid=c.setdefault(e.pid, e.pid),
-                                        tid=c.setdefault(e.tid, e.tid),
-                                        args=msgspec.Raw(bytes(e.args)) if e.args else e.args)
-        if e.ph == "B":
-            self._pinned[i] = e
-        return e
-
-    def timestamps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(ns, valid, present) of every event, as the importer computed them piece by piece."""
-        if not self._pieces:
-            z = np.zeros(0, dtype=np.int64)
-            return z, z.astype(bool), z.astype(bool)
-        return tuple(np.concatenate([p.ts[i] for p in self._pieces]) for i in range(3))  # type: ignore[return-value]
+        try:
+            return self.kept[int(i)]
+        except KeyError:
+            raise IndexError(f"event {i} is held as columns only") from None
 
 
-def _make_piece(body: bytes, path: str, stats: ImportStats, damaged: bool, importer: type[Any]) -> _Piece:
-    """Decode one ``[...]`` piece as the normal reader would; keep it compressed when it was clean.
+def _add_piece(events: StreamEvents, body: bytes, path: str, stats: ImportStats, damaged: bool,
+               importer: type[Any]) -> None:
+    """Decode one ``[...]`` piece as the normal reader would and add its columns to ``events``.
 
     The timestamps are computed here, by the importer's own method on this piece (float or text
-    decoding, exact nanoseconds), so later passes never need the whole text.
+    decoding, exact nanoseconds), so later passes never need the text.
     """
     scratch = ImportStats()
     try:
@@ -226,15 +254,9 @@ def _make_piece(body: bytes, path: str, stats: ImportStats, damaged: bool, impor
         if not damaged:
             raise
         stats.drop("event_after_damage", max(body.count(b'"ph"'), 1))
-        z = np.zeros(0, dtype=np.int64)
-        return _Piece(None, 0, 0, [], (z, z.astype(bool), z.astype(bool)))
+        return
     stats.merge(scratch)
-    evs = dec.events
-    ts = importer(dec)._timestamps()
-    if scratch.dropped or scratch.repaired or damaged:
-        return _Piece(None, 0, len(evs), list(evs), ts)
-    comp = pa.compress(body, codec="lz4", asbytes=True)
-    return _Piece(comp, len(body), len(evs), None, ts)
+    events.add_piece(dec.events, importer(dec)._timestamps())
 
 
 def _error_pos(exc: Exception) -> int | None:
@@ -289,7 +311,7 @@ def stream_decode(path: str | Path, chunk_bytes: int = DEFAULT_CHUNK, importer: 
         raise TraceFormatError(ps, "JSON object has no traceEvents array", where="byte 0")
     consumed = len(head)
 
-    pieces: list[_Piece] = []
+    events = StreamEvents()
     tail = b""
     eof = False
     damaged = False
@@ -311,10 +333,10 @@ def stream_decode(path: str | Path, chunk_bytes: int = DEFAULT_CHUNK, importer: 
                 end = body.rfind(b"]", 0, pos) + 1 if trailing else -1
             if end < 0:  # truncated or damaged: the normal damage rules keep the complete events
                 damaged = True
-                pieces.append(_make_piece(body, ps, stats, damaged=True, importer=imp))
+                _add_piece(events, body, ps, stats, damaged=True, importer=imp)
             else:
                 if _RAW_LIST.decode(body[:end]):
-                    pieces.append(_make_piece(body[:end], ps, stats, damaged=False, importer=imp))
+                    _add_piece(events, body[:end], ps, stats, damaged=False, importer=imp)
                 tail = body[end:]
             break
         cut = _cut_piece(buf, chunk_bytes)
@@ -328,28 +350,27 @@ def stream_decode(path: str | Path, chunk_bytes: int = DEFAULT_CHUNK, importer: 
             continue
         end, kind = cut
         if kind == "array_end":
-            pieces.append(_make_piece(b"[" + bytes(buf[: end + 1]), ps, stats, damaged=False, importer=imp))
+            _add_piece(events, b"[" + bytes(buf[: end + 1]), ps, stats, damaged=False, importer=imp)
             tail = bytes(buf[end + 1 :]) + b"".join(blocks)
             break
         if kind == "damage":
             damaged = True
-            pieces.append(_make_piece(b"[" + bytes(buf), ps, stats, damaged=True, importer=imp))
+            _add_piece(events, b"[" + bytes(buf), ps, stats, damaged=True, importer=imp)
             for block in blocks:
                 stats.drop("event_after_damage", block.count(b'"ph"'))
             break
-        pieces.append(_make_piece(b"[" + bytes(buf[: end + 1]) + b"]", ps, stats, damaged=False, importer=imp))
+        _add_piece(events, b"[" + bytes(buf[: end + 1]) + b"]", ps, stats, damaged=False, importer=imp)
         consumed += end + 1
         comma = buf.index(b",", end) + 1
         del buf[:comma]
     for _ in blocks:  # drain, so a damaged gzip tail is counted
         pass
     header = _parse_header(head, tail.rstrip())
-    n = sum(pc.n for pc in pieces)
+    n = len(events)
     if n == 0 and damaged:
         raise TraceFormatError(ps, "no complete trace event before the damage", "the file is truncated or corrupt",
                                where=f"byte {consumed}")
     stats.events_read += n
-    events = StreamEvents(pieces)
     return je.Decoded(ps, events, header, stats, source=None)  # type: ignore[arg-type]
 
 
