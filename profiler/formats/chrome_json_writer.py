@@ -12,7 +12,9 @@ metadata; our reader uses them to give back the same trace.  Other readers ignor
 
 Flows are s/f pairs with ``"bp": "e"`` bound to a point inside the source/target slice that no
 child covers (the slice's start unless a child starts there), so enclosing-slice binding picks
-the slice itself.
+the slice itself.  Perfetto drops an "f" met before its "s" in time, so a flow whose destination
+point comes before its source point is written the other way round and its id listed in
+``otherData.accel_profiler.reversed_flows``; our reader turns those back.
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ def write_chrome_json(trace: Trace, path: str | Path) -> None:
         lines.append(f'{{"ph":"M","name":"thread_name","pid":{pid},"tid":{tid},"args":{{"name":{orjson.dumps(label.get(i, t["name"])).decode()}}}}}')
         lines.append(f'{{"ph":"M","name":"thread_sort_index","pid":{pid},"tid":{tid},"args":{{"sort_index":{thread_order.get(i, 0)}}}}}')
 
+    reversed_flows: list[int] = []
     start, _ = trace.time_span()
     base = int(start)
     pid_of = np.zeros(max(len(tracks), 1), dtype=np.int64)
@@ -165,6 +168,13 @@ def write_chrome_json(trace: Trace, path: str | Path) -> None:
             depth = s["depth"].to_numpy()
             p_fr = _free_points(ts, dur, depth, track, fr) - base
             p_to = _free_points(ts, dur, depth, track, to) - base
+            # Perfetto binds flow events in time order and drops an "f" seen before its "s": a flow
+            # whose destination point comes first is written destination -> source, its id listed
+            # in otherData for our reader to turn back.
+            back = p_to < p_fr
+            reversed_flows = np.flatnonzero(back).tolist()
+            fr, to = np.where(back, to, fr), np.where(back, fr, to)
+            p_fr, p_to = np.where(back, p_to, p_fr), np.where(back, p_fr, p_to)
             fnames = [orjson.dumps(x or "flow").decode() for x in f["name"].to_pylist()]
             for k, (a, b, sa, sb, nm) in enumerate(zip(fr.tolist(), to.tolist(), _us(p_fr), _us(p_to), fnames, strict=True)):
                 ta_, tb_ = int(track[a]), int(track[b])
@@ -194,6 +204,7 @@ def write_chrome_json(trace: Trace, path: str | Path) -> None:
         "version": 1,
         "ts_base_ns": base,
         "tracks": [[t["id"], t["parent"], t["name"], t["kind"], t["device"], t["sort_index"], t["attrs"]] for t in tracks],
+        "reversed_flows": reversed_flows,
         "metadata": {"source_format": md.source_format, "clock": md.clock, "hardware": md.hardware, "extra": md.extra},
     }
     head = orjson.dumps({"displayTimeUnit": "ns", "otherData": {OWN_KEY: own}}, default=str, option=orjson.OPT_NON_STR_KEYS)

@@ -651,7 +651,7 @@ class JsonImporter:
         a, b = ids[bound[src]], ids[bound[dst]]
         rev = self._own.get("reversed_flows") if isinstance(self._own, dict) else None
         back = {v for v in rev if isinstance(v, int)} if isinstance(rev, list) else set()
-        if False and back:  # our writer wrote these destination -> source (see chrome_json_writer)
+        if back:  # our writer wrote these destination -> source (see chrome_json_writer)
             flip = np.array([fev[j].id in back for j in order[src].tolist()], dtype=bool)
             a, b = np.where(flip, b, a), np.where(flip, a, b)
         self.b.add_flows(a, b, name=names)
