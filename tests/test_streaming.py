@@ -1,12 +1,16 @@
 """Streaming JSON import: identical to the normal reader on real files, cut into tiny pieces.
 
-The memory bound itself is measured by ``python -m bench.bench_streaming`` (no wall-clock or
-memory assertions here).
+The memory bound is checked on a generated Kineto-style file in child processes: their peak
+address space is measured first, then the streaming reader must fit under a limit the normal
+reader does not.  ``python -m bench.bench_streaming`` measures time and peak RSS on larger files.
 """
 
 from __future__ import annotations
 
 import gzip
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -125,3 +129,46 @@ def test_read_trace_routes_large_files_by_threshold(tmp_path: Path, monkeypatch:
 def _write(p: Path, data: bytes) -> Path:
     p.write_bytes(data)
     return p
+
+
+_CHILD = """
+import json, resource, sys
+limit, how, path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+from profiler.formats import read_trace
+from profiler.formats.json_stream import read_json_streaming
+if limit:
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+try:
+    t = read_json_streaming(path, "kineto", chunk_bytes=4 << 20) if how == "streaming" else read_trace(path, stream=False)
+    out = {"slices": t.slices.num_rows, "flows": t.flows.num_rows}
+except MemoryError:
+    out = {"error": "MemoryError"}
+except Exception as exc:  # Arrow reports failed allocations as its own errors
+    out = {"error": type(exc).__name__}
+peak = [l for l in open("/proc/self/status") if l.startswith("VmPeak:")][0].split()[1]
+out["vm_peak"] = int(peak) * 1024
+print(json.dumps(out))
+"""
+
+
+def _child(how: str, path: Path, limit: int = 0) -> dict[str, object]:
+    r = subprocess.run([sys.executable, "-c", _CHILD, str(limit), how, str(path)], capture_output=True, text=True,
+                       timeout=300, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out: dict[str, object] = json.loads(r.stdout.strip().splitlines()[-1])
+    return out
+
+
+def test_streaming_fits_under_a_memory_limit_the_normal_reader_exceeds(tmp_path: Path) -> None:
+    from bench.bench_streaming import generate
+
+    path = tmp_path / "big.pt.trace.json"
+    generate(path, 80 << 20)
+    normal, streaming = _child("normal", path), _child("streaming", path)
+    assert normal["slices"] == streaming["slices"] and normal["flows"] == streaming["flows"]
+    n_peak, s_peak = int(normal["vm_peak"]), int(streaming["vm_peak"])  # type: ignore[call-overload]
+    assert s_peak < n_peak - (48 << 20), (s_peak >> 20, n_peak >> 20)
+    limit = (n_peak + s_peak) // 2
+    assert "error" not in (fits := _child("streaming", path, limit)), fits
+    assert fits["slices"] == normal["slices"]
+    assert _child("normal", path, limit).get("error") in ("MemoryError", "ArrowMemoryError")
