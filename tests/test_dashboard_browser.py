@@ -228,6 +228,18 @@ def test_invalid_and_oversize_uploads_show_an_error_and_keep_the_trace(server: t
     msg = wait_for(lambda: "upload limit" in (t := driver.find_element("css selector", "#message .error").text) and t)
     assert "big.json" in msg
     assert view_info(driver)["key"] == before["key"] and len(reg.traces) == n
+    # A damaged trace opens, and the header warns what its import dropped, by reason on expanding.
+    from test_ui_server import damaged_chrome_json
+
+    cut = tmp_path / "cut.json"
+    cut.write_bytes(damaged_chrome_json())
+    driver.find_element("css selector", "#upload input[type=file]").send_keys(str(cut))
+    warn = wait_for(lambda: driver.find_element("css selector", "#summary .import-warn"))
+    assert "2 dropped, 1 repaired" in warn.text and len(reg.traces) == n + 1
+    assert warn.value_of_css_property("color") == "rgba(176, 0, 32, 1)"
+    warn.find_element("tag name", "summary").click()
+    reasons = wait_for(lambda: driver.find_element("id", "import-reasons").text)
+    assert "slice_negative_duration" in reasons and "event_after_damage" in reasons
 
 
 def test_open_in_perfetto_shows_the_same_trace_at_the_same_window(server: tuple[str, Any], driver: Any) -> None:

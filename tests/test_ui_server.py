@@ -299,3 +299,85 @@ def test_dashboard_code_never_unpickles_or_evaluates() -> None:
     from profiler.model import parse_args
 
     assert parse_args(json.dumps({"a": "__import__('os')"})) == {"a": "__import__('os')"}
+
+
+# ------------------------------------------------------------- import losses
+def damaged_chrome_json() -> bytes:
+    """A Chrome JSON trace cut in the middle of its last event, with one negative-duration slice
+    and one slice whose name is a number: one event dropped at the cut, one dropped, one repaired."""
+    events: list[dict[str, Any]] = [{"ph": "M", "name": "process_name", "pid": 1, "tid": 0, "args": {"name": "npu"}}]
+    events += [{"ph": "X", "name": f"op{i}", "cat": "kernel", "pid": 1, "tid": 1, "ts": 10 * i, "dur": 8}
+               for i in range(20)]
+    events.append({"ph": "X", "name": "negative", "cat": "kernel", "pid": 1, "tid": 1, "ts": 300, "dur": -5})
+    events.append({"ph": "X", "name": 42, "cat": "kernel", "pid": 1, "tid": 1, "ts": 350, "dur": 5})
+    events.append({"ph": "X", "name": "tail", "cat": "kernel", "pid": 1, "tid": 1, "ts": 400, "dur": 5})
+    text = json.dumps({"traceEvents": events})
+    return text[: text.rindex('"name": "tail"') + 10].encode()
+
+
+ON_TRACE_OUTPUTS = [("view", "data"), ("summary", "children"), ("findings", "children"), ("collapse", "options"),
+                    ("collapse", "value"), ("highlight", "data"), ("selected", "data"), ("compare-select", "options")]
+
+
+def _texts(node: Any) -> list[str]:
+    """Every string child in a serialized Dash component tree, in page order."""
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, list):
+        return [t for n in node for t in _texts(n)]
+    if isinstance(node, dict):
+        return _texts(node.get("props", {}).get("children"))
+    return []
+
+
+def _find_id(node: Any, wanted: str) -> dict[str, Any] | None:
+    if isinstance(node, list):
+        return next((h for n in node if (h := _find_id(n, wanted)) is not None), None)
+    if isinstance(node, dict):
+        props = node.get("props", {})
+        return node if props.get("id") == wanted else _find_id(props.get("children"), wanted)
+    return None
+
+
+def test_summary_shows_what_the_import_dropped_and_repaired_by_reason(small: Trace) -> None:
+    reg = build_registry([(small, None)], None)
+    client = create_app(reg).server.test_client()
+    # The demo trace was built in memory: no import line.
+    assert _find_id(client.get("/_dash-layout").get_json(), "import-stats") is None
+    resp = _open_trace(client, None, _payload(damaged_chrome_json()), "cut.json")
+    assert resp["response"]["trace-key"]["data"] == 1
+    st = reg.traces[1].trace.metadata.import_stats
+    assert st.dropped == {"event_after_damage": 1, "slice_negative_duration": 1}
+    assert st.repaired == {"name_not_a_string": 1}
+    body = {
+        "output": "".join(f"..{i}.{p}.." for i, p in ON_TRACE_OUTPUTS).replace("....", "..."),
+        "outputs": [{"id": i, "property": p} for i, p in ON_TRACE_OUTPUTS],
+        "inputs": [{"id": "trace-key", "property": "data", "value": 1}],
+        "changedPropIds": ["trace-key.data"],
+    }
+    r = client.post("/_dash-update-component", json=body)
+    assert r.status_code == 200, r.data[:500]
+    line = _find_id(r.get_json()["response"]["summary"]["children"], "import-stats")
+    assert line is not None and "import-warn" in line["props"]["className"]
+    texts = _texts(line)
+    assert f"import: {st.events_read:,} events read, 2 dropped, 1 repaired" in texts[0]
+    assert texts[1:] == ["dropped 1: event_after_damage", "dropped 1: slice_negative_duration",
+                         "repaired 1: name_not_a_string"]
+    assert "slice_negative_duration" in line["props"]["title"]
+
+
+def test_import_reasons_are_text_and_a_clean_import_is_no_warning() -> None:
+    from ui.app import import_stats_line
+
+    t = demo_trace(500)
+    t.metadata.import_stats.events_read = 10
+    clean = import_stats_line(t)
+    assert "import-warn" not in clean.className and clean.children == "import: 10 events read, 0 dropped, 0 repaired"
+    evil = "<img src=x onerror=alert(1)>"
+    t.metadata.import_stats.drop(evil, 3)
+    line = import_stats_line(t)
+    assert "import-warn" in line.className
+    # The reason is a plain string child (React renders it as text), never parsed markup.
+    items = line.children[1].children
+    assert [li.children for li in items] == [f"dropped 3: {evil}"]
+    assert evil in line.title

@@ -124,7 +124,31 @@ def _summary(lt: LoadedTrace, spec: HardwareSpec | None) -> list[Any]:
     top = rep.findings[0].title if rep is not None and rep.findings else "-"
     items = [("trace", lt.label), ("total", fmt_ns(s.get("total_ns", end - start))), ("MFU", pct(s.get("mfu"))),
              ("bandwidth", pct(s.get("mbu"))), ("hardware", s.get("hardware") or "-"), ("top bottleneck", top)]
-    return [html.Span([html.B(k + ": "), str(v)], className="summary-item") for k, v in items]
+    out = [html.Span([html.B(k + ": "), str(v)], className="summary-item") for k, v in items]
+    imported = import_stats_line(lt.trace)
+    return out if imported is None else [*out, imported]
+
+
+def import_stats_line(trace: Trace) -> Any | None:
+    """The header's "import: N events read, D dropped, R repaired", a warning when events were dropped.
+
+    A trace that lost events still draws a plausible timeline, so the loss must show where the
+    totals are read.  The reasons (text from the trace's importer) are listed on hover (title)
+    and in an expandable list; they are plain children and attribute values, never markup.
+    """
+    st = trace.metadata.import_stats
+    dropped, repaired = st.events_dropped, st.events_repaired
+    if not (st.events_read or dropped or repaired):
+        return None  # built in memory (a simulator, the demo): nothing was imported
+    text = f"import: {st.events_read:,} events read, {dropped:,} dropped, {repaired:,} repaired"
+    reasons = [f"dropped {n:,}: {k}" for k, n in sorted(st.dropped.items())]
+    reasons += [f"repaired {n:,}: {k}" for k, n in sorted(st.repaired.items())]
+    cls = "summary-item import-stats" + (" import-warn" if dropped else "")
+    if not reasons:
+        return html.Span(text, id="import-stats", className=cls)
+    return html.Details([html.Summary(("⚠ " if dropped else "") + text),
+                         html.Ul([html.Li(r) for r in reasons], id="import-reasons")],
+                        id="import-stats", className=cls, title="\n".join(reasons))
 
 
 def _findings(lt: LoadedTrace, spec: HardwareSpec | None) -> list[Any]:
