@@ -408,6 +408,7 @@ class JsonImporter:
             s_args = raw_to_string_array(sorted_args, stats)
         else:
             s_args = binary_to_string_array(evs.args_array(rows), stats)
+            evs.adopt_slice_args(rows, s_args)
         del sorted_args
         s_cats = dict_column(cat_codes[rows], cat_dict)
         lifted = self.lift(rows, s_args, s_cats)

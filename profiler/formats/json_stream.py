@@ -43,7 +43,7 @@ from profiler.formats import json_events as je
 from profiler.formats.source import GZIP_MAGIC
 from profiler.model import ImportStats, Trace
 
-DEFAULT_CHUNK = 64 << 20
+DEFAULT_CHUNK = 16 << 20
 DEFAULT_THRESHOLD = 512 << 20
 THRESHOLD_ENV = "ACCEL_PROFILER_STREAM_BYTES"
 _READ = 4 << 20
@@ -117,19 +117,6 @@ def _blocks(path: Path, stats: ImportStats) -> Iterator[bytes]:
 
 
 # ------------------------------------------------------------------ pieces
-def _binary_array(raws: Sequence[Any]) -> pa.Array:
-    """Raw JSON texts (b"" -> null) as one Arrow binary array, without a Python object per value."""
-    n = len(raws)
-    lens = np.fromiter(map(len, raws), dtype=np.int64, count=n)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lens, out=offsets[1:])
-    mask = pa.py_buffer(np.packbits(lens > 0, bitorder="little"))
-    data = pa.py_buffer(b"".join(raws))
-    if offsets[-1] < 2**31 - 1:
-        return pa.Array.from_buffers(pa.binary(), n, [mask, pa.py_buffer(offsets.astype(np.int32)), data])
-    return pa.Array.from_buffers(pa.large_binary(), n, [mask, pa.py_buffer(offsets), data])
-
-
 class StreamEvents(Sequence[Any]):
     """All pieces' events as columns, plus the few events that must be matched across pieces.
 
@@ -151,7 +138,10 @@ class StreamEvents(Sequence[Any]):
         self._combo: list[np.ndarray] = []
         self._ts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._dur: list[np.ndarray] = []
-        self._args: list[pa.Array] = []
+        # Args text of all events in one growing buffer (large reallocations move pages, not bytes).
+        self._args_data = bytearray()
+        self._args_lens: list[np.ndarray] = []
+        self._slice_pos: np.ndarray | None = None
         self.kept: dict[int, Any] = {}
         self.bind_rows: list[int] = []
         self._n = 0
@@ -171,7 +161,10 @@ class StreamEvents(Sequence[Any]):
                                     dtype=np.int64))
         self._ts.append(ts)
         self._dur.append(float_column(evs, "dur"))
-        self._args.append(_binary_array([e.args for e in evs]))
+        raws = [e.args for e in evs]
+        self._args_lens.append(np.fromiter(map(len, raws), dtype=np.int64, count=len(raws)))
+        self._args_data += b"".join(raws)
+        del raws
         c = self._intern
         base = self._n
         for j, e in enumerate(evs):
@@ -195,10 +188,32 @@ class StreamEvents(Sequence[Any]):
                 "ts": tuple(cat([t[i] for t in self._ts]) for i in range(3)) if self._ts
                 else (z, z.astype(bool), z.astype(bool)),
                 "dur": cat(self._dur) if self._dur else z.astype(np.float64),
-                "args": pa.chunked_array(self._args, type=self._args[0].type if self._args else pa.binary()),
+                "args": self._args_column(),
             }
-            self._combo, self._ts, self._dur, self._args = [], [], [], []
+            self._combo, self._ts, self._dur = [], [], []
         return self._final
+
+    def _args_column(self) -> pa.Array:
+        lens = np.concatenate(self._args_lens) if self._args_lens else np.zeros(0, dtype=np.int64)
+        self._args_lens = []
+        offsets = np.zeros(lens.size + 1, dtype=np.int64)
+        np.cumsum(lens, out=offsets[1:])
+        mask = pa.py_buffer(np.packbits(lens > 0, bitorder="little"))
+        data = pa.py_buffer(self._args_data)
+        if offsets[-1] < 2**31 - 1:
+            return pa.Array.from_buffers(pa.binary(), lens.size, [mask, pa.py_buffer(offsets.astype(np.int32)), data])
+        return pa.Array.from_buffers(pa.large_binary(), lens.size, [mask, pa.py_buffer(offsets), data])
+
+    def adopt_slice_args(self, rows: np.ndarray, args: pa.Array) -> None:
+        """The slices' args column (event ``rows``, in its order) replaces the all-events column.
+
+        Later args lookups are of slice rows only, so one copy of the args text is kept, not two.
+        """
+        pos = np.full(self._n, -1, dtype=np.int64)
+        pos[rows] = np.arange(rows.size)
+        self._slice_pos = pos
+        self._columns()["args"] = args
+        self._args_data = bytearray()
 
     @property
     def combo(self) -> np.ndarray:
@@ -216,12 +231,19 @@ class StreamEvents(Sequence[Any]):
 
     def args_array(self, rows: np.ndarray) -> pa.Array:
         """The args text of events ``rows`` as one binary array (null where absent)."""
-        arr = self._columns()["args"].take(pa.array(np.asarray(rows, dtype=np.int64)))
-        return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+        idx = np.asarray(rows, dtype=np.int64)
+        if self._slice_pos is not None:
+            idx = self._slice_pos[idx]
+            if (idx < 0).any():
+                raise IndexError("after the slices took the args text, only slice rows have args")
+        return self._columns()["args"].take(pa.array(idx))
 
     def args_rows(self, rows: np.ndarray) -> list[bytes]:
         """The args text of events ``rows`` as bytes (b"" where absent), for the args decoders."""
-        return [b or b"" for b in self.args_array(rows).to_pylist()]
+        arr = self.args_array(rows)
+        if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+            arr = arr.cast(pa.large_binary() if pa.types.is_large_string(arr.type) else pa.binary())
+        return [b or b"" for b in arr.to_pylist()]
 
     def __iter__(self) -> Iterator[Any]:
         raise TypeError("streamed events are columns; only the kept events can be indexed")
