@@ -179,3 +179,32 @@ def test_streaming_fits_under_a_memory_limit_the_normal_reader_exceeds(tmp_path:
     assert fits["slices"] == normal["slices"]
     failed = _child("normal", path, limit)
     assert failed.get("error") in ("MemoryError", "ArrowMemoryError"), (failed, s_peak >> 20, n_peak >> 20)
+
+
+def test_flow_ids_mixed_across_pieces_and_kept_phases(tmp_path: Path) -> None:
+    """Flow ids integer in some pieces and mixed in others still chain; B/E, instants, bp survive."""
+    evs: list[dict[str, object]] = []
+    for k in range(40):
+        fid: object = k if k < 20 else (str(k) if k % 2 else k)
+        evs += [{"ph": "X", "name": "a", "pid": 1, "tid": 1, "ts": 100 * k, "dur": 10},
+                {"ph": "X", "name": "b", "pid": 1, "tid": 2, "ts": 100 * k + 20, "dur": 10},
+                {"ph": "s", "id": fid, "name": "fl", "cat": "c", "pid": 1, "tid": 1, "ts": 100 * k + 1},
+                {"ph": "f", "id": fid, "name": "fl", "cat": "c", "pid": 1, "tid": 2, "ts": 100 * k + 21,
+                 "bp": "e" if k % 3 else None},
+                {"ph": "i", "name": "mark", "pid": 1, "tid": 1, "ts": 100 * k + 5, "s": "t"},
+                {"ph": "B", "name": "bb", "pid": 1, "tid": 3, "ts": 100 * k}, {"ph": "E", "pid": 1, "tid": 3, "ts": 100 * k + 50}]
+    p = _write(tmp_path / "mixed.json", orjson.dumps({"traceEvents": evs}))
+    normal = read_trace(p, "chrome_json", stream=False)
+    assert normal.flows.num_rows == 39 and normal.slices.num_rows == 120
+    for chunk in (100, 500, 4000):
+        assert_same(normal, read_json_streaming(p, chunk_bytes=chunk))
+
+
+def test_out_of_order_slices_are_sorted_and_counted(tmp_path: Path) -> None:
+    evs = [{"ph": "X", "name": n, "pid": 1, "tid": 1, "ts": t, "dur": 1} for n, t in (("a", 10), ("b", 5), ("c", 20), ("d", 1))]
+    p = _write(tmp_path / "ooo.json", orjson.dumps({"traceEvents": evs}))
+    for t in (read_trace(p, "chrome_json", stream=False), read_json_streaming(p, chunk_bytes=40)):
+        assert t.slices.column("ts").to_pylist() == [1000, 5000, 10000, 20000]
+        assert t.metadata.import_stats.repaired.get("events_out_of_order_sorted") == 2
+    in_order = _write(tmp_path / "in.json", orjson.dumps({"traceEvents": sorted(evs, key=lambda e: e["ts"])}))
+    assert "events_out_of_order_sorted" not in read_trace(in_order, "chrome_json", stream=False).metadata.import_stats.repaired

@@ -619,8 +619,14 @@ class JsonImporter:
         """
         if frows.size == 0:
             return
-        fev = pick(self.dec.events, frows)
-        id_code = _id_codes([e.id for e in fev])
+        evs: Any = self.dec.events
+        if getattr(evs, "columnar", False):  # streamed flow events are columns: id and bp="e"
+            fids, fbp_e = evs.flow_columns(frows)
+        else:
+            fev = pick(evs, frows)
+            fids, fbp_e = [e.id for e in fev], None
+            del fev
+        id_code = _id_codes(list(fids) if isinstance(fids, np.ndarray) and fids.dtype == object else fids)
         ph = code[frows]
         # Phase before time: Kineto's GPU clock can put a kernel's "f" a little before its launch's "s".
         order = np.lexsort((frows, ts[frows], ph, self.name_codes[frows], self.cat_codes[frows], id_code))
@@ -643,7 +649,10 @@ class JsonImporter:
         enclosing = ph == FLOW_S
         not_s = np.flatnonzero(~enclosing)
         if not_s.size:
-            enclosing[not_s] = np.array([e.bp == "e" for e in pick(self.dec.events, frows[not_s])], dtype=bool)
+            if fbp_e is not None:
+                enclosing[not_s] = fbp_e[order][not_s]
+            else:
+                enclosing[not_s] = np.array([e.bp == "e" for e in pick(evs, frows[not_s])], dtype=bool)
         bound = np.full(frows.size, -1, dtype=np.int64)
         # Only threads that flows touch need sorting.
         on = np.isin(s_pt, np.unique(q_pt[used]))
@@ -667,7 +676,7 @@ class JsonImporter:
         rev = self._own.get("reversed_flows") if isinstance(self._own, dict) else None
         back = {v for v in rev if isinstance(v, int)} if isinstance(rev, list) else set()
         if back:  # our writer wrote these destination -> source (see chrome_json_writer)
-            flip = np.array([fev[j].id in back for j in order[src].tolist()], dtype=bool)
+            flip = np.array([fids[j] in back for j in order[src].tolist()], dtype=bool)
             a, b = np.where(flip, b, a), np.where(flip, a, b)
         self.b.add_flows(a, b, name=names)
 
@@ -702,8 +711,10 @@ class JsonImporter:
             self.b.add_flows(np.asarray(fr), np.asarray(to))
 
 
-def _id_codes(ids: list[Any]) -> np.ndarray:
+def _id_codes(ids: Sequence[Any] | np.ndarray) -> np.ndarray:
     """Flow ids as sortable int64 codes: the ids themselves when all are integers, else dict codes."""
+    if isinstance(ids, np.ndarray) and ids.dtype == np.int64:
+        return ids
     try:
         return np.fromiter(ids, dtype=np.int64, count=len(ids))
     except (TypeError, ValueError, OverflowError):

@@ -52,6 +52,7 @@ _CUT = re.compile(rb"\}\s*,")
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 _BYTE = re.compile(r"\(byte (\d+)\)")
 _SKIP_HEADER = {"traceEvents", "systemTraceEvents"}
+_FLOW_PHASES = frozenset({"s", "t", "f"})
 
 
 def stream_threshold() -> int:
@@ -144,6 +145,10 @@ class StreamEvents(Sequence[Any]):
         self._slice_pos: np.ndarray | None = None
         self.kept: dict[int, Any] = {}
         self.bind_rows: list[int] = []
+        self._flow_rows: list[np.ndarray] = []
+        self._flow_ids: list[np.ndarray] = []
+        self._flow_bp: list[np.ndarray] = []
+        self._flows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._n = 0
         self._intern: dict[Any, Any] = {}
         self._final: dict[str, Any] | None = None
@@ -167,9 +172,18 @@ class StreamEvents(Sequence[Any]):
         del raws
         c = self._intern
         base = self._n
+        f_rows: list[int] = []
+        f_ids: list[Any] = []
+        f_bp: list[bool] = []
         for j, e in enumerate(evs):
-            if e.ph == "X" and e.bind_id is None:
-                continue
+            if e.bind_id is None:
+                if e.ph == "X":
+                    continue
+                if e.ph in _FLOW_PHASES:  # flows need only their id and bp beyond the columns
+                    f_rows.append(base + j)
+                    f_ids.append(e.id)
+                    f_bp.append(e.bp == "e")
+                    continue
             # A copy that pins nothing of the piece: own args bytes, shared (interned) strings and ids.
             self.kept[base + j] = msgspec.structs.replace(
                 e, ph=c.setdefault(e.ph, e.ph), name=c.setdefault(e.name, e.name), cat=c.setdefault(e.cat, e.cat),
@@ -178,6 +192,33 @@ class StreamEvents(Sequence[Any]):
             if e.bind_id is not None:
                 self.bind_rows.append(base + j)
         self._n += len(evs)
+        if f_rows:
+            self._flow_rows.append(np.asarray(f_rows, dtype=np.int64))
+            try:
+                self._flow_ids.append(np.fromiter(f_ids, dtype=np.int64, count=len(f_ids)))
+            except (TypeError, ValueError, OverflowError):
+                ids = np.empty(len(f_ids), dtype=object)
+                ids[:] = f_ids
+                self._flow_ids.append(ids)
+            self._flow_bp.append(np.asarray(f_bp, dtype=bool))
+
+    def flow_columns(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(id, bp == "e") of the flow events ``rows`` (int64 ids, or objects when some are not integers)."""
+        if self._flows is None:
+            if not self._flow_rows:
+                z = np.zeros(0, dtype=np.int64)
+                self._flows = (z, z, z.astype(bool))
+            else:
+                if all(a.dtype == np.int64 for a in self._flow_ids):
+                    ids = np.concatenate(self._flow_ids)
+                else:  # Python objects throughout, so an id 5 from an all-integer piece equals one from another
+                    ids = np.empty(sum(a.size for a in self._flow_ids), dtype=object)
+                    ids[:] = [v for a in self._flow_ids for v in a.tolist()]
+                self._flows = (np.concatenate(self._flow_rows), ids, np.concatenate(self._flow_bp))
+            self._flow_rows, self._flow_ids, self._flow_bp = [], [], []
+        f_rows, ids, bp = self._flows
+        k = np.searchsorted(f_rows, rows)
+        return ids[k], bp[k]
 
     def _columns(self) -> dict[str, Any]:
         if self._final is None:
