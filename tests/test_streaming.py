@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from profiler.errors import TraceFormatError
-from profiler.formats import json_stream, read_trace, write_trace
+from profiler.formats import json_import, json_stream, read_trace, write_trace
 from profiler.formats.json_stream import read_json_streaming, uncompressed_size
 from profiler.model import Trace
 
@@ -42,8 +42,10 @@ def assert_same(a: Trace, b: Trace) -> None:
     (DATA / "amd_mi250_minitoy_train.json.gz", 1 << 10),  # flows from correlation ids
     (DATA / "v100_ns_resolution.json.gz", 1 << 16),      # ns timestamps beyond float64: exact path
 ])
-def test_streaming_equals_the_normal_reader_on_real_kineto(path: Path, chunk: int) -> None:
+def test_streaming_equals_the_normal_reader_on_real_kineto(path: Path, chunk: int,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     a = read_trace(path, stream=False)
+    monkeypatch.setattr(json_import, "_ARGS_BATCH", 7)  # args decoded in many small batches
     b = read_json_streaming(path, "kineto", chunk_bytes=chunk)
     b.validate()
     assert_same(a, b)

@@ -52,6 +52,8 @@ _PHASES = {"X": SLICE, "B": BEGIN, "E": END, "i": INSTANT, "I": INSTANT, "n": IN
 
 #: Key under ``otherData`` where our writer stores the exact track tree and the time base.
 OWN_KEY = "accel_profiler"
+#: Args decoded per batch when the events are streamed (bounds the copied-out text).
+_ARGS_BATCH = 65536
 #: Largest |ts| in microseconds whose nanoseconds fit int64.
 _MAX_US = 9.2e15
 
@@ -280,9 +282,19 @@ class JsonImporter:
 
     # ------------------------------------------------------------ helpers
     def _decode_args(self, event_rows: np.ndarray, struct: type[msgspec.Struct]) -> list[Any]:
-        """Decode the args of some events in one msgspec call; per-event fallback when types do not fit."""
+        """Decode the args of some events in one msgspec call; per-event fallback when types do not fit.
+
+        Streamed events are decoded in batches, so the args text is not copied out whole at once.
+        """
         evs: Any = self.dec.events
-        raws = evs.args_rows(event_rows) if getattr(evs, "columnar", False) else [e.args for e in pick(evs, event_rows)]
+        if getattr(evs, "columnar", False):
+            out: list[Any] = []
+            for lo in range(0, event_rows.size, _ARGS_BATCH):
+                out += self._decode_raws(evs.args_rows(event_rows[lo : lo + _ARGS_BATCH]), struct)
+            return out
+        return self._decode_raws([e.args for e in pick(evs, event_rows)], struct)
+
+    def _decode_raws(self, raws: Sequence[Any], struct: type[msgspec.Struct]) -> list[Any]:
         body = b"[" + b",".join([r if r else b"null" for r in raws] if not all(raws) else raws) + b"]"
         dec = msgspec.json.Decoder(list[struct | None])  # type: ignore[valid-type]
         try:
