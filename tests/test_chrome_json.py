@@ -276,3 +276,37 @@ def test_epoch_timestamps_exact_when_the_sample_misleads(tmp_path: Path) -> None
     t = read_trace(p)
     assert sorted(t.slices["ts"].to_pylist())[-5:] == [1712195495519689000 + i for i in range(5)]
     assert t.metadata.import_stats.dropped == {"missing_ts": 1}
+
+
+def test_out_of_order_perfetto_events_are_sorted_and_counted(tmp_path: Path) -> None:
+    """A Perfetto file (official protos) whose slices come out of time order: all kept, the reordering counted."""
+    from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import Trace as PbTrace
+    from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import TrackEvent
+
+    from profiler.formats.perfetto_reader import read_perfetto
+
+    def build(spans: list[tuple[str, int, int]]) -> Path:
+        pb = PbTrace()
+        p = pb.packet.add()
+        p.trusted_packet_sequence_id = 1
+        p.track_descriptor.uuid = 11
+        p.track_descriptor.name = "worker"
+        for name, start, end in spans:
+            for ts, typ in ((start, TrackEvent.TYPE_SLICE_BEGIN), (end, TrackEvent.TYPE_SLICE_END)):
+                p = pb.packet.add()
+                p.trusted_packet_sequence_id = 1
+                p.timestamp = ts
+                p.track_event.type = typ
+                p.track_event.track_uuid = 11
+                if typ == TrackEvent.TYPE_SLICE_BEGIN:
+                    p.track_event.name = name
+        out = tmp_path / f"t{len(list(tmp_path.iterdir()))}.perfetto-trace"
+        out.write_bytes(pb.SerializeToString())
+        return out
+
+    late_first = read_perfetto(build([("c", 300, 350), ("a", 100, 150), ("b", 200, 250)]))
+    assert late_first.slices.column("name").to_pylist() == ["a", "b", "c"]
+    assert late_first.metadata.import_stats.events_dropped == 0
+    assert late_first.metadata.import_stats.repaired.get("events_out_of_order_sorted", 0) > 0
+    in_order = read_perfetto(build([("a", 100, 150), ("b", 200, 250), ("c", 300, 350)]))
+    assert "events_out_of_order_sorted" not in in_order.metadata.import_stats.repaired

@@ -602,6 +602,9 @@ def _add_events(b: TraceBuilder, ev: _Events, uuid_to_id: dict[int, int], ts_off
     # Pair begins and ends per track in time order (file order breaks ties).
     sm = np.flatnonzero(((kind == TYPE_SLICE_BEGIN) | (kind == TYPE_SLICE_END)) & ~lost)
     order = sm[np.lexsort((sm, ts[sm], track[sm]))]
+    # Begin/end events the file had out of time order on their track (sorting puts them back).
+    back = (np.diff(order) < 0) & (track[order][1:] == track[order][:-1]) & (ts[order][1:] != ts[order][:-1])
+    stats.repair("events_out_of_order_sorted", int(back.sum()))
     begins: list[int] = []
     ends: list[int] = []
     stacks: dict[int, list[int]] = defaultdict(list)
