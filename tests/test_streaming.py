@@ -210,3 +210,11 @@ def test_out_of_order_slices_are_sorted_and_counted(tmp_path: Path) -> None:
         assert t.metadata.import_stats.repaired.get("events_out_of_order_sorted") == 2
     in_order = _write(tmp_path / "in.json", orjson.dumps({"traceEvents": sorted(evs, key=lambda e: e["ts"])}))
     assert "events_out_of_order_sorted" not in read_trace(in_order, "chrome_json", stream=False).metadata.import_stats.repaired
+
+
+def test_streamed_args_with_invalid_utf8_are_repaired_like_the_normal_reader(tmp_path: Path) -> None:
+    evs = [{"ph": "X", "name": f"a{i}", "pid": 1, "tid": 1, "ts": i * 10, "dur": 5, "args": {"s": "AB"}} for i in range(30)]
+    p = _write(tmp_path / "bad.json", orjson.dumps({"traceEvents": evs}).replace(b'"AB"', b'"A\xffB"', 3))
+    normal = read_trace(p, stream=False)
+    assert normal.metadata.import_stats.repaired == {"args_not_utf8": 3}
+    assert_same(normal, read_json_streaming(p, chunk_bytes=300))

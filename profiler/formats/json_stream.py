@@ -2,16 +2,18 @@
 
 Why: the normal reader holds the whole JSON text (decoding keeps views into it) besides one
 decoded struct per event.  This reader reads the file (plain or gzip) in windows of
-``chunk_bytes``, cuts the ``traceEvents`` array at event boundaries, decodes each piece once and turns it into columns at once
-(:class:`StreamEvents`: combination codes, ``ts``, ``dur``, args text); decoded events are kept
-only where they must be matched across pieces (B/E, flows, instants, counters, metadata, flow-v2
-``bind_id`` slices).  The *same* importer as the normal reader (:class:`JsonImporter` /
+``chunk_bytes``, cuts the ``traceEvents`` array at event boundaries, decodes each piece once
+and turns it into columns at once (:class:`StreamEvents`: combination codes, ``ts``, ``dur``,
+args text, flow ids); decoded events are kept only for the rare phases that need them as
+objects (B/E, instants, counters, metadata, flow-v2 ``bind_id`` slices).  The *same* importer as the normal reader (:class:`JsonImporter` /
 :class:`KinetoImporter`) then reads those columns, so the result is identical by construction.
 
-Measured (``bench_streaming``, generated Kineto-style trace, peak RSS): 129 MB / 708k events:
-normal 813 MB, streaming 762 MB; 515 MB / 2.8M events: normal 2854 MB, streaming 2215 MB.
-What remains per event is the args text (all events, then the slices' copy) and the kept
-flow events; that, not the JSON text, is what the peak grows with.
+Measured (``bench_streaming``, generated Kineto-style trace, peak RSS, 16 MB pieces):
+129 MB / 708k events: normal 802 MB, streaming 393 MB; 515 MB / 2.8M events: normal 2852 MB
+(7.3 s), streaming 1260 MB (10.4 s); 1 GB / 5.5M events under a 4 GB address-space limit: the
+normal reader fails (MemoryError), streaming reads it at 2339 MB peak in 19 s.  What grows with
+the file is the columnar trace itself (here mostly args text, ~2.3x the JSON size), plus one
+transient copy of the slices' args text while it is taken in canonical order.
 
 Finding boundaries robustly: candidates are ``}`` followed by ``,`` near the end of a window.  A
 candidate inside a string (``"a},b"``) leaves an unterminated string, so the piece fails to
@@ -122,10 +124,10 @@ class StreamEvents(Sequence[Any]):
     """All pieces' events as columns, plus the few events that must be matched across pieces.
 
     Each piece is decoded once and turned into columns at once (:meth:`add_piece`): the code of
-    its (ph, cat, pid, tid, name) combination, ``ts`` (ns, valid, present), ``dur`` and the args
-    text.  Decoded events are kept only where the importer still needs them as objects: every
-    event that is not a plain ``X`` (B/E stacks, flow endpoints, instants, counters, metadata)
-    and ``X`` events with a flow-v2 ``bind_id``.  So the memory held grows with the columns the
+    its (ph, cat, pid, tid, name) combination, ``ts`` (ns, valid, present), ``dur``, the args
+    text, and for flow events their id and ``bp``.  Decoded events are kept only where the
+    importer still needs them as objects: B/E (matched as stacks), instants, counters,
+    metadata, and ``X`` events with a flow-v2 ``bind_id``.  So the memory held grows with the columns the
     trace keeps anyway, not with the decoded events.
 
     Indexing returns the kept events only (the importer never asks for the others: it reads
