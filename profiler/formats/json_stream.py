@@ -42,7 +42,7 @@ import pyarrow as pa
 
 from profiler.errors import TraceFormatError
 from profiler.formats import json_events as je
-from profiler.formats.source import GZIP_MAGIC
+from profiler.formats.source import GZIP_MAGIC, open_binary
 from profiler.model import ImportStats, Trace
 
 DEFAULT_CHUNK = 16 << 20
@@ -83,14 +83,7 @@ def uncompressed_size(path: str | Path) -> int:
 # ------------------------------------------------------------------ bytes in
 def _blocks(path: Path, stats: ImportStats) -> Iterator[bytes]:
     """The decompressed content in blocks; a damaged gzip stream ends early and is counted."""
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        raise TraceFormatError(str(path), "no such file") from None
-    except IsADirectoryError:
-        raise TraceFormatError(str(path), "is a directory") from None
-    except PermissionError:
-        raise TraceFormatError(str(path), "permission denied") from None
+    f = open_binary(path)
     with f:
         gz = f.read(2) == GZIP_MAGIC
         f.seek(0)
