@@ -310,3 +310,29 @@ def test_out_of_order_perfetto_events_are_sorted_and_counted(tmp_path: Path) -> 
     assert late_first.metadata.import_stats.repaired.get("events_out_of_order_sorted", 0) > 0
     in_order = read_perfetto(build([("a", 100, 150), ("b", 200, 250), ("c", 300, 350)]))
     assert "events_out_of_order_sorted" not in in_order.metadata.import_stats.repaired
+
+
+def test_backward_flow_keeps_its_direction_through_json(tmp_path: Path) -> None:
+    """A flow whose destination starts before its source is written reversed (so Perfetto binds it)
+    and listed in otherData; our reader turns it back."""
+    import json as _json
+
+    from profiler import TraceBuilder, read_trace, write_trace
+
+    b = TraceBuilder()
+    t = b.add_track("engine", kind="compute")
+    early = b.add_slice(t, 0, 1_000, "early")
+    late = b.add_slice(t, 5_000, 1_000, "late")
+    b.add_flow(late, early, name="feeds")  # backward in time
+    b.add_flow(early, late, name="forward")
+    trace = b.build()
+    out = tmp_path / "back.json"
+    write_trace(trace, out)
+    doc = _json.loads(out.read_text())
+    assert len(doc["otherData"]["accel_profiler"]["reversed_flows"]) == 1
+    back = read_trace(out)
+    names = back.slices["name"].to_pylist()
+    got = sorted((names[f], names[t_], n) for f, t_, n in zip(back.flows["from_slice"].to_pylist(),
+                                                                back.flows["to_slice"].to_pylist(),
+                                                                back.flows["name"].to_pylist(), strict=True))
+    assert got == [("early", "late", "forward"), ("late", "early", "feeds")]
