@@ -67,29 +67,8 @@ if _cregion is not None:
                 flow_in(self.flow)
             return self
 
-    def _slow_region(
-        name: str,
-        flops: float | None = None,
-        bytes: float | None = None,  # noqa: A002
-        dtype: str | None = None,
-        engine: str | None = None,
-        category: str | None = None,
-        flow_from: int | None = None,
-        args: dict[str, Any] | None = None,
-    ) -> Any:
-        """``region()`` when the C fast path (a cached bare name) does not apply."""
-        if not _recorder._on:
-            return NOOP
-        if flops is None and bytes is None and dtype is None and engine is None and category is None \
-                and flow_from is None and args is None:
-            r = _by_name.get(name)
-            if r is None:
-                r = _by_name[name] = Region(name)
-            return r
-        if flow_from is not None:
-            return FlowRegion(name, flow_from, flops=flops, bytes=bytes, dtype=dtype, engine=engine,
-                              category=category, args=args)
-        return Region(name, flops, bytes, dtype, engine, category, args)
+    #: ``region()`` when the C fast path (a cached bare name) does not apply.
+    _slow_region = _recorder.region_factory(Region, FlowRegion, NOOP, _by_name)
 
     def _register() -> ThreadBuffer:
         """A thread's first C event in this session: its buffer, with a C stream, registered."""
@@ -97,7 +76,6 @@ if _cregion is not None:
 
     _cregion.configure(intern=SITES.intern, register=_register, slow_region=_slow_region, by_name=_by_name,
                        time_bits=TIME_BITS)
-    _slow_region.__doc__ = _recorder.region.__doc__
     C = Implementation("c", Region, _cregion.region, NOOP, _cregion.current_buffer, _cregion.enable,
                        _cregion.disable, _cregion.Traced)
     IMPLEMENTATIONS["c"] = C

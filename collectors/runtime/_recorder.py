@@ -310,35 +310,45 @@ NOOP = _Noop()
 _by_name: dict[str, Region] = {}
 
 
-def region(
-    name: str,
-    flops: float | None = None,
-    bytes: float | None = None,  # noqa: A002
-    dtype: str | None = None,
-    engine: str | None = None,
-    category: str | None = None,
-    flow_from: int | None = None,
-    args: dict[str, Any] | None = None,
-) -> Region | _Noop:
-    """A region to use in ``with``: ``with region("attn", flops=2*n*d*d, engine="mxu"): ...``.
+def region_factory(region_cls: Any, flow_cls: Any, noop: Any, by_name: dict[str, Any]) -> Any:
+    """Build ``region()`` over one implementation's Region, FlowRegion, no-op object and name cache.
 
-    ``engine`` puts the slice on that engine's track (one track per engine, queue or stream)
-    instead of the thread's.  ``flow_from`` takes a handle from :func:`flow_out` and draws an
-    arrow from that region to this one.  Without a session this returns a shared no-op object.
+    The Python and the C implementation share this logic; only the classes differ.
     """
-    if not _on:
-        return NOOP
-    if flops is None and bytes is None and dtype is None and engine is None and category is None \
-            and flow_from is None and args is None:
-        r = _by_name.get(name)
-        if r is None:
-            r = _by_name[name] = Region(name)
-        return r
-    if flow_from is not None:
-        return FlowRegion(name, flow_from, flops=flops, bytes=bytes, dtype=dtype, engine=engine,
-                          category=category, args=args)
-    return Region(name, flops, bytes, dtype, engine, category, args)
 
+    def region(
+        name: str,
+        flops: float | None = None,
+        bytes: float | None = None,  # noqa: A002
+        dtype: str | None = None,
+        engine: str | None = None,
+        category: str | None = None,
+        flow_from: int | None = None,
+        args: dict[str, Any] | None = None,
+    ) -> Any:
+        """A region to use in ``with``: ``with region("attn", flops=2*n*d*d, engine="mxu"): ...``.
+
+        ``engine`` puts the slice on that engine's track (one track per engine, queue or stream)
+        instead of the thread's.  ``flow_from`` takes a handle from :func:`flow_out` and draws an
+        arrow from that region to this one.  Without a session this returns a shared no-op object.
+        """
+        if not _on:
+            return noop
+        if flops is None and bytes is None and dtype is None and engine is None and category is None \
+                and flow_from is None and args is None:
+            r = by_name.get(name)
+            if r is None:
+                r = by_name[name] = region_cls(name)
+            return r
+        if flow_from is not None:
+            return flow_cls(name, flow_from, flops=flops, bytes=bytes, dtype=dtype, engine=engine,
+                            category=category, args=args)
+        return region_cls(name, flops, bytes, dtype, engine, category, args)
+
+    return region
+
+
+region = region_factory(Region, FlowRegion, NOOP, _by_name)
 
 def traced(
     fn: Any = None,
