@@ -167,3 +167,69 @@ def test_launch_flows_not_doubled_by_correlation_ids(tmp_path: Path, flow_cat: s
     names = t.slices_df()["name"].astype(str).tolist()
     assert [(names[r.from_slice], names[r.to_slice]) for r in t.flows_df().itertuples()] == [("cudaLaunchKernel", "k")]
     assert t.metadata.extra.get("flows_from_correlation_ids", 0) == (0 if flow_cat else 1)
+
+
+def _flow_points(path: Path) -> list[dict[str, object]]:
+    raw = json.loads(gzip.decompress(path.read_bytes()))
+    return [e for e in raw["traceEvents"] if e.get("ph") in ("s", "t", "f")]
+
+
+@pytest.mark.parametrize("name", ["mtia_inference_rank0", "a100_alexnet", "v100_ns_resolution",
+                                  "amd_mi250_minitoy_train", "a100_event_sync_multi_stream"])
+def test_no_flow_with_a_start_is_dropped(name: str) -> None:
+    """Every flow end whose (id, cat, name) has a start becomes a flow, fan-outs included.
+
+    Counted straight from the file: the MTIA trace has launches whose one ``ac2g`` start fans out
+    to 4, 5 or 9 device ops; Perfetto keeps all of them (an "f" does not close a v1 flow).
+    """
+    path = DATA / f"{name}.json.gz"
+    pts = _flow_points(path)
+    starts = {(e.get("cat"), e.get("name"), e["id"]) for e in pts if e["ph"] == "s"}
+    ends_with_start = sum(1 for e in pts if e["ph"] == "f" and (e.get("cat"), e.get("name"), e["id"]) in starts)
+    t = read_kineto(path)
+    dropped = t.metadata.import_stats.dropped
+    assert t.flows.num_rows == ends_with_start - dropped.get("flow_endpoint_not_on_a_slice", 0)
+    assert dropped.get("flow_endpoint_not_on_a_slice", 0) == 0
+    ends_without = sum(1 for e in pts if e["ph"] == "f" and (e.get("cat"), e.get("name"), e["id"]) not in starts)
+    assert dropped.get("flow_end_without_start", 0) == ends_without
+
+
+def test_mtia_fan_out_flows_counted_by_kind() -> None:
+    path = DATA / "mtia_inference_rank0.json.gz"
+    pts = _flow_points(path)
+    per_id = Counter(e["id"] for e in pts if e["ph"] == "f")
+    fan_out = sum(n for n in per_id.values() if n > 1)
+    t = read_kineto(path)
+    assert "flow_end_without_start" not in t.metadata.import_stats.dropped
+    kinds = t.metadata.extra["flow_kinds"]
+    assert kinds["one_to_many"] == fan_out == 657
+    assert kinds["one_to_one"] + kinds["one_to_many"] == t.flows.num_rows == 1166
+    # each fanned-out flow leaves the same launch slice
+    f = t.flows_df()
+    assert f.groupby("from_slice").size().max() == 9
+
+
+def test_graph_launch_fans_out_and_reused_ids_pair_in_time(tmp_path: Path) -> None:
+    """A cudaGraphLaunch's one ac2g start reaches every kernel of the graph; an id used again later
+    (s f s f) links each end to its own start, not to the first one."""
+    evs: list[dict[str, object]] = [
+        {"ph": "X", "cat": "cuda_runtime", "name": "cudaGraphLaunch", "pid": 1, "tid": 1, "ts": 10, "dur": 5},
+        {"ph": "s", "cat": "ac2g", "name": "ac2g", "id": 9, "pid": 1, "tid": 1, "ts": 10},
+        *[{"ph": "X", "cat": "kernel", "name": f"k{i}", "pid": 0, "tid": 7, "ts": 20 + 10 * i, "dur": 3}
+          for i in range(3)],
+        *[{"ph": "f", "cat": "ac2g", "name": "ac2g", "id": 9, "pid": 0, "tid": 7, "ts": 20 + 10 * i, "bp": "e"}
+          for i in range(3)],
+        {"ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "pid": 1, "tid": 1, "ts": 100, "dur": 5},
+        {"ph": "s", "cat": "ac2g", "name": "ac2g", "id": 9, "pid": 1, "tid": 1, "ts": 100},
+        {"ph": "X", "cat": "kernel", "name": "late", "pid": 0, "tid": 7, "ts": 120, "dur": 3},
+        {"ph": "f", "cat": "ac2g", "name": "ac2g", "id": 9, "pid": 0, "tid": 7, "ts": 120, "bp": "e"},
+    ]
+    p = tmp_path / "g.json"
+    p.write_text(json.dumps({"schemaVersion": 1, "traceEvents": evs}))
+    t = read_kineto(p)
+    names = t.slices_df()["name"].astype(str).tolist()
+    got = sorted((names[r.from_slice], names[r.to_slice]) for r in t.flows_df().itertuples())
+    assert got == [("cudaGraphLaunch", "k0"), ("cudaGraphLaunch", "k1"), ("cudaGraphLaunch", "k2"),
+                   ("cudaLaunchKernel", "late")]
+    assert t.metadata.extra["flow_kinds"] == {"one_to_one": 1, "one_to_many": 3, "many_to_one": 0}
+    assert not t.metadata.import_stats.dropped

@@ -97,3 +97,45 @@ class Binder:
         pos_c = np.minimum(pos, self.n - 1)
         ok &= self.th_c[pos_c] == q_thread
         return np.where(ok, self.order[pos_c], -1)
+
+
+def link_points(new_chain: np.ndarray, can_start: np.ndarray, can_end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(source position, destination position) of every flow among points sorted by (chain, time).
+
+    A chain is the flow points of one (id, cat, name).  Like Perfetto, an "f" does not close its
+    chain: every step or end links from the latest start or step of its chain before it, so one
+    launch fanning out to several device ops (Kineto's one-to-many ``ac2g``) keeps all of its
+    flows, and a reused id (s f s f) links each end to its own start.  An end that comes before
+    every start of its chain (Kineto's device clock can put a kernel's "f" a little before its
+    launch's "s") links from the chain's first start.
+
+    ``can_start``: s and t points; ``can_end``: t and f points.
+    """
+    n = int(new_chain.size)
+    if n == 0:
+        z = np.zeros(0, dtype=np.int64)
+        return z, z
+    idx = np.arange(n, dtype=np.int64)
+    heads = np.flatnonzero(new_chain)
+    chain_no = np.cumsum(new_chain) - 1
+    head = heads[chain_no]
+    latest = np.maximum.accumulate(np.where(can_start, idx, -1))
+    prev = np.concatenate([[-1], latest[:-1]])  # the latest start strictly before each point
+    first = np.minimum.reduceat(np.where(can_start, idx, n), heads)[chain_no]
+    src = np.where(prev >= head, prev, np.where(first < n, first, -1))
+    src = np.where(src == idx, -1, src)  # a step never links to itself
+    dst = np.flatnonzero(can_end & (src >= 0))
+    return src[dst], dst
+
+
+def flow_kinds(src_point: np.ndarray, dst_slice: np.ndarray) -> dict[str, int]:
+    """Flows counted by shape: one-to-one, sharing a source (one-to-many), sharing a destination
+    (many-to-one; a flow can be both of the last two)."""
+    if src_point.size == 0:
+        return {"one_to_one": 0, "one_to_many": 0, "many_to_one": 0}
+    _, s_inv, s_cnt = np.unique(src_point, return_inverse=True, return_counts=True)
+    _, d_inv, d_cnt = np.unique(dst_slice, return_inverse=True, return_counts=True)
+    fan_out = s_cnt[s_inv] > 1
+    fan_in = d_cnt[d_inv] > 1
+    return {"one_to_one": int((~fan_out & ~fan_in).sum()), "one_to_many": int(fan_out.sum()),
+            "many_to_one": int(fan_in.sum())}

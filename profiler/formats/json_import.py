@@ -41,7 +41,7 @@ from profiler.formats.json_events import (
     raw_to_string_array,
     us_to_ns,
 )
-from profiler.formats.json_flows import Binder
+from profiler.formats.json_flows import Binder, flow_kinds, link_points
 from profiler.model import Trace
 from profiler.nesting import canonical_order
 
@@ -640,21 +640,18 @@ class JsonImporter:
             del fev
         id_code = _id_codes(list(fids) if isinstance(fids, np.ndarray) and fids.dtype == object else fids)
         ph = code[frows]
-        # Phase before time: Kineto's GPU clock can put a kernel's "f" a little before its launch's "s".
-        order = np.lexsort((frows, ts[frows], ph, self.name_codes[frows], self.cat_codes[frows], id_code))
+        # Chains in time order; at equal times a start comes before a step before an end.
+        order = np.lexsort((frows, ph, ts[frows], self.name_codes[frows], self.cat_codes[frows], id_code))
         frows, ph = frows[order], ph[order]
         kc, kcat, kname = id_code[order], self.cat_codes[frows], self.name_codes[frows]
         same = (kc[1:] == kc[:-1]) & (kcat[1:] == kcat[:-1]) & (kname[1:] == kname[:-1])
-        pair = np.zeros(frows.size, dtype=bool)
-        pair[:-1] = same & (ph[:-1] != FLOW_F) & (ph[1:] != FLOW_S)
-        src = np.flatnonzero(pair)
-        dst = src + 1
+        new_chain = np.concatenate([[True], ~same])
+        src, dst = link_points(new_chain, ph != FLOW_F, ph != FLOW_S)
         used = np.zeros(frows.size, dtype=bool)
         used[src] = True
         used[dst] = True
-        lone = ~used
-        self.stats.drop("flow_start_without_end", int((lone & (ph != FLOW_F)).sum()))
-        self.stats.drop("flow_end_without_start", int((lone & (ph == FLOW_F)).sum()))
+        self.stats.drop("flow_start_without_end", int((~used & (ph == FLOW_S)).sum()))
+        self.stats.drop("flow_end_without_start", int((~used & (ph != FLOW_S)).sum()))
         # Binding: s always to the enclosing slice; t/f to the enclosing one with bp="e", else the next.
         q_pt = pt_code[frows]
         q_ts = ts[frows]
@@ -678,10 +675,13 @@ class JsonImporter:
         self.stats.drop("flow_endpoint_not_on_a_slice", int((~ok).sum()))
         src, dst = src[ok], dst[ok]
         # Flows in the order their chains first appear in the file (what a per-event reader gives).
-        group = np.cumsum(np.concatenate([[True], ~same]))  # chain number of each sorted flow event
-        first_row = np.minimum.reduceat(frows, np.flatnonzero(np.concatenate([[True], ~same])))
+        group = np.cumsum(new_chain)  # chain number of each sorted flow event
+        first_row = np.minimum.reduceat(frows, np.flatnonzero(new_chain))
         keep_order = np.argsort(first_row[group[src] - 1], kind="stable")
         src, dst = src[keep_order], dst[keep_order]
+        kinds = self.b.metadata.extra.setdefault("flow_kinds", {})
+        for k, v in flow_kinds(src, ids[bound[dst]]).items():
+            kinds[k] = kinds.get(k, 0) + v
         names = dict_column(self.name_codes[frows[src]], self.name_dict).cast(pa.string())
         names = pc.if_else(pc.equal(names, ""), pa.scalar(None, pa.string()), names)
         a, b = ids[bound[src]], ids[bound[dst]]

@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from profiler.formats.json_events import decode_file
+from profiler.formats.json_flows import flow_kinds
 from profiler.formats.json_import import JsonImporter
 from profiler.model import Trace
 
@@ -288,6 +289,7 @@ class KinetoImporter(JsonImporter):
                 to.append(int(slice_ids[j]))
         if fr:
             self.b.add_flows(np.asarray(fr), np.asarray(to), name=["ac2g"] * len(fr))
+            self.b.metadata.extra["flow_kinds"] = flow_kinds(np.asarray(fr), np.asarray(to))
         self.b.metadata.extra["flows_from_correlation_ids"] = len(fr)
 
     def finish(self) -> None:
