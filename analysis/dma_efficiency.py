@@ -97,7 +97,7 @@ def _redundant_loads(ctx: AnalysisContext, rows: np.ndarray) -> dict[str, Any]:
     places = pa.array(sorted(_PLACES | ({m.name.lower() for m in ctx.spec.memory} if ctx.spec else set())))
     key: pa.Array | None = None
     for k in TENSOR_KEYS:
-        vals = ctx._arg_array(rows, k)
+        vals = ctx.arg_array(rows, k)
         vals = pc.if_else(pc.is_in(pc.utf8_lower(vals), value_set=places), "", vals)
         key = vals if key is None else pc.if_else(pc.equal(key, ""), vals, key)
     assert key is not None

@@ -205,6 +205,23 @@ class Trace:
             cur = parents[k]
         return out[::-1]
 
+    def slice_parents(self) -> np.ndarray:
+        """Row of each slice's enclosing slice (-1 at depth 0).
+
+        Rows are in canonical order (track, ts, longest first), so a slice's parent is the last
+        slice one level up before it; one vectorized pass per nesting level.
+        """
+        depth = self.slices["depth"].to_numpy()
+        n = depth.size
+        par = np.full(n, -1, dtype=np.int64)
+        idx = np.arange(n, dtype=np.int64)
+        for d in range(1, int(depth.max()) + 1 if n else 1):
+            at = depth == d
+            if at.any():
+                last = np.maximum.accumulate(np.where(depth == d - 1, idx, -1))
+                par[at] = last[at]
+        return par
+
     # ------------------------------------------------------------ validation
     def validate(self) -> None:
         """Raise ``ValueError`` if an invariant of the model does not hold."""
