@@ -6,6 +6,9 @@ kind first, then the track's attrs and name, then what it holds:
 
 * a Kineto GPU stream (attrs ``stream`` or a name like "stream 7") is ``compute``; a stream that
   only copies or sets memory (memcpy/memset) is ``dma``;
+* a thread of a process named like a device (Kineto's "GPU 0", "MTIA 17", TPU-style
+  "/device:TPU:0", see :data:`profiler.formats.kineto.DEVICE_PROCESS`) is device work: ``dma`` when
+  it only copies, else ``compute``, never ``host``;
 * a CPU thread (attrs ``tid``/``thread``, names like "thread 12" or "python") is ``host``;
 * a track with counter samples and no slices is ``counter``; one with only child tracks is ``group``.
 
@@ -21,6 +24,7 @@ import re
 import numpy as np
 import pyarrow.compute as pc
 
+from profiler.formats.kineto import DEVICE_PROCESS
 from profiler.model import Trace
 
 ROLES = ("compute", "dma", "host", "memory", "counter", "group", "other")
@@ -62,6 +66,7 @@ def infer_roles(trace: Trace) -> np.ndarray:
     for p in parents:
         if p is not None and 0 <= p < size:
             has_child[p] = True
+    on_device = _under_device_process(ids, names, parents, attrs, size)
     dma_share = _slice_share(trace, size, _DMA_SLICE)
     not_work = _slice_share(trace, size, _NOT_WORK, columns=("category",))
 
@@ -83,6 +88,8 @@ def infer_roles(trace: Trace) -> np.ndarray:
             role = "dma" if (slice_count[tid] and dma_share[tid] >= 0.999) or _DMA_NAME.search(name) else "compute"
         elif _DMA_NAME.search(name) or at.get("engine") == "dma":
             role = "dma"
+        elif on_device[tid]:
+            role = "dma" if slice_count[tid] and dma_share[tid] >= 0.999 else "compute"
         elif "tid" in at or "thread" in at or _HOST_NAME.search(name):
             role = "host"
         elif slice_count[tid] and dma_share[tid] >= 0.999:
@@ -91,6 +98,25 @@ def infer_roles(trace: Trace) -> np.ndarray:
             role = "host" if slice_count[tid] else "other"
         roles[tid] = role
     return roles
+
+
+def _under_device_process(ids: np.ndarray, names: list[str | None], parents: list[int | None],
+                          attrs: list[dict[str, object]], size: int) -> np.ndarray:
+    """Which tracks sit under a root group named (or labelled) like a device."""
+    parent = np.full(size, -1, dtype=np.int64)
+    is_dev = np.zeros(size, dtype=bool)
+    for k, tid in enumerate(ids.tolist()):
+        p = parents[k]
+        parent[tid] = p if p is not None and 0 <= p < size else -1
+        if p is None:
+            labels = attrs[k].get("labels")
+            is_dev[tid] = bool(DEVICE_PROCESS.search(names[k] or "") or
+                               (isinstance(labels, str) and DEVICE_PROCESS.search(labels)))
+    root = np.where(parent >= 0, parent, np.arange(size))
+    for _ in range(8):
+        up = parent[root]
+        root = np.where(up >= 0, up, root)
+    return is_dev[root] & (parent >= 0)
 
 
 def _slice_share(trace: Trace, size: int, pattern: re.Pattern[str], columns: tuple[str, ...] = ("name", "category")

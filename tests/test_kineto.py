@@ -233,3 +233,68 @@ def test_graph_launch_fans_out_and_reused_ids_pair_in_time(tmp_path: Path) -> No
                    ("cudaLaunchKernel", "late")]
     assert t.metadata.extra["flow_kinds"] == {"one_to_one": 1, "one_to_many": 3, "many_to_one": 0}
     assert not t.metadata.import_stats.dropped
+
+
+def test_mtia_device_work_found_by_what_the_trace_says() -> None:
+    """MTIA device ops land on device tracks by role; runtime spans stay host (counted from the file)."""
+    path = DATA / "mtia_inference_rank0.json.gz"
+    raw = json.loads(gzip.decompress(path.read_bytes()))["traceEvents"]
+    ccp = Counter(e["name"] for e in raw if e.get("ph") == "X" and e.get("cat") == "mtia_ccp_events")
+    n_runtime = sum(1 for e in raw if e.get("ph") == "X" and e.get("cat") == "mtia_runtime")
+    t = read_kineto(path)
+    df = t.slices_df()
+    tracks = t.tracks_df().set_index("id")
+    dev = df[df["category"] == "mtia_ccp_events"]
+    kind_of = dev.groupby(dev["name"].astype(str))["track_kind"].agg(lambda s: set(s))
+    assert kind_of["dma_request"] == {"dma"}
+    assert kind_of["pe_exe"] == kind_of["merge"] == kind_of["remote"] == {"compute"}
+    assert kind_of["event_wait"] == kind_of["event_record"] == {"other"}  # markers and waits are not work
+    assert len(dev) == sum(ccp.values())
+    assert all(tracks.loc[tracks.loc[i, "parent"], "name"] == "MTIA 17" for i in dev["track"].unique())
+    rt = df[df["category"] == "mtia_runtime"]
+    assert len(rt) == n_runtime and set(rt["track_kind"]) == {"host"}
+    assert "unknown_device_categories" not in t.metadata.extra
+
+
+@pytest.mark.parametrize("process", ["XPU 0", "MTIA 3", "HPU 1", "GPU 2"])
+def test_unknown_device_category_is_device_work_of_unknown_kind(tmp_path: Path, process: str) -> None:
+    evs: list[dict[str, object]] = [
+        {"ph": "M", "name": "process_name", "pid": 5, "tid": 0, "args": {"name": process}},
+        {"ph": "X", "cat": "xpu_runtime", "name": "launch", "pid": 1, "tid": 1, "ts": 10, "dur": 5},
+        {"ph": "X", "cat": "vendor_exec", "name": "op", "pid": 5, "tid": 3, "ts": 20, "dur": 3},
+        {"ph": "X", "cat": "vendor_exec", "name": "op", "pid": 5, "tid": 3, "ts": 30, "dur": 3},
+        {"ph": "X", "cat": "vendor_tool", "name": "thing", "pid": 1, "tid": 1, "ts": 40, "dur": 3},
+    ]
+    p = tmp_path / "u.json"
+    p.write_text(json.dumps({"schemaVersion": 1, "traceEvents": evs}))
+    t = read_kineto(p)
+    df = t.slices_df()
+    ops = df[df["name"] == "op"]
+    assert set(ops["track_kind"]) == {"compute"}
+    tr = t.tracks_df().set_index("id").loc[int(ops["track"].iloc[0])]
+    assert json.loads(tr["attrs"])["device_kind"] == "unknown"
+    assert t.metadata.extra["unknown_device_categories"] == {"vendor_exec": 2}  # host-side unknowns stay host
+    assert set(df.loc[df["name"].isin(["launch", "thing"]), "track_kind"]) == {"host"}
+
+
+def test_tpu_style_device_process_is_not_host(tmp_path: Path) -> None:
+    """Generic Chrome JSON from a TPU profiler: threads of "/device:TPU:0" are device work."""
+    from analysis.context import AnalysisContext
+
+    evs: list[dict[str, object]] = [
+        {"ph": "M", "name": "process_name", "pid": 1, "tid": 0, "args": {"name": "/device:TPU:0"}},
+        {"ph": "M", "name": "thread_name", "pid": 1, "tid": 2, "args": {"name": "XLA Ops"}},
+        {"ph": "M", "name": "process_name", "pid": 9, "tid": 0, "args": {"name": "/host:CPU"}},
+        {"ph": "M", "name": "thread_name", "pid": 9, "tid": 4, "args": {"name": "tf_Compute"}},
+        {"ph": "X", "name": "fusion.1", "pid": 1, "tid": 2, "ts": 10, "dur": 5},
+        {"ph": "X", "name": "convolution.2", "pid": 1, "tid": 2, "ts": 20, "dur": 5},
+        {"ph": "X", "name": "ExecuteOp", "pid": 9, "tid": 4, "ts": 5, "dur": 30},
+    ]
+    p = tmp_path / "tpu.json"
+    p.write_text(json.dumps({"traceEvents": evs}))
+    t = read_trace(p)
+    ctx = AnalysisContext(t)
+    names = dict(zip(t.tracks_df()["id"], t.tracks_df()["name"], strict=True))
+    roles = {names[i]: ctx.roles[i] for i in names}
+    assert roles["XLA Ops"] == "compute" and roles["tf_Compute"] == "host"
+    assert not ctx.host_as_compute

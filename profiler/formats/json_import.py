@@ -365,6 +365,7 @@ class JsonImporter:
         self.ts_max = int(ts[ts_ok].max()) if ts_ok.any() else 0
         cat_of_combo, cat_dict = encode_strings([k[1] for k in keys])
         cat_codes = cat_of_combo[combo]
+        self.combo_names = (combo, [k[4] for k in keys], code)  # event_classes may look at names and phases too
         cls = self.event_classes(cat_codes, cat_dict, pt_code)
         self._track_of: dict[tuple[int, int], int] = {}
         self._counter_tracks: dict[tuple[Any, ...], int] = {}

@@ -2,14 +2,22 @@
 
 Kineto writes Chrome trace-event JSON with conventions this reader turns into our track tree:
 
-* GPU work (``kernel``, ``gpu_memcpy``, ``gpu_memset``, ``gpu_user_annotation``) has the device
-  index as pid and the stream as tid.  Each GPU becomes a group track ("GPU 0"); each stream gets a
-  compute track ("stream 7") for kernels, a dma track ("stream 7 memcpy") for copies and sets,
-  and an "annotations" track for GPU-side user ranges (they enclose kernels and would otherwise
-  make kernels look nested in something on the compute track).
-* CPU work (``cpu_op``, ``user_annotation``, ``python_function``, ``cuda_runtime``,
-  ``cuda_driver``) lands on one host track per thread under its process.
-* Launches link to GPU work by ``ac2g`` flow events (``async_cpu_to_gpu`` in older Kineto);
+* Device work is found by what the trace says, not by CUDA names: Kineto's device activity
+  categories (CUDA/ROCm ``kernel``, ``gpu_memcpy``, ``gpu_memset``; MTIA ``mtia_ccp_events``; HPU
+  ``hpu_op``; MLU/GCU copies and sets) and processes named like a device ("GPU 0", "MTIA 17",
+  "XPU 0", TPU-style "/device:TPU:0").  Each device becomes a group track; each stream gets a
+  compute track ("stream 7") for kernels, a dma track ("stream 7 memcpy") for copies, sets and
+  DMA requests (MTIA ``dma_request``), an "annotations" track for GPU-side user ranges (they
+  enclose kernels and would otherwise make kernels look nested on the compute track) and an
+  "other" track for markers and waits (``cuda_sync``, MTIA ``event_record``/``event_wait``:
+  they are not work).
+* A category the reader does not know, on a device process, is device work of unknown kind
+  (a compute track named "stream N (unknown kind)", attrs ``device_kind = "unknown"``), counted in
+  ``metadata.extra["unknown_device_categories"]`` so the report can say so; never host work.
+* CPU work (``cpu_op``, ``user_annotation``, ``python_function``) and every runtime or driver span
+  (``cuda_runtime``, ``mtia_runtime``, ``xpu_runtime``, ``privateuse1_driver``, ...) is host work:
+  one host track per thread, under its process (runtime queues a device process holds too).
+* Launches link to device work by ``ac2g`` flow events (``async_cpu_to_gpu`` in older Kineto);
   files without them (some AMD traces) are linked by the ``correlation`` arg instead.
 * ``flops`` (``with_flops=True``) and ``bytes`` (copies) args become columns.  torch 2.x no longer
   writes ``flops`` to the JSON, so for matmuls, conv2d and elementwise add/mul without it the
@@ -25,6 +33,7 @@ Kineto writes Chrome trace-event JSON with conventions this reader turns into ou
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,18 +44,50 @@ import pyarrow.compute as pc
 
 from profiler.formats.json_events import decode_file
 from profiler.formats.json_flows import flow_kinds
-from profiler.formats.json_import import JsonImporter
+from profiler.formats.json_import import BEGIN, INSTANT, SLICE, JsonImporter
 from profiler.model import Trace
 
-HOST, COMPUTE, DMA, GPU_ANNOTATION, GPU_OTHER = range(5)
-_CAT_CLASS = {"kernel": COMPUTE, "gpu_memcpy": DMA, "gpu_memset": DMA, "gpu_user_annotation": GPU_ANNOTATION}
-_GPU_CATS = frozenset(_CAT_CLASS)
-_LAUNCH_CATS = ("cuda_runtime", "cuda_driver")
+HOST, COMPUTE, DMA, GPU_ANNOTATION, GPU_OTHER, DEVICE_UNKNOWN = range(6)
+#: Kineto activity categories of device work (libkineto ActivityType names, lower case).
+_CAT_CLASS = {"kernel": COMPUTE, "hpu_op": COMPUTE, "mtia_ccp_events": COMPUTE,
+              "gpu_memcpy": DMA, "gpu_memset": DMA, "mlu_memcpy": DMA, "mlu_memset": DMA,
+              "gcu_memcpy": DMA, "gcu_memset": DMA,
+              "gpu_user_annotation": GPU_ANNOTATION, "mlu_user_annotation": GPU_ANNOTATION,
+              "gcu_user_annotation": GPU_ANNOTATION,
+              "cuda_sync": GPU_OTHER, "cuda_event": GPU_OTHER, "gcu_sync": GPU_OTHER, "mtia_insight": GPU_OTHER,
+              "mlu_notifier": GPU_OTHER, "cuda_profiler_range": GPU_OTHER, "mlu_profiler_range": GPU_OTHER,
+              "gcu_profiler_range": GPU_OTHER}
+_GPU_CATS = frozenset(k for k, v in _CAT_CLASS.items() if v in (COMPUTE, DMA, GPU_ANNOTATION))
+#: Host categories: CPU ops, and runtime/driver spans of any vendor (they run on the host).
+_HOST_CATS = frozenset({"cpu_op", "user_annotation", "python_function", "cpu_instant_event", "overhead",
+                        "external_correlation", "trace", "collective_comm", "glow_runtime"})
+_RUNTIME_CAT = re.compile(r"_(runtime|driver)$", re.I)
+#: Processes that are devices, by name or label: Kineto's "GPU 0", "MTIA 17", ..., TPU-style "/device:TPU:0".
+DEVICE_PROCESS = re.compile(r"^\s*(gpu|mtia|xpu|hpu|npu|tpu|mlu|gcu|ipu|dcu|iluvatar|musa)\b|/device:(?!cpu)", re.I)
+#: Device-work names that move data (MTIA ``dma_request``, copy and set ops named like CUDA's).
+_DMA_OP = re.compile(r"^(dma|memcpy|memset|memory copy|memory set)|^(hip)?mem(cpy|set)", re.I)
+#: Device-work names that mark or wait rather than work (MTIA ``event_record``/``event_wait``).
+_MARKER_OP = re.compile(r"^event_(record|wait)$|^(stream )?wait ?event$|^record ?event$", re.I)
+_LAUNCH_CATS = ("cuda_runtime", "cuda_driver", "mtia_runtime", "xpu_runtime", "xpu_driver", "privateuse1_runtime",
+                "privateuse1_driver", "mlu_runtime", "gcu_runtime", "gcu_driver")
 #: Flow-event categories of launch -> GPU links ("async_cpu_to_gpu" in Kineto before torch 1.13):
 #: when a file has them, correlation ids would only add the same links again.
 _LAUNCH_FLOW_CATS = frozenset({"ac2g", "async_cpu_to_gpu"})
-_CLASS_SUFFIX = {COMPUTE: "", DMA: " memcpy", GPU_ANNOTATION: " annotations", GPU_OTHER: " other"}
-_CLASS_KIND = {COMPUTE: "compute", DMA: "dma", GPU_ANNOTATION: "other", GPU_OTHER: "other"}
+_WORK_PHASES = (SLICE, BEGIN, INSTANT)
+_CLASS_SUFFIX = {COMPUTE: "", DMA: " memcpy", GPU_ANNOTATION: " annotations", GPU_OTHER: " other",
+                 DEVICE_UNKNOWN: " (unknown kind)"}
+_CLASS_KIND = {COMPUTE: "compute", DMA: "dma", GPU_ANNOTATION: "other", GPU_OTHER: "other", DEVICE_UNKNOWN: "compute"}
+
+
+def category_class(cat: str | None) -> int:
+    """Class of a Kineto category alone: device work, device marker, host, or -1 (unknown)."""
+    c = (cat or "").lower()
+    if c in _CAT_CLASS:
+        return _CAT_CLASS[c]
+    if c in _HOST_CATS or _RUNTIME_CAT.search(c) or not c:
+        return HOST
+    return -1
+
 
 #: Torch's "Input type" strings -> (short dtype name, bytes per element).
 TORCH_DTYPES: dict[str, tuple[str, int]] = {
@@ -182,16 +223,38 @@ class KinetoImporter(JsonImporter):
     lift_struct = KinetoArgs
 
     def event_classes(self, cat_codes: np.ndarray, cat_dict: pa.Array, pt_code: np.ndarray) -> np.ndarray:
-        lut = np.array([_CAT_CLASS.get(c, HOST) for c in cat_dict.to_pylist()] + [HOST], dtype=np.int64)
+        cat_words = cat_dict.to_pylist()
+        lut = np.array([category_class(c) for c in cat_words] + [HOST], dtype=np.int64)
         cls = lut[cat_codes]  # code -1 (no category) picks the HOST at the end
-        gpu_pts = np.unique(pt_code[cls != HOST])
+        device_work = np.isin(cls, (COMPUTE, DMA, GPU_ANNOTATION))
+        gpu_pts = np.unique(pt_code[device_work])
         pts = list(self._pt_keys())
         self._gpu_pids = {pts[i][0] for i in gpu_pts.tolist()}
-        for p, label in self.meta.process_labels.items():
-            if label.startswith("GPU "):
+        for p in {pid for pid, _ in pts}:
+            label = f"{self.meta.process_labels.get(p) or ''} {self.meta.process_name.get(p) or ''}"
+            if DEVICE_PROCESS.search(self.meta.process_labels.get(p) or "") or DEVICE_PROCESS.search(
+                    self.meta.process_name.get(p) or "") or label.strip().startswith("GPU "):
                 self._gpu_pids.add(p)
         on_gpu = np.isin(pt_code, np.array([i for i, (p, _) in enumerate(pts) if p in self._gpu_pids], dtype=np.int64))
-        cls[(cls == HOST) & on_gpu] = GPU_OTHER
+        # Device work named as a copy is DMA; named as an event record or wait, a marker.
+        combo, names, phase = self.combo_names
+        dma_name = np.array([bool(isinstance(w, str) and _DMA_OP.search(w)) for w in names], dtype=bool)
+        marker = np.array([bool(isinstance(w, str) and _MARKER_OP.search(w)) for w in names], dtype=bool)
+        if combo.size == cls.size and len(names):
+            cls[(cls == COMPUTE) & dma_name[combo]] = DMA
+            cls[(cls == COMPUTE) & marker[combo]] = GPU_OTHER
+        # A category nobody knows: device work of unknown kind on a device, host work elsewhere.
+        unknown = cls == -1
+        if unknown.any():
+            dev_unknown = unknown & on_gpu
+            cls[unknown & ~on_gpu] = HOST
+            cls[dev_unknown] = DEVICE_UNKNOWN
+            dev_unknown &= np.isin(phase, _WORK_PHASES)  # flow points carry their own categories
+            if dev_unknown.any():
+                u_codes, u_counts = np.unique(cat_codes[dev_unknown], return_counts=True)
+                self.b.metadata.extra["unknown_device_categories"] = {
+                    str(cat_words[c]): int(k) for c, k in zip(u_codes.tolist(), u_counts.tolist(), strict=True)}
+        self._device_host_tracks = on_gpu & (cls == HOST)
         return cls
 
     def _pt_keys(self) -> list[tuple[Any, Any]]:
@@ -210,12 +273,14 @@ class KinetoImporter(JsonImporter):
         return super().group_track(pid)
 
     def make_track(self, pid: Any, tid: Any, cls: int) -> int:
-        if pid in self._gpu_pids:
+        if pid in self._gpu_pids and cls != HOST:
             parent = self.group_track(pid)
             name = f"stream {tid}{_CLASS_SUFFIX.get(cls, '')}"
             sort = self._thread_rank.get((pid, tid), 0) * 8 + cls
-            return self.b.add_track(name, _CLASS_KIND.get(cls, "other"), parent,
-                                    attrs={"pid": pid, "stream": tid}, sort_index=sort)
+            attrs: dict[str, Any] = {"pid": pid, "stream": tid}
+            if cls == DEVICE_UNKNOWN:
+                attrs["device_kind"] = "unknown"
+            return self.b.add_track(name, _CLASS_KIND.get(cls, "other"), parent, attrs=attrs, sort_index=sort)
         parent = self.group_track(pid)
         name = self.meta.thread_name.get((pid, tid)) or f"Thread {tid}"
         kind = "host" if isinstance(pid, int) else "other"
