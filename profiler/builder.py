@@ -77,6 +77,14 @@ def _as_float_array(values: ColumnLike | None, n: int) -> pa.Array:
     return pa.array(arr, mask=np.isnan(arr))
 
 
+def _durations(values: list[Any]) -> np.ndarray:
+    """Row-wise durations as int64, or float64 when some are NaN/inf (build() drops and counts those)."""
+    try:
+        return np.asarray(values, dtype=np.int64)
+    except (ValueError, OverflowError):
+        return np.asarray(values, dtype=np.float64)
+
+
 class TraceBuilder:
     """Accumulates tracks and events; :meth:`build` returns a validated :class:`Trace`."""
 
@@ -186,7 +194,7 @@ class TraceBuilder:
             {
                 "track": np.asarray(r["track"], dtype=np.int64),
                 "ts": np.asarray(r["ts"], dtype=np.int64),
-                "dur": np.asarray(r["dur"], dtype=np.int64),
+                "dur": _durations(r["dur"]),
                 "name": r["name"],
                 "category": r["category"],
                 "flops": np.asarray(r["flops"], dtype=np.float64),
@@ -311,17 +319,23 @@ class TraceBuilder:
                 bad_nan = ~np.isfinite(dur)
                 stats.drop("slice_duration_not_a_number", int(bad_nan.sum()))
                 dur = np.where(bad_nan, -1, dur).astype(np.int64)
-            keep = np.ones(n_in, dtype=bool)
-            neg = dur < 0
+            else:
+                bad_nan = np.zeros(n_in, dtype=bool)
+            keep = ~bad_nan
+            neg = (dur < 0) & keep
             stats.drop("slice_negative_duration", int(neg.sum()))
             keep &= ~neg
+            # ts + dur must fit int64 (every consumer computes the end); the test itself cannot overflow.
+            past_end = keep & (ts > 0) & (dur > np.iinfo(np.int64).max - np.maximum(ts, 0))
+            stats.drop("slice_end_out_of_range", int(past_end.sum()))
+            keep &= ~past_end
             unknown = (track < 0) | (track >= n_tracks)
             stats.drop("slice_unknown_track", int((unknown & keep).sum()))
             keep &= ~unknown
             kept_idx = np.flatnonzero(keep) if not keep.all() else None
             if kept_idx is not None:
                 track, ts, dur = track[kept_idx], ts[kept_idx], dur[kept_idx]
-            order_in, depth, track, dur = self._nest_with_lanes(track, ts, dur)
+            order_in, depth, parent, track, dur = self._nest_with_lanes(track, ts, dur)
             # builder id -> final row
             src = order_in if kept_idx is None else kept_idx[order_in]
             new_ids = np.full(n_in, -1, dtype=np.int64)
@@ -343,6 +357,7 @@ class TraceBuilder:
                     "name": reorder(cols["name"]),
                     "category": reorder(cols["category"]),
                     "depth": pa.array(depth),
+                    "parent": pa.array(parent, mask=parent < 0),
                     "flops": reorder(cols["flops"]),
                     "bytes": reorder(cols["bytes"]),
                     "dtype": reorder(cols["dtype"]),
@@ -363,11 +378,12 @@ class TraceBuilder:
 
     def _nest_with_lanes(
         self, track: np.ndarray, ts: np.ndarray, dur: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Nest; clamp tiny overhangs; move true overlaps to lane tracks until every track is a stack.
 
-        Returns (order, depth, track, dur) where ``track`` and ``dur`` are indexed like the input
-        (lanes and clamps applied) and ``order``/``depth`` are canonical.
+        Returns (order, depth, parent, track, dur) where ``track`` and ``dur`` are indexed like the
+        input (lanes and clamps applied) and ``order``/``depth``/``parent`` are canonical (a
+        parent is a canonical row, which is the final slice id).
         """
         track = track.copy()
         dur_copy = dur.copy()
@@ -376,7 +392,7 @@ class TraceBuilder:
             nst = nest(track, ts, dur_copy)
             over = nst.overhang
             if not over.any():
-                return nst.order, nst.depth, track, dur_copy
+                return nst.order, nst.depth, nst.parent, track, dur_copy
             # Clamp only a child that still starts inside its parent: when the nesting itself is
             # broken (the inferred parent ends before the child starts) the child needs a lane.
             dur_sorted = dur_copy[nst.order]

@@ -27,6 +27,12 @@ class TraceFormatError(ProfilerError):
         super().__init__(msg)
 
 
+class TraceInvalidError(TraceFormatError, ValueError):
+    """A trace was read but breaks an invariant of the model (:meth:`profiler.model.Trace.validate`):
+    a flow pointing past the slices, unsorted or overlapping slices.  Bad input, like an unreadable
+    file; also a ``ValueError`` for callers that predate this class."""
+
+
 class UnknownFormatError(TraceFormatError):
     """The content matches none of the formats we read."""
 

@@ -206,54 +206,59 @@ class Trace:
         return out[::-1]
 
     def slice_parents(self) -> np.ndarray:
-        """Row of each slice's enclosing slice (-1 at depth 0).
+        """Row of each slice's enclosing slice (-1 at depth 0), from the stored ``parent`` column.
 
-        Rows are in canonical order (track, ts, longest first), so a slice's parent is the last
-        slice one level up before it; one vectorized pass per nesting level.
+        The builder computes parents while nesting, so readers never recompute them.
         """
-        depth = self.slices["depth"].to_numpy()
-        n = depth.size
-        par = np.full(n, -1, dtype=np.int64)
-        idx = np.arange(n, dtype=np.int64)
-        for d in range(1, int(depth.max()) + 1 if n else 1):
-            at = depth == d
-            if at.any():
-                last = np.maximum.accumulate(np.where(depth == d - 1, idx, -1))
-                par[at] = last[at]
-        return par
+        col = self.slices["parent"]
+        return np.asarray(pc.fill_null(col, -1).to_numpy(), dtype=np.int64) if len(col) else np.zeros(0, np.int64)
 
     # ------------------------------------------------------------ validation
-    def validate(self) -> None:
-        """Raise ``ValueError`` if an invariant of the model does not hold."""
+    def validate(self, source: str | None = None) -> None:
+        """Raise :class:`~profiler.errors.TraceInvalidError` if an invariant of the model fails.
+
+        Checks every invariant the module docstring lists, vectorized (no per-slice Python):
+        schemas, unique track ids and known parents, ``id == row``, known tracks, non-negative
+        durations, the canonical sort order, the stored depth and parent (the parent encloses its
+        child one level up on the same track), slices of one level and parent not overlapping
+        (so overlapping depth-0 slices fail), and flow/counter/instant references.
+        ``source`` (a file name) prefixes the message; by default the trace's recorded source.
+        """
+        from profiler.errors import TraceInvalidError
+
+        src = source or self.metadata.source or "trace"
+
+        def bad(where: str, what: str) -> TraceInvalidError:
+            return TraceInvalidError(src, what, where=where)
+
         for name in self.TABLES:
             got = self.table(name).schema
             want = TABLE_SCHEMAS[name]
             if not got.equals(want, check_metadata=False):
-                raise ValueError(f"{name} table schema differs from the model:\n{got}\nexpected:\n{want}")
+                differ = [f.name for f in want if f.name not in got.names or not got.field(f.name).equals(f)]
+                raise bad(f"{name} table", f"schema differs from the model (columns {', '.join(differ) or 'order'})")
         track_ids = self.tracks["id"].to_numpy()
         if np.unique(track_ids).size != track_ids.size:
-            raise ValueError("track ids are not unique")
+            raise bad("tracks", "track ids are not unique")
         known = set(track_ids.tolist())
         parents = [p for p in self.tracks["parent"].to_pylist() if p is not None]
         if any(p not in known for p in parents):
-            raise ValueError("a track's parent is not a track")
+            raise bad("tracks", "a track's parent is not a track")
         n = self.slices.num_rows
         if n:
-            ids = self.slices["id"].to_numpy()
-            if not np.array_equal(ids, np.arange(n)):
-                raise ValueError("slice ids must equal row positions")
-            if not np.isin(self.slices["track"].to_numpy(), track_ids).all():
-                raise ValueError("a slice refers to an unknown track")
-            if (self.slices["dur"].to_numpy() < 0).any():
-                raise ValueError("negative slice duration")
-        for t in (self.counters, self.instants):
+            _check_slices(self.slices, track_ids, bad)
+        for tname in ("counters", "instants"):
+            t = self.table(tname)
             if t.num_rows and not np.isin(t["track"].to_numpy(), track_ids).all():
-                raise ValueError("a counter or instant refers to an unknown track")
+                row = int(np.flatnonzero(~np.isin(t["track"].to_numpy(), track_ids))[0])
+                raise bad(f"{tname} row {row}", "refers to an unknown track")
         if self.flows.num_rows:
             for col in ("from_slice", "to_slice"):
                 v = self.flows[col].to_numpy()
-                if (v < 0).any() or (v >= n).any():
-                    raise ValueError(f"flow {col} out of range")
+                out = (v < 0) | (v >= n)
+                if out.any():
+                    row = int(np.flatnonzero(out)[0])
+                    raise bad(f"flows row {row}", f"{col} = {int(v[row])} is not a slice (there are {n})")
 
     # -------------------------------------------------------------- storage
     def save(self, path: str | Path) -> Path:
@@ -272,6 +277,69 @@ class Trace:
         for k, v in changes.items():
             setattr(md, k, v)
         return Trace(self.tracks, self.slices, self.counters, self.instants, self.flows, md)
+
+
+def parents_from_depth(depth: np.ndarray) -> np.ndarray:
+    """Parents implied by canonical row order and depth: the last slice one level up before each.
+
+    For trace directories written before the ``parent`` column existed (see :mod:`profiler.store`).
+    """
+    n = depth.size
+    par = np.full(n, -1, dtype=np.int64)
+    idx = np.arange(n, dtype=np.int64)
+    for d in range(1, int(depth.max()) + 1 if n else 1):
+        at = depth == d
+        if at.any():
+            last = np.maximum.accumulate(np.where(depth == d - 1, idx, -1))
+            par[at] = last[at]
+    return par
+
+
+def _first(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _check_slices(s: pa.Table, track_ids: np.ndarray, bad: Any) -> None:
+    """The slice-table invariants of :meth:`Trace.validate` (``bad(where, what)`` builds the error)."""
+    n = s.num_rows
+    if not np.array_equal(s["id"].to_numpy(), np.arange(n)):
+        raise bad(f"slices row {_first(s['id'].to_numpy() != np.arange(n))}", "slice id differs from its row")
+    track = s["track"].to_numpy()
+    known = np.isin(track, track_ids)
+    if not known.all():
+        raise bad(f"slices row {_first(~known)}", f"refers to unknown track {int(track[_first(~known)])}")
+    ts = s["ts"].to_numpy()
+    dur = s["dur"].to_numpy()
+    if (dur < 0).any():
+        raise bad(f"slices row {_first(dur < 0)}", "negative duration")
+    end = ts + dur
+    # Canonical order: (track, ts, -dur) never decreases from one row to the next.
+    dt, dts, ddur = np.diff(track), np.diff(ts), np.diff(dur)
+    ok = (dt > 0) | ((dt == 0) & ((dts > 0) | ((dts == 0) & (ddur <= 0))))
+    if not ok.all():
+        raise bad(f"slices row {_first(~ok) + 1}", "not sorted by (track, ts, longest first)")
+    depth = s["depth"].to_numpy()
+    par = np.asarray(pc.fill_null(s["parent"], -1).to_numpy(), dtype=np.int64)
+    top = par < 0
+    if ((depth == 0) != top).any():
+        raise bad(f"slices row {_first((depth == 0) != top)}", "depth 0 exactly when there is no parent")
+    child = np.flatnonzero(~top)
+    if child.size:
+        p = par[child]
+        wrong = (p >= child) | (track[np.minimum(p, n - 1)] != track[child])
+        if wrong.any():
+            raise bad(f"slices row {int(child[_first(wrong)])}", "parent is not an earlier slice of the same track")
+        wrong = (depth[p] != depth[child] - 1) | (ts[p] > ts[child]) | (end[child] > end[p]) | (dur[p] == 0)
+        if wrong.any():
+            raise bad(f"slices row {int(child[_first(wrong)])}", f"not nested inside its parent (row {int(p[_first(wrong)])})")
+    # Siblings (same track, level and parent), in row order, must not overlap: a stack per track.
+    by_level = np.argsort(depth, kind="stable")
+    a, b = by_level[:-1], by_level[1:]
+    same = (track[a] == track[b]) & (depth[a] == depth[b]) & (par[a] == par[b])
+    clash = same & (ts[b] < end[a])
+    if clash.any():
+        k = _first(clash)
+        raise bad(f"slices row {int(b[k])}", f"overlaps row {int(a[k])} at depth {int(depth[b[k]])} without nesting")
 
 
 def args_json(args: dict[str, Any] | None) -> str | None:

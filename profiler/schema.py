@@ -36,6 +36,7 @@ SLICES_SCHEMA = pa.schema(
         pa.field("name", DICT_STRING, nullable=False),
         pa.field("category", DICT_STRING),
         pa.field("depth", pa.int32(), nullable=False),
+        pa.field("parent", pa.int64()),  # id of the enclosing slice on the same track; null at depth 0
         pa.field("flops", pa.float64()),
         pa.field("bytes", pa.float64()),
         pa.field("dtype", DICT_STRING),

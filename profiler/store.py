@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from profiler.errors import TraceFormatError
-from profiler.model import Trace, TraceMetadata
+from profiler.model import Trace, TraceMetadata, parents_from_depth
 from profiler.schema import TABLE_SCHEMAS
 
 FORMAT_TAG = "accel-profiler-trace"
@@ -67,10 +67,14 @@ def load_trace(path: str | Path) -> Trace:
             continue
         try:
             t = pq.read_table(f)
+            if name == "slices" and "parent" not in t.column_names and "depth" in t.column_names:
+                # Written before slices stored their parent: derive it once, here.
+                par = parents_from_depth(t["depth"].to_numpy())
+                t = t.add_column(t.schema.get_field_index("depth") + 1, "parent", pa.array(par, mask=par < 0))
             tables[name] = t.cast(schema) if not t.schema.equals(schema, check_metadata=False) else t.replace_schema_metadata(None)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
             raise TraceFormatError(str(f), "unreadable Parquet table", str(exc).splitlines()[0]) from None
     md = TraceMetadata.from_dict(manifest.get("metadata") or {})
     trace = Trace(metadata=md, **tables)
-    trace.validate()
+    trace.validate(source=str(src))
     return trace

@@ -20,18 +20,11 @@ import pyarrow as pa
 
 from collectors.pytorch.flops import TABLE, estimate, op_key
 from profiler.model import Trace
-from profiler.nesting import nest
 
 
 def _parents(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
-    s = trace.slices
-    n = nest(s["track"].to_numpy(), s["ts"].to_numpy(), s["dur"].to_numpy())
-    parent = np.full(s.num_rows, -1, dtype=np.int64)
-    pc = n.parent
-    parent[n.order] = np.where(pc >= 0, n.order[np.clip(pc, 0, None)], -1)
-    depth = np.empty(s.num_rows, dtype=np.int64)
-    depth[n.order] = n.depth
-    return parent, depth
+    """(parent row, depth) of every slice, as the trace model stores them."""
+    return trace.slice_parents(), trace.slices["depth"].to_numpy().astype(np.int64)
 
 
 def enrich(trace: Trace) -> Trace:
