@@ -29,7 +29,7 @@ def emit(text: str, output: str | None) -> None:
 
 
 @click.command()
-@click.argument("trace_path", metavar="TRACE", type=click.Path(exists=True, dir_okay=True))
+@click.argument("trace_paths", metavar="TRACE...", nargs=-1, required=True)
 @hw_option()
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
               help="text (terminal), md (GitHub step summary), json (schema: analysis/schema.md), junit (one testcase per budget)")
@@ -40,7 +40,7 @@ def emit(text: str, output: str | None) -> None:
 @click.option("--threshold", "threshold_pct", type=float, default=5.0, show_default=True,
               help="percent slower than the baseline that counts as an op regression")
 @click.option("--top", type=int, default=10, show_default=True, help="findings to list")
-def analyze(trace_path: str, hw: str | None, fmt: str, output: str | None, budget_path: str | None,
+def analyze(trace_paths: tuple[str, ...], hw: str | None, fmt: str, output: str | None, budget_path: str | None,
             baseline_path: str | None, threshold_pct: float, top: int) -> None:
     """Find what limits TRACE: utilization, stalls, DMA bubbles, roofline, gaps, regressions.
 
@@ -49,7 +49,22 @@ def analyze(trace_path: str, hw: str | None, fmt: str, output: str | None, budge
       profiler analyze run.pftrace --hw h100-sxm
       profiler analyze run.trace --hw edge-npu --budget budget.toml --format md >> "$GITHUB_STEP_SUMMARY"
       profiler analyze new.json --baseline old.json --budget budget.toml --format junit -o budgets.xml
+      profiler analyze rank0.json rank1.json      (or a folder of them: the ranks of one job together)
+
+    Several traces (or a folder holding several) are taken as the ranks of one job: each rank is
+    analyzed as on its own, then clocks are aligned on matching collectives and a per-rank table,
+    the collectives (skew, bus bandwidth) and the stragglers are reported; budgets apply to
+    every rank.
     """
+    from profiler.tracesets import expand
+
+    paths = run_or_fail(expand, trace_paths)
+    if len(paths) > 1:
+        if baseline_path:
+            raise InputError("--baseline compares one trace with another; give one TRACE with it")
+        _analyze_ranks([str(p) for p in paths], hw, fmt, output, budget_path, top)
+        return
+    trace_path = str(paths[0])
     from analysis import run_all
     from analysis.budget import evaluate, load_budgets
     from analysis.render import render, to_markdown, to_text
@@ -74,4 +89,32 @@ def analyze(trace_path: str, hw: str | None, fmt: str, output: str | None, budge
         click.echo(f"budgets: {len(results) - len(failed)} passed, {len(failed)} failed"
                    + "".join(f"\n  FAIL {r.name}: {r.message}" for r in failed), err=True)
     if results is not None and not all(r.passed for r in results):
+        raise SystemExit(1)
+
+
+def _analyze_ranks(paths: list[str], hw: str | None, fmt: str, output: str | None, budget_path: str | None,
+                   top: int) -> None:
+    """``analyze`` of several traces: the ranks of one job (see :mod:`analysis.ranks`)."""
+    from analysis.budget import evaluate, load_budgets
+    from analysis.ranks import analyze_ranks
+    from analysis.render_ranks import render
+
+    if fmt == "junit":
+        raise InputError("--format junit reports budgets of one trace; use text, md or json for several")
+    spec = resolve_spec(hw)
+    budgets: dict[str, Any] | None = run_or_fail(load_budgets, budget_path) if budget_path else None
+    traces = [run_or_fail(read_trace, p) for p in paths]
+    rep = run_or_fail(analyze_ranks, traces, paths, spec)
+    title = f"accel-profiler analysis: {len(paths)} ranks"
+    emit(render(rep, fmt, title, top), output)
+    if budgets is None:
+        return
+    failed = []
+    for r in rep.ranks:
+        for res in run_or_fail(evaluate, budgets, rep.reports[r].summary, budget_path):
+            if not res.passed:
+                failed.append(f"rank {r}: {res.name}: {res.message}")
+    click.echo(f"budgets: {len(rep.ranks)} ranks checked, {len(failed)} failed" + "".join(f"\n  FAIL {f}" for f in failed),
+               err=True)
+    if failed:
         raise SystemExit(1)

@@ -1,0 +1,70 @@
+"""Which files a set of trace arguments means: files, trace directories, folders of traces, globs.
+
+``profiler analyze|info|ui`` and ``profiler fleet`` take several traces at once (the ranks of a
+job, the runs of a week).  A folder that is not itself a trace directory stands for the traces in
+it (recursively, in name order); a glob pattern stands for what it matches.  What is not a trace
+by its extension is skipped; nothing found at all is bad input.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterable
+from pathlib import Path
+
+from profiler.errors import ProfilerError
+from profiler.store import is_trace_dir
+
+#: File names taken as traces when a folder is expanded (gzip of each too).
+TRACE_SUFFIXES = (".json", ".pftrace", ".perfetto-trace", ".pb")
+
+
+class TraceSetError(ProfilerError):
+    """Arguments that name no trace."""
+
+
+def _is_trace_name(p: Path) -> bool:
+    name = p.name.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    return name.endswith(TRACE_SUFFIXES) and name != "trace.json"
+
+
+def _walk(folder: Path) -> list[Path]:
+    out: list[Path] = []
+    for p in sorted(folder.iterdir()):
+        if is_trace_dir(p):
+            out.append(p)
+        elif p.is_dir():
+            out.extend(_walk(p))
+        elif p.is_file() and _is_trace_name(p):
+            out.append(p)
+    return out
+
+
+def expand(args: Iterable[str]) -> list[Path]:
+    """Trace paths named by ``args`` (see the module docstring), in order, each once."""
+    out: list[Path] = []
+    for a in args:
+        p = Path(a)
+        if p.is_file() or is_trace_dir(p):
+            found = [p]
+        elif p.is_dir():
+            found = _walk(p)
+            if not found:
+                raise TraceSetError(f"{a}: no trace files in this folder")
+        elif any(ch in a for ch in "*?["):
+            found = [Path(m) for m in sorted(glob.glob(a, recursive=True))
+                     if (Path(m).is_file() and _is_trace_name(Path(m))) or is_trace_dir(m)]
+            if not found:
+                raise TraceSetError(f"{a}: the pattern matches no trace")
+        else:
+            raise TraceSetError(f"{a}: no such file or folder")
+        out.extend(found)
+    unique: list[Path] = []
+    seen: set[Path] = set()
+    for p in out:
+        if p.resolve() not in seen:
+            seen.add(p.resolve())
+            unique.append(p)
+    return unique
