@@ -113,7 +113,6 @@ def simulate_segment(seg: Segment, prog: Program, machine: Machine, compiled: bo
 def _simulate_compiled(seg: Segment, prog: Program, machine: Machine) -> SegmentTiming:
     from collectors.simulator.kernel import segment_loop
 
-    cols = seg.columns()
     arr = seg.arrays()
     n = len(seg)
     n_eng = len(machine.engines)
@@ -122,7 +121,10 @@ def _simulate_compiled(seg: Segment, prog: Program, machine: Machine) -> Segment
     dram_routes = np.asarray([("dram" in r) for r in prog.routes] or [False], dtype=bool)
     mode = np.where(arr["kind"] == K_DMA, np.where(dram_routes[np.maximum(arr["route"], 0)], 1, 2), 0).astype(np.int8)
     dep_ptr, dep_idx = arr["dep_ptr"], arr["dep_idx"]
-    order = np.argsort(engine, kind="stable")
+    # successor on the same engine: a stable sort by engine keeps program order within an engine
+    # (16-bit keys sort by radix, linear in n)
+    key = engine.astype(np.int16) if n_eng < (1 << 15) else engine
+    order = np.argsort(key, kind="stable")
     succ = np.full(n, -1, dtype=_I)
     same = engine[order[1:]] == engine[order[:-1]]
     succ[order[:-1][same]] = order[1:][same]
@@ -130,18 +132,17 @@ def _simulate_compiled(seg: Segment, prog: Program, machine: Machine) -> Segment
     first_a = np.asarray(first, dtype=_I)
     is_first[first_a[first_a >= 0]] = 1
     out = segment_loop(
-        engine, mode, np.fromiter(cols["dur"], _F, n), arr["nbytes"], np.fromiter(cols["alloc"], _F, n),
-        np.fromiter(cols["alloc_core"], _I, n), np.fromiter(cols["free"], _F, n), np.fromiter(cols["free_core"], _I, n),
+        engine, mode, arr["dur"], arr["nbytes"], arr["alloc"], arr["alloc_core"], arr["free"], arr["free_core"],
         dep_ptr, dep_idx, succ, is_first, first_a, machine.cores, float(machine.dma_latency_ns),
         machine.dma_bw / 1e9, machine.dram_bw / 1e9, machine.sram_bytes * (1 + 1e-9),
     )
     status, bad, value = int(out[0]), int(out[1]), float(out[2])
     if status:
-        what = describe_row(prog, cols["kind"][bad], cols["name"][bad], cols["nbytes"][bad], cols["flops"][bad],
-                            cols["dur"][bad], cols["route"][bad])
+        what = describe_row(prog, int(arr["kind"][bad]), int(arr["name"][bad]), float(arr["nbytes"][bad]),
+                            float(arr["flops"][bad]), float(arr["dur"][bad]), int(arr["route"][bad]))
         if status == 1:
             raise SimulatorError(
-                f"SRAM of core {cols['alloc_core'][bad]} overflows: {value:.0f} bytes > {machine.sram_bytes:.0f} "
+                f"SRAM of core {int(arr['alloc_core'][bad])} overflows: {value:.0f} bytes > {machine.sram_bytes:.0f} "
                 f"into op {prog.ops[-1].get('op', '?') if prog.ops else '?'} ({what})"
             )
         raise SimulatorError(f"program deadlocks: {what} waits for instructions that never run")
@@ -370,19 +371,30 @@ def run(prog: Program, machine: Machine, progress: Callable[[int], None] | None 
             tm = seg.timing = simulate_segment(seg, prog, machine, compiled and len(seg) >= COMPILED_MIN_INSTRUCTIONS)
         base = int(offsets[k])
         barrier = barriers[k]
-        deps = seg.columns()["deps"]
+        arr = seg.arrays()
+        dep_ptr, dep_idx = arr["dep_ptr"], arr["dep_idx"]
+        # the barrier instruction ending last (the first such in wait order), found once per op
+        bar_end, bar_by = -1.0, -1
+        for b in barrier:
+            if end_of[b] > bar_end or bar_by < 0:
+                bar_end, bar_by = end_of[b], b
         for e, f in enumerate(tm.first):
             if f < 0:
                 continue
             s = t0 + float(tm.start[f])
-            ds = deps[f]
+            ds = dep_idx[dep_ptr[f]:dep_ptr[f + 1]].tolist()
             if s > free_at[e] and (ds or barrier):
-                # the dependency that ended the wait: the first one (in wait order) ending last
-                cand = [(t0 + float(tm.end[d]), base + d) for d in ds] + [(end_of[b], b) for b in barrier]
-                by_end, by = cand[0]
-                for ce, ci in cand:
-                    if ce > by_end:
-                        by_end, by = ce, ci
+                # the dependency that ended the wait: the first one (in wait order: the
+                # instruction's own deps, then the barrier) ending last
+                by_end, by = bar_end, bar_by
+                if ds:
+                    by_end, by = t0 + float(tm.end[ds[0]]), base + ds[0]
+                    for d in ds:
+                        ce = t0 + float(tm.end[d])
+                        if ce > by_end:
+                            by_end, by = ce, base + d
+                    if barrier and bar_end > by_end:
+                        by_end, by = bar_end, bar_by
                 x_e.append(e)
                 x_s.append(free_at[e])
                 x_t.append(s)

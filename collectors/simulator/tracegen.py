@@ -1,9 +1,13 @@
 """Turn a simulated run into a :class:`profiler.Trace` and the simulator's own accounting.
 
-Everything is columnar: one ``add_slices`` for the instructions (so builder slice id ==
-instruction id, which the flows and the stall ``waits_for`` rely on), one for the stalls, one
-``add_counters`` per counter track.  The accounting in ``metadata.extra["simulator"]`` is computed
-from the same rounded nanoseconds that go into the trace, so analyzers can match it exactly.
+Everything is columnar and handed to the builder already in the trace's canonical order: one
+``add_slices`` for the instructions and stalls merged (an engine runs in program order, so a
+stable radix sort by engine orders its slices by time and the stalls fill the gaps), one
+``add_counters`` with each track's samples in time order (the initial 0 first), flows between
+final slice ids.  The builder then keeps every row where it is, so the stall arg ``waits_for``
+is the slice id of the instruction that ended the wait.  The accounting in
+``metadata.extra["simulator"]`` is computed from the same rounded nanoseconds that go into the
+trace, so analyzers can match it exactly.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collectors.simulator.engine import RunResult
 from collectors.simulator.machine import Machine
 from collectors.simulator.program import K_DMA, K_MATMUL, K_VECTOR, Program
 from profiler import Trace, TraceBuilder
+from profiler.nesting import canonical_order
 
 
 def _dict(indices: np.ndarray, values: list[str]) -> pa.Array:
@@ -29,10 +34,13 @@ def _engine_label(machine: Machine, e: int) -> str:
     return f"core{info.core}.{info.kind}" + (str(info.queue) if info.kind == "dma" else "")
 
 
-def build_trace(prog: Program, machine: Machine, res: RunResult, workload_name: str) -> tuple[Trace, dict[str, Any]]:
+def _tracks(b: TraceBuilder, machine: Machine) -> tuple[int, list[int], list[int]]:
+    """The device's tracks: DRAM bandwidth counter, per core a group with its engines and SRAM.
+
+    Engine tracks are numbered in engine order (engines are core-major), so sorting slices by
+    engine sorts them by track.
+    """
     spec = machine.spec
-    b = TraceBuilder(source_format="simulator", source=f"simulator:{workload_name}", clock="simulated",
-                     hardware=spec.name)
     dev = b.add_track(spec.name, kind="group", device=spec.name, attrs={"hardware": spec.name})
     bw_track = b.add_track("DRAM bandwidth", kind="counter", parent=dev,
                            attrs={"unit": "bytes/s", "capacity": machine.dram_bw})
@@ -50,6 +58,60 @@ def build_trace(prog: Program, machine: Machine, res: RunResult, workload_name: 
             assert len(eng_track) == e + 1
         sram_track.append(b.add_track("SRAM", kind="memory", parent=core,
                                       attrs={"unit": "bytes", "core": c, "capacity": machine.sram_bytes}))
+    return bw_track, eng_track, sram_track
+
+
+def _engine_sort(engine: np.ndarray, n_eng: int) -> np.ndarray:
+    """Stable argsort by engine: 16-bit keys sort by radix (linear), which keeps program order."""
+    key = engine.astype(np.int16) if n_eng < (1 << 15) else engine
+    return np.argsort(key, kind="stable")
+
+
+def _canonical_merge(engine: np.ndarray, ts: np.ndarray, dur: np.ndarray, s_e: np.ndarray, s_ts: np.ndarray,
+                     s_dur: np.ndarray, n_eng: int) -> np.ndarray:
+    """Row order of instructions (ids 0..n-1) and stalls (ids n..) in the trace's canonical order.
+
+    Canonical is (track, ts, longest first, input position).  An engine runs its instructions in
+    program order, so a stable sort by engine already orders them by time; each stall fills the
+    gap before an instruction of its engine and is merged in by binary search.  The result is
+    checked like the builder checks it; where rounding to whole nanoseconds ties two rows the
+    general sort decides, so the builder finds the order canonical and keeps the rows as they
+    are (builder id == final slice id, which the flows and stall args use).
+    """
+    n, m = engine.size, s_e.size
+    span = int(max(int(ts.max()) if n else 0, int(s_ts.max()) if m else 0)) + 1
+    if n_eng * span >= 2**62:
+        track = np.concatenate([engine, s_e])
+        return canonical_order(track, np.concatenate([ts, s_ts]), np.concatenate([dur, s_dur]))
+    order = _engine_sort(engine, n_eng)
+    k_inst = engine[order] * span + ts[order]
+    if m:
+        k_st = s_e * span + s_ts
+        st_order = np.argsort(k_st, kind="stable")
+        pos = np.searchsorted(k_inst, k_st[st_order], side="left")
+        out = np.empty(n + m, dtype=np.int64)
+        inst_at = np.arange(n, dtype=np.int64) + np.searchsorted(pos, np.arange(n), side="right")
+        out[inst_at] = order
+        out[pos + np.arange(m)] = st_order + n
+        key = np.concatenate([engine, s_e]) * span + np.concatenate([ts, s_ts])
+    else:
+        out = order
+        key = engine * span + ts
+    k = key[out]
+    if out.size > 1 and not bool((k[1:] > k[:-1]).all()):
+        track = np.concatenate([engine, s_e])
+        d = np.concatenate([dur, s_dur])
+        return out[canonical_order(track[out], np.concatenate([ts, s_ts])[out], d[out])]
+    return out
+
+
+def build_trace(prog: Program, machine: Machine, res: RunResult, workload_name: str) -> tuple[Trace, dict[str, Any]]:
+    """The full-detail trace: one slice per instruction and per stall, counters, flows."""
+    spec = machine.spec
+    b = TraceBuilder(source_format="simulator", source=f"simulator:{workload_name}", clock="simulated",
+                     hardware=spec.name)
+    bw_track, eng_track, sram_track = _tracks(b, machine)
+    n_eng = len(machine.engines)
 
     n = len(prog)
     segs = prog.segments
@@ -61,60 +123,70 @@ def build_trace(prog: Program, machine: Machine, res: RunResult, workload_name: 
         return np.concatenate([a[col] for a in arrs]) if arrs else np.zeros(0, dtype)
 
     start = np.rint(res.start).astype(np.int64)
-    end = np.rint(res.end).astype(np.int64)
-    dur = end - start
+    dur = np.rint(res.end).astype(np.int64) - start
     engine = cat("engine", np.int64)
     kinds = cat("kind", np.int8)
+    name_i = cat("name", np.int32)
     tracks = np.asarray(eng_track, dtype=np.int64)
     is_dma = kinds == K_DMA
     flops = cat("flops", np.float64)
     nbytes = cat("nbytes", np.float64)
     route = cat("route", np.int64)
-    if n:
-        args_strings, luts = prog.args_strings()
-        args_idx = np.concatenate([luts[k][a["route"] + 1] for k, a in zip(live, arrs, strict=True)])
-        # dictionary arrays straight from the program's string tables: no per-slice Python strings
-        b.add_slices(tracks[engine], start, dur, _dict(cat("name", np.int32), prog.names),
-                     _dict(kinds.astype(np.int32), ["matmul", "vector", "dma"]), np.where(is_dma, np.nan, flops),
-                     nbytes, _dict(cat("dtype", np.int32), prog.dtypes),
-                     _dict(args_idx, args_strings).cast(pa.string()))
+    labels = [_engine_label(machine, e) for e in range(n_eng)]
 
     # stalls: one slice per wait, named after what it waited for
+    s_e = res.stall_engine
+    s_ts = np.rint(res.stall_start).astype(np.int64)
+    s_dur = np.rint(res.stall_end).astype(np.int64) - s_ts
+    keep = s_dur > 0
+    s_e, s_ts, s_dur, by = s_e[keep], s_ts[keep], s_dur[keep], res.stall_by[keep]
+    m = int(s_e.size)
+
+    # every slice in canonical order, so the builder keeps the rows where they are
+    rows = _canonical_merge(engine, start, dur, s_e, s_ts, s_dur, n_eng)
+    slice_of = np.empty(n + m, dtype=np.int64)  # instruction id (then stall n + j) -> final slice id
+    slice_of[rows] = np.arange(n + m, dtype=np.int64)
+    is_inst = rows < n
+    inst_rows = rows[is_inst]
+    st_rows = rows[~is_inst] - n
+
     stall_ns: dict[str, int] = {}
     stall_count: dict[str, int] = {}
-    if res.stall_engine.size:
-        s_e = res.stall_engine
-        s_ts = np.rint(res.stall_start).astype(np.int64)
-        s_dur = np.rint(res.stall_end).astype(np.int64) - s_ts
-        keep = s_dur > 0
-        s_e, s_ts, s_dur, by = s_e[keep], s_ts[keep], s_dur[keep], res.stall_by[keep]
-        labels = [_engine_label(machine, e) for e in range(len(machine.engines))]
+    n_names = max(len(prog.names), 1)
+    names = list(prog.names)
+    st_name = np.zeros(0, dtype=np.int32)
+    st_args = pa.array([], type=pa.string())
+    if m:
         eng_is_dma = np.asarray([info.kind == "dma" for info in machine.engines], dtype=bool)
         # one class per (waiting engine is a DMA queue, producer's name, producer's engine)
-        by_name = cat("name", np.int32)[by].astype(np.int64)
+        by_name = name_i[by].astype(np.int64)
         by_eng = engine[by]
         by_dma = is_dma[by]
-        n_names = max(len(prog.names), 1)
-        n_eng = len(machine.engines)
         code = (eng_is_dma[s_e].astype(np.int64) * n_names + by_name) * n_eng + by_eng
         uniq, idx, inv = np.unique(code, return_index=True, return_inverse=True)
         causes = ("dma", "compute", "semaphore")
         cls_cause: list[int] = []
-        cls_name: list[str] = []
+        cls_name: list[int] = []
         cls_prefix: list[str] = []
+        name_ids: dict[str, int] = {}
         for u, j in zip(uniq.tolist(), idx.tolist(), strict=True):
             waiter_dma, rest = divmod(u, n_names * n_eng)
             nm, pe = divmod(rest, n_eng)
             cause = 0 if by_dma[j] else (1 if waiter_dma else 2)
             what = prog.names[nm]
             cls_cause.append(cause)
-            cls_name.append(f"stall: wait {what}")
+            label = f"stall: wait {what}"
+            if label not in name_ids:
+                name_ids[label] = len(names)
+                names.append(label)
+            cls_name.append(name_ids[label])
             cls_prefix.append(f'{{"cause":"{causes[cause]}","waits_for_name":"{what}",'
                               f'"waits_for_engine":"{labels[pe]}","waits_for":')
+        inv = inv.reshape(-1)
+        st_name = np.asarray(cls_name, dtype=np.int32)[inv]
+        # waits_for: the slice id of the instruction that ended the wait
         prefix = _dict(inv.astype(np.int32), cls_prefix).cast(pa.string())
-        s_args = pc.binary_join_element_wise(prefix, pa.array(by).cast(pa.string()), "}", "")
-        b.add_slices(tracks[s_e], s_ts, s_dur, _dict(inv.astype(np.int32), cls_name), "stall", None, None, None,
-                     s_args)
+        st_args = pc.binary_join_element_wise(prefix, pa.array(slice_of[by]).cast(pa.string()), "}", "")
         cause_of = np.asarray(cls_cause, dtype=np.int64)[inv]
         ns_by = np.bincount(cause_of, weights=s_dur, minlength=3)
         n_by = np.bincount(cause_of, minlength=3)
@@ -122,64 +194,104 @@ def build_trace(prog: Program, machine: Machine, res: RunResult, workload_name: 
             stall_ns[causes[c]] = int(ns_by[c])
             stall_count[causes[c]] = int(n_by[c])
 
-    # counters
+    if n + m:
+        def merged(inst: np.ndarray, stall: np.ndarray, dtype: Any) -> np.ndarray:
+            out = np.empty(n + m, dtype=dtype)
+            out[is_inst] = inst[inst_rows]
+            out[~is_inst] = stall[st_rows]
+            return out
+
+        eng_all = merged(engine, s_e, np.int64)
+        ts_all = merged(start, s_ts, np.int64)
+        dur_all = merged(dur, s_dur, np.int64)
+        name_all = merged(name_i, st_name, np.int32)
+        cat_all = merged(kinds.astype(np.int32), np.full(m, 3, dtype=np.int32), np.int32)
+        nan_m = np.full(m, np.nan)
+        flops_all = merged(np.where(is_dma, np.nan, flops), nan_m, np.float64)
+        bytes_all = merged(nbytes, nan_m, np.float64)
+        dtype_all = merged(cat("dtype", np.int32), np.zeros(m, dtype=np.int32), np.int32)
+        dtype_arr = pa.DictionaryArray.from_arrays(pa.array(dtype_all, mask=~is_inst), pa.array(prog.dtypes or [""]))
+        # args: instructions index the per-(op, route) strings, stalls their own string
+        if n:
+            args_strings, luts = prog.args_strings()
+            args_idx = np.concatenate([luts[k][a["route"] + 1] for k, a in zip(live, arrs, strict=True)])
+        else:
+            args_strings, args_idx = [], np.zeros(0, dtype=np.int32)
+        base = len(args_strings)
+        args_all = merged(args_idx.astype(np.int32), np.arange(base, base + m, dtype=np.int32), np.int32)
+        args_dict = pa.concat_arrays([pa.array(args_strings, type=pa.string()), st_args.cast(pa.string())])
+        b.add_slices(tracks[eng_all], ts_all, dur_all, _dict(name_all, names),
+                     _dict(cat_all, ["matmul", "vector", "dma", "stall"]), flops_all, bytes_all, dtype_arr,
+                     pa.DictionaryArray.from_arrays(pa.array(args_all), args_dict).cast(pa.string()))
+
+    # counters, each track's samples already in time order (segments are placed in time order)
     opts = machine.options
-    total_ns = int(end.max()) if n else 0
+    total_ns = int((start + dur).max()) if n else 0
     if opts.counters:
-        for c in range(machine.cores):
-            b.add_counter(sram_track[c], 0, 0.0)
-        if res.sram_ts.size:
-            b.add_counters(np.asarray(sram_track, dtype=np.int64)[res.sram_core],
-                           np.rint(res.sram_ts).astype(np.int64), res.sram_val)
-        b.add_counter(bw_track, 0, 0.0)
-        if res.bw_ts.size:
-            b.add_counters(bw_track, np.rint(res.bw_ts).astype(np.int64), res.bw_val)
+        zero_ts = np.zeros(machine.cores, dtype=np.int64)
+        sc = np.concatenate([np.arange(machine.cores, dtype=np.int64), res.sram_core])
+        sts = np.concatenate([zero_ts, np.rint(res.sram_ts).astype(np.int64)])
+        sv = np.concatenate([np.zeros(machine.cores), res.sram_val])
+        o = _engine_sort(sc, machine.cores)
+        trk = np.asarray(sram_track, dtype=np.int64)
+        bw_ts = np.concatenate([[0], np.rint(res.bw_ts).astype(np.int64)])
+        bw_v = np.concatenate([[0.0], res.bw_val])
+        # the bandwidth track comes before every core's tracks
+        b.add_counters(np.concatenate([np.full(bw_ts.size, bw_track, dtype=np.int64), trk[sc[o]]]),
+                       np.concatenate([bw_ts, sts[o]]), np.concatenate([bw_v, sv[o]]))
     if opts.flows and n:
         ff, ft = _flows(prog, live, arrs, offsets, kinds)
         if ff.size:
-            b.add_flows(ff, ft, _dict(np.zeros(ff.size, dtype=np.int32), ["dma"]).cast(pa.string()))
+            b.add_flows(slice_of[ff], slice_of[ft], "dma")
 
     # accounting (from the rounded numbers that are in the trace)
     busy: dict[str, int] = {}
     if n:
-        per_engine = np.bincount(engine, weights=dur, minlength=len(machine.engines))
-        for e in range(len(machine.engines)):
-            busy[_engine_label(machine, e)] = int(per_engine[e])
+        per_engine = np.bincount(engine, weights=dur, minlength=n_eng)
+        for e in range(n_eng):
+            busy[labels[e]] = int(per_engine[e])
+    stats = _stats(prog, machine, workload_name, total_ns, n, busy, kinds, flops, nbytes, route, res.sram_peak)
+    stats["stall_ns"] = stall_ns
+    stats["stall_count"] = stall_count
+    b.metadata.extra["simulator"] = stats
+    trace = b.build()
+    stats["events"] = trace.num_events
+    return trace, stats
+
+
+def _stats(prog: Program, machine: Machine, workload_name: str, total_ns: int, n: int, busy: dict[str, int],
+           kinds: np.ndarray, flops: np.ndarray, nbytes: np.ndarray, route: np.ndarray,
+           sram_peak: list[float]) -> dict[str, Any]:
+    """The accounting in ``metadata.extra["simulator"]`` (same keys at every level of detail)."""
     busy_by_kind: dict[str, int] = {}
     for e, info in enumerate(machine.engines):
         busy_by_kind[info.kind] = busy_by_kind.get(info.kind, 0) + busy.get(_engine_label(machine, e), 0)
+    is_dma = kinds == K_DMA
     routes = np.asarray([("dram" in r) for r in prog.routes] or [False], dtype=bool)
     dram_sel = is_dma & routes[np.maximum(route, 0)]
-    mat = kinds == K_MATMUL
-    vec = kinds == K_VECTOR
-    total_flops = float(flops[~is_dma].sum())
-    stats: dict[str, Any] = {
+    return {
         "workload": workload_name,
-        "hardware": spec.name,
+        "hardware": machine.spec.name,
         "cores": machine.cores,
         "total_ns": total_ns,
         "total_cycles": int(round(total_ns * machine.clock_hz / 1e9)),
         "instructions": n,
         "busy_ns": busy,
         "busy_ns_by_kind": busy_by_kind,
-        "flops": total_flops,
-        "matrix_flops": float(flops[mat].sum()),
-        "vector_flops": float(flops[vec].sum()),
+        "flops": float(flops[~is_dma].sum()),
+        "matrix_flops": float(flops[kinds == K_MATMUL].sum()),
+        "vector_flops": float(flops[kinds == K_VECTOR].sum()),
         "bytes": float(nbytes[is_dma].sum()),
         "dram_bytes": float(nbytes[dram_sel].sum()),
         "peer_bytes": float(nbytes[is_dma & ~dram_sel].sum()),
-        "stall_ns": stall_ns,
-        "stall_count": stall_count,
-        "peak_sram_bytes": max(res.sram_peak) if res.sram_peak else 0.0,
-        "peak_sram_bytes_per_core": list(res.sram_peak),
+        "stall_ns": {},
+        "stall_count": {},
+        "peak_sram_bytes": max(sram_peak) if sram_peak else 0.0,
+        "peak_sram_bytes_per_core": list(sram_peak),
         "sram_capacity_per_core": machine.sram_bytes,
         "dram_bandwidth": machine.dram_bw,
         "systolic": machine.systolic,
     }
-    b.metadata.extra["simulator"] = stats
-    trace = b.build()
-    stats["events"] = trace.num_events
-    return trace, stats
 
 
 def _flows(prog: Program, live: list[int], arrs: list[dict[str, np.ndarray]], offsets: np.ndarray,
