@@ -4,17 +4,16 @@ Per engine (like HolisticTraceAnalysis' temporal breakdown): compute, communicat
 copy/set, stalled and idle time, each as a share of the run.  Per device: how much of the DMA
 time and of the communication time ran under compute (hidden) rather than alone (exposed), and the
 unit's temporal breakdown as HolisticTraceAnalysis defines it (idle / compute / non-compute over the
-span of its work).
+span of its work), from :func:`analysis.breakdown.device_breakdown`, the same numbers as the headline.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from analysis import intervals as iv
+from analysis.breakdown import combine, device_breakdown
 from analysis.common import fmt_ns, pct, severity_for
 from analysis.context import COMM, COMPUTE, DMA, HOST, AnalysisContext
 from analysis.findings import AnalyzerResult, Finding
@@ -49,32 +48,13 @@ def analyze(ctx: AnalysisContext) -> AnalyzerResult:
     for k in ("compute", "comm", "memory", "stalled", "idle"):
         metrics[f"{k}_pct"] = metrics[f"{k}_ns"] / dur * 100 if dur else 0.0
     comp = metrics[metrics["role"] == "compute"]
-    devices: list[dict[str, Any]] = []
-    for d, dev in enumerate(ctx.devices):
-        c = ctx.class_set((COMPUTE, HOST) if ctx.host_as_compute else (COMPUTE,), d)
-        dm = ctx.class_set((DMA,), d)
-        cm = ctx.class_set((COMM,), d)
-        if c[0].size == 0 and dm[0].size == 0 and cm[0].size == 0:
-            continue
-        dma_ns, comm_ns = iv.total(dm), iv.total(cm)
-        # Temporal breakdown of the unit (HolisticTraceAnalysis' definition): over the span from
-        # its first to its last piece of work, idle = no work at all, compute = compute kernels,
-        # non-compute = only copies or communication running.
-        allw = iv.merge(np.concatenate([c[0], dm[0], cm[0]]), np.concatenate([c[1], dm[1], cm[1]]))
-        span = int(allw[1][-1] - allw[0][0]) if allw[0].size else 0
-        busy_all = iv.total(allw)
-        dma_ov, comm_ov = iv.overlap_total(c, dm), iv.overlap_total(c, cm)
-        devices.append({
-            "device": dev or "(device)", "compute_ns": iv.total(c), "dma_ns": dma_ns, "dma_overlapped_ns": dma_ov,
-            "dma_overlap_pct": pct(dma_ov, dma_ns), "comm_ns": comm_ns, "comm_overlapped_ns": comm_ov,
-            "comm_overlap_pct": pct(comm_ov, comm_ns), "comm_exposed_ns": comm_ns - comm_ov,
-            "span_ns": span, "idle_ns": span - busy_all, "non_compute_ns": busy_all - iv.total(c),
-            "idle_pct": pct(span - busy_all, span), "compute_pct": pct(iv.total(c), span),
-            "non_compute_pct": pct(busy_all - iv.total(c), span),
-        })
+    devices = device_breakdown(ctx)
+    head = combine(devices, ctx.host_as_compute)
     summary = {
-        "idle_pct": float(comp["idle_pct"].mean()) if len(comp) else None,
+        # The device breakdown's idle share (analysis.breakdown): one definition everywhere.
+        "idle_pct": head["idle_pct"],
         "stalled_pct": float(comp["stalled_pct"].mean()) if len(comp) else None,
+        "headline": head,
         "devices": devices,
     }
     findings = []

@@ -1,6 +1,7 @@
 """Track roles: what each track *is* (a compute engine, a DMA queue, a host thread, ...).
 
-Analyzers reason about engines, not track names.  Our own collectors set ``kind`` precisely, but
+Analyzers reason about engines, not track names.  A track's attrs ``role`` wins when an importer
+set it; our own collectors set ``kind`` precisely, but
 foreign traces (Kineto, Chrome JSON) arrive with generic tracks, so the role is inferred from the
 kind first, then the track's attrs and name, then what it holds:
 
@@ -73,7 +74,9 @@ def infer_roles(trace: Trace) -> np.ndarray:
     for k in range(n):
         tid = int(ids[k])
         kind, name, at = kinds[k], names[k] or "", attrs[k]
-        if kind in ROLES and kind != "other":
+        if at.get("role") in ROLES:
+            role = str(at["role"])  # the importer knew (Kineto: a device's markers and annotations)
+        elif kind in ROLES and kind != "other":
             role = kind
             # A GPU stream that only ever copies memory is a copy queue, whatever the importer said.
             if role == "compute" and slice_count[tid] and dma_share[tid] >= 0.999:

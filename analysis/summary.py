@@ -7,9 +7,12 @@ Keys (all present; a number is None when the trace or spec cannot supply it):
 * ``hfu``: the same FLOPs over the time compute engines were active (how well the work that ran
   used the hardware; idle time does not count against it);
 * ``mbu``: off-chip bytes / run time / off-chip bandwidth (memory-bandwidth utilization);
-* ``compute_active_ns`` / ``compute_active_pct``: union of compute engines' work, waits excluded;
-* ``engine_active_ns``: per engine;
-* ``stall_pct``, ``dma_bubble_pct``, ``idle_pct``: shares of the run (percent);
+* ``headline``: the device breakdown (:func:`analysis.breakdown.headline`): idle / compute /
+  non-compute time over the devices' spans; ``compute_active_ns`` / ``compute_active_pct`` and
+  ``idle_pct`` / ``non_compute_pct`` are its numbers, so compute excludes communication and idle is
+  the time no work ran (not a mean over streams);
+* ``engine_active_ns``: per engine (its work, communication included, waits excluded);
+* ``stall_pct``, ``dma_bubble_pct``: shares of the run (percent);
 * ``findings_by_severity``, ``max_severity``;
 * ``top_bottlenecks``: the five costliest findings (id, kind, severity, title, gain_ns);
 * ``op_regression_pct_max``, ``engine_regression_pct_max``: present when a baseline was given.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from analysis.breakdown import headline
 from analysis.context import AnalysisContext
 from analysis.findings import SEVERITIES, AnalyzerResult, Finding
 
@@ -34,6 +38,7 @@ def _get(results: dict[str, AnalyzerResult], name: str, key: str, default: Any =
 
 def run_summary(ctx: AnalysisContext, results: dict[str, AnalyzerResult], findings: list[Finding]) -> dict[str, Any]:
     s, e = ctx.span
+    head = _get(results, "overlap", "headline") or headline(ctx)
     by_sev = {sev: 0 for sev in SEVERITIES}
     for f in findings:
         by_sev[f.severity] += 1
@@ -45,12 +50,14 @@ def run_summary(ctx: AnalysisContext, results: dict[str, AnalyzerResult], findin
         "hfu": _get(results, "utilization", "hfu"),
         "mbu": _get(results, "utilization", "mbu"),
         "achieved_flops": _get(results, "utilization", "achieved_flops"),
-        "compute_active_ns": _get(results, "utilization", "compute_active_ns"),
-        "compute_active_pct": _get(results, "utilization", "compute_active_pct"),
+        "compute_active_ns": head["compute_ns"] if head["span_ns"] else None,
+        "compute_active_pct": head["compute_pct"],
+        "non_compute_pct": head["non_compute_pct"],
+        "headline": head,
         "engine_active_ns": _get(results, "utilization", "engine_active_ns", {}),
         "stall_pct": _get(results, "stalls", "stall_pct"),
         "dma_bubble_pct": _get(results, "dma_bubbles", "bubble_pct"),
-        "idle_pct": _get(results, "overlap", "idle_pct"),
+        "idle_pct": head["idle_pct"],
         "findings": len(findings),
         "findings_by_severity": by_sev,
         "max_severity": worst,

@@ -280,6 +280,8 @@ class KinetoImporter(JsonImporter):
             attrs: dict[str, Any] = {"pid": pid, "stream": tid}
             if cls == DEVICE_UNKNOWN:
                 attrs["device_kind"] = "unknown"
+            elif cls in (GPU_ANNOTATION, GPU_OTHER):
+                attrs["role"] = "other"  # labels, markers and waits over the work, not work
             return self.b.add_track(name, _CLASS_KIND.get(cls, "other"), parent, attrs=attrs, sort_index=sort)
         parent = self.group_track(pid)
         name = self.meta.thread_name.get((pid, tid)) or f"Thread {tid}"

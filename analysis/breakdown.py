@@ -1,0 +1,86 @@
+"""The device breakdown: idle / compute / non-compute time of each device, computed one way.
+
+This is the headline every surface shows (the run summary, the text/markdown report, the
+dashboard header): they all call :func:`headline` (or read the summary it filled), so the numbers
+cannot disagree with each other.
+
+Per device (a unit: a GPU, an MTIA chip, a core; in a CPU-only trace a process whose threads do
+the work), over the span from its first to its last piece of work, as HolisticTraceAnalysis'
+temporal breakdown defines it:
+
+* ``compute``: time any compute kernel runs (communication kernels are *not* compute);
+* ``non_compute``: time only copies, sets, DMA requests or communication run;
+* ``idle``: time nothing runs (waits and event markers are not work, so they are idle time).
+
+The three add up to the span.  :func:`headline` sums the devices (times and spans), so for one
+device it is that device's row and for several it is the share of all device time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from analysis import intervals as iv
+from analysis.common import pct
+from analysis.context import COMM, COMPUTE, DMA, HOST, AnalysisContext
+from profiler.model import Trace
+
+DEVICE_KEYS = ("device", "span_ns", "idle_ns", "compute_ns", "non_compute_ns", "dma_ns", "comm_ns",
+               "idle_pct", "compute_pct", "non_compute_pct", "comm_pct")
+
+
+def device_breakdown(ctx: AnalysisContext) -> list[dict[str, Any]]:
+    """One row per device holding work: the times above plus DMA and communication overlap."""
+    rows: list[dict[str, Any]] = []
+    compute_classes = (COMPUTE, HOST) if ctx.host_as_compute else (COMPUTE,)
+    for d, dev in enumerate(ctx.devices):
+        c = ctx.class_set(compute_classes, d)
+        dm = ctx.class_set((DMA,), d)
+        cm = ctx.class_set((COMM,), d)
+        if c[0].size == 0 and dm[0].size == 0 and cm[0].size == 0:
+            continue
+        allw = iv.merge(np.concatenate([c[0], dm[0], cm[0]]), np.concatenate([c[1], dm[1], cm[1]]))
+        span = int(allw[1][-1] - allw[0][0]) if allw[0].size else 0
+        busy, comp = iv.total(allw), iv.total(c)
+        dma_ns, comm_ns = iv.total(dm), iv.total(cm)
+        dma_ov, comm_ov = iv.overlap_total(c, dm), iv.overlap_total(c, cm)
+        rows.append({
+            "device": dev or "(device)", "span_ns": span, "idle_ns": span - busy, "compute_ns": comp,
+            "non_compute_ns": busy - comp, "dma_ns": dma_ns, "comm_ns": comm_ns,
+            "idle_pct": pct(span - busy, span), "compute_pct": pct(comp, span),
+            "non_compute_pct": pct(busy - comp, span), "comm_pct": pct(comm_ns, span),
+            "dma_overlapped_ns": dma_ov, "dma_overlap_pct": pct(dma_ov, dma_ns),
+            "comm_overlapped_ns": comm_ov, "comm_overlap_pct": pct(comm_ov, comm_ns),
+            "comm_exposed_ns": comm_ns - comm_ov,
+        })
+    return rows
+
+
+def combine(rows: list[dict[str, Any]], host_only: bool = False) -> dict[str, Any]:
+    """The headline of a set of device rows: summed times over summed spans."""
+    tot = {k: sum(int(r[k]) for r in rows) for k in ("span_ns", "idle_ns", "compute_ns", "non_compute_ns",
+                                                      "comm_ns", "dma_ns")}
+    span = tot["span_ns"]
+    return {**tot, "devices": len(rows), "basis": "host threads" if host_only else "devices",
+            "idle_pct": pct(tot["idle_ns"], span) if span else None,
+            "compute_pct": pct(tot["compute_ns"], span) if span else None,
+            "non_compute_pct": pct(tot["non_compute_ns"], span) if span else None,
+            "comm_pct": pct(tot["comm_ns"], span) if span else None}
+
+
+def headline(source: AnalysisContext | Trace | Any) -> dict[str, Any]:
+    """Idle / compute / non-compute of the run: the numbers to put at the top of any view.
+
+    ``source`` is an :class:`AnalysisContext`, a :class:`~profiler.model.Trace`, or a
+    :class:`analysis.Report` (whose summary already holds it: no recomputation).
+    Keys: ``span_ns``, ``idle_ns``, ``compute_ns``, ``non_compute_ns``, ``comm_ns``, ``dma_ns``,
+    ``idle_pct``, ``compute_pct``, ``non_compute_pct``, ``comm_pct`` (None without device work),
+    ``devices`` (how many) and ``basis`` ("devices", or "host threads" in a CPU-only trace).
+    """
+    summary = getattr(source, "summary", None)
+    if isinstance(summary, dict) and isinstance(summary.get("headline"), dict):
+        return dict(summary["headline"])
+    ctx = source if isinstance(source, AnalysisContext) else AnalysisContext(source)
+    return combine(device_breakdown(ctx), ctx.host_as_compute)
