@@ -22,7 +22,6 @@ single file shows:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,10 +36,10 @@ from analysis.findings import Finding, rank
 from profiler.errors import ProfilerError
 from profiler.hardware import HardwareSpec
 from profiler.model import Trace
+from profiler.tracesets import rank_of, world_size_of
 
 #: A rank whose lateness costs the others more than this share of the run is a straggler finding.
 STRAGGLER_PCT = 2.0
-_RANK_IN_NAME = re.compile(r"rank[_-]?(\d+)", re.I)
 
 PER_RANK_COLUMNS = ["rank", "source", "device", "span_ns", "idle_ns", "compute_ns", "comm_ns", "comm_exposed_ns",
                     "idle_pct", "compute_pct", "comm_pct", "comm_exposed_pct"]
@@ -51,22 +50,6 @@ STRAGGLER_COLUMNS = ["rank", "times_last", "caused_wait_ns", "worst_group", "wor
 
 class RankError(ProfilerError):
     """Several traces that cannot be told apart as ranks (two files claim one rank)."""
-
-
-def rank_of(trace: Trace, source: str | None = None) -> int | None:
-    """The rank a trace says it is (Kineto ``distributedInfo.rank``), else one in its file name."""
-    info = trace.metadata.extra.get("distributedInfo")
-    if isinstance(info, dict) and isinstance(info.get("rank"), int):
-        return int(info["rank"])
-    m = _RANK_IN_NAME.search(Path(source or trace.metadata.source or "").name)
-    return int(m.group(1)) if m else None
-
-
-def world_size_of(trace: Trace) -> int | None:
-    info = trace.metadata.extra.get("distributedInfo")
-    if isinstance(info, dict) and isinstance(info.get("world_size"), int):
-        return int(info["world_size"])
-    return None
 
 
 def assign_ranks(traces: list[Trace], sources: list[str]) -> list[int]:
@@ -285,3 +268,18 @@ def analyze_ranks(traces: list[Trace], sources: list[str], spec: HardwareSpec | 
     }
     return MultiRankReport(ranks, dict(zip(ranks, sources, strict=True)), reports, per_rank, offsets, table, strag,
                            rank(findings), summary)
+
+
+def merged_job(traces: list[Trace], sources: list[str]) -> Trace:
+    """The ranks as one trace: a ``rank N`` group each, clocks aligned on their collectives."""
+    from profiler.merge import merge
+
+    ranks = assign_ranks(traces, sources)
+    order = [int(i) for i in np.argsort(ranks, kind="stable")]
+    colls = {ranks[i]: collectives(AnalysisContext(traces[i])) for i in order}
+    offsets, _ = align(colls)
+    merged = merge([traces[i] for i in order], [f"rank {ranks[i]}" for i in order],
+                   [offsets.get(ranks[i], 0) for i in order])
+    merged.metadata.extra["ranks"] = [ranks[i] for i in order]
+    merged.metadata.source = f"{len(order)} ranks: " + ", ".join(Path(sources[i]).name for i in order)
+    return merged

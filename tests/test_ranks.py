@@ -175,3 +175,27 @@ def test_cli_analyze_several_traces(tmp_path):
     assert r.returncode == 1 and "rank 0" in r.stderr and "Traceback" not in r.stderr
     r = _cli("analyze", str(RANKS[0]), str(RANKS[0].with_name("missing_rank5.json")))
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_cli_info_lists_each_trace_with_its_rank(tmp_path):
+    for p in RANKS:
+        shutil.copy(p, tmp_path / p.name)
+    r = _cli("info", "--json", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert [(d["rank"], d["world_size"]) for d in doc] == [(0, 128), (1, 128)]
+
+
+def test_merged_job_aligns_the_ranks_clocks(two_ranks):
+    from analysis.ranks import merged_job
+
+    late = shifted(two_ranks[1], 3_000_000_000)
+    m = merged_job([late, two_ranks[0]], [str(RANKS[1]), str(RANKS[0])])
+    m.validate()
+    assert m.metadata.extra["ranks"] == [0, 1]
+    parts = m.metadata.extra["parts"]
+    assert [p["label"] for p in parts] == ["rank 0", "rank 1"]
+    assert abs(parts[1]["offset_ns"] - 3_000_000_000) <= 1_000_000
+    # rank 1 back on rank 0's clock: its first slice where the unshifted file has it (within the tolerance)
+    off = parts[1]["slice_offset"]
+    assert abs(int(m.slices["ts"].to_numpy()[off:].min()) - int(two_ranks[1].slices["ts"].to_numpy().min())) <= 1_000_000

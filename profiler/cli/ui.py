@@ -6,8 +6,22 @@ from pathlib import Path
 
 import click
 
-from profiler.cli.options import hw_option, resolve_spec, run_or_fail
+from profiler.cli.options import InputError, hw_option, resolve_spec, run_or_fail
 from profiler.model import Trace
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail before loading anything when the address is taken: the web server would print its
+    own paragraph and exit 1, which means "check failed" in our contract."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise InputError(f"{host}:{port}: {exc.strerror or exc}; choose another --port") from None
 
 
 @click.command()
@@ -18,11 +32,16 @@ from profiler.model import Trace
 @click.option("--port", default=8050, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--trace-dir", "trace_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="a folder whose trace files the page may list and open (repeatable)")
+@click.option("--separate", is_flag=True,
+              help="open several TRACEs one at a time instead of as the ranks of one job")
 @click.option("--max-upload-mb", default=200, show_default=True, type=click.IntRange(1, 4096),
               help="largest trace the page accepts by upload")
 def ui(traces: tuple[str, ...], hw: str | None, host: str, port: int, trace_dirs: tuple[str, ...],
-       max_upload_mb: int) -> None:
+       separate: bool, max_upload_mb: int) -> None:
     """Open the dashboard on TRACE (the bundled sample when none is given).
+
+    Several TRACEs are the ranks of one job: one timeline with a collapsible group per rank, the
+    ranks' clocks aligned on their collectives (--separate opens them one at a time instead).
 
     The page can open only the TRACE files given here, trace files inside --trace-dir folders,
     and files uploaded from the browser; it never reads another path.
@@ -31,8 +50,15 @@ def ui(traces: tuple[str, ...], hw: str | None, host: str, port: int, trace_dirs
     from ui.server import build_registry, serve
 
     spec = resolve_spec(hw)
+    if port:
+        _check_port(host, port)
     paths = [Path(t) for t in traces]
     loaded: list[tuple[Trace, Path | None]] = [(run_or_fail(read_trace, p), p) for p in paths[:1]]
+    if len(paths) > 1 and not separate:
+        from analysis.ranks import merged_job
+
+        parts = [loaded[0][0]] + [run_or_fail(read_trace, p) for p in paths[1:]]
+        loaded = [(run_or_fail(merged_job, parts, [str(p) for p in paths]), None)]
     if not loaded:
         try:
             from sample_traces import default_sample
