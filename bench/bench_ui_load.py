@@ -1,10 +1,10 @@
 """Dashboard under load: many clients zooming at once against the real server on 127.0.0.1.
 
-Each client plays what the page does for one zoom, with Dash's own request bodies (output ids
-read from the server's ``/_dash-dependencies``): the zoomed window (which the page's clientside
-callback puts in the view store as microseconds from the trace's start) -> the timeline
-(``render_timeline``, a ``Patch`` after the first view, as the page gets), then the timeline's
-view-info -> the roofline (``render_roofline``).  A zoom's latency is the whole chain.  An error is
+Each client plays what the page does for one zoom: the canvas timeline's ``GET /api/view`` for
+the zoomed window (nanoseconds from the trace's start) and the rows on screen, then, with Dash's
+own request bodies (output ids read from the server's ``/_dash-dependencies``), the view-state
+store -> the roofline (``render_roofline``) and the range statistics (``range_stats``).  A
+zoom's latency is the whole chain.  An error is
 any non-200 answer, a failed connection, or an answer for another window than the one asked for
 (cross-talk between clients).
 
@@ -42,8 +42,9 @@ def _callbacks(conn: http.client.HTTPConnection) -> dict[str, dict[str, Any]]:
     conn.request("GET", "/_dash-dependencies")
     resp = conn.getresponse()
     deps = json.loads(resp.read())
-    by_input = {f"{d['inputs'][0]['id']}.{d['inputs'][0]['property']}": d for d in deps if d["inputs"]}
-    return {"timeline": by_input["view.data"], "roofline": by_input["view-info.children"]}
+    roof = next(d for d in deps if "roofline.figure" in d["output"])
+    stats = next(d for d in deps if "stats-caption.children" in d["output"])
+    return {"roofline": roof, "stats": stats}
 
 
 def _outputs(output: str) -> list[dict[str, str]]:
@@ -87,34 +88,46 @@ class ZoomClient:
         out: dict[str, Any] = json.loads(payload)["response"]
         return out
 
+    def get(self, path: str) -> dict[str, Any]:
+        self.conn.request("GET", path)
+        resp = self.conn.getresponse()
+        payload = resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"HTTP {resp.status}: {payload[:200]!r}")
+        out: dict[str, Any] = json.loads(payload)
+        return out
+
     def zoom(self, res: LoadResult, lock: threading.Lock) -> None:
         s, e = self.span
         frac = 10 ** self.rng.uniform(-4, 0)  # windows from the whole run down to 1/10,000 of it
         a = self.rng.uniform(0, 1 - frac)
-        x0, x1 = a * (e - s) / 1e3, (a + frac) * (e - s) / 1e3  # microseconds from the start, as plotly sends
-        view = {"x0": x0, "x1": x1, "n": time.perf_counter()}
-        want = (s + round(x0 * 1e3), s + round(x1 * 1e3))
+        t0, t1 = round(a * (e - s)), round((a + frac) * (e - s))  # nanoseconds from the start, as the page sends
+        t1 = max(t1, t0 + 1)
         t = time.perf_counter()
         times = {}
-        r = self.post(self.deps["timeline"], [view, [], {"name": None, "track": None}, None, self.width],
-                      [self.key, self.rendered])
+        v = self.get(f"/api/view/{self.key}?t0={t0}&t1={t1}&w={self.width}&r0=0&r1=40")
         times["timeline"] = time.perf_counter() - t
-        info_text = r["view-info"]["children"]
-        info = json.loads(info_text)
-        if abs(info["t0"] - want[0]) > 1 or abs(info["t1"] - max(want[1], want[0] + 1)) > 1:
-            raise RuntimeError(f"asked for {want}, the timeline answered {info['t0']}..{info['t1']}")
-        if "data" in r.get("rendered", {}):
-            self.rendered = r["rendered"]["data"]
+        b = v["bars"]
+        outside = sum(1 for x, w in zip(b["x"], b["w"], strict=True) if x >= t1 or x + w <= t0)
+        if v["t0"] != t0 or v["t1"] != t1 or outside:
+            raise RuntimeError(f"asked for {(t0, t1)}, the timeline answered {v['t0']}..{v['t1']} "
+                               f"with {outside} bars outside it")
+        state = {"key": self.key, "t0": t0, "t1": t1, "sel": None, "collapsed": [], "range": None}
         t2 = time.perf_counter()
-        r = self.post(self.deps["roofline"], [info_text, None, {"name": None, "track": None}], [self.key])
+        r = self.post(self.deps["roofline"], [state, {"name": None}], [])
         times["roofline"] = time.perf_counter() - t2
         if "roof-table" not in r:
             raise RuntimeError("roofline answer without its table")
+        t3 = time.perf_counter()
+        r = self.post(self.deps["stats"], [state], [])
+        times["stats"] = time.perf_counter() - t3
+        if "stats-names" not in r:
+            raise RuntimeError("range statistics answer without its table")
         total = time.perf_counter() - t
         with lock:
             res.zooms.append(total)
-            for k, v in times.items():
-                res.requests.setdefault(k, []).append(v)
+            for k, x in times.items():
+                res.requests.setdefault(k, []).append(x)
 
 
 def run_load(base: str, span: tuple[int, int], clients: int = 20, seconds: float = 15.0, key: int = 0) -> LoadResult:
@@ -187,7 +200,7 @@ def main(quick: bool = False) -> None:
     rows.append(_row(f"20 clients for {seconds:.0f} s, zoom (2 requests)", loaded.zooms, loaded,
                      errors=len(loaded.errors), zooms_per_s=len(loaded.zooms) / loaded.seconds,
                      p95_ratio_vs_1_client=_pct(loaded.zooms, 0.95) / _pct(alone.zooms, 0.95)))
-    for k in ("timeline", "roofline"):
+    for k in ("timeline", "roofline", "stats"):
         rows.append(_row(f"20 clients: {k} request", loaded.requests.get(k, []), loaded))
     report("ui_load", rows)
     for e in loaded.errors[:10]:

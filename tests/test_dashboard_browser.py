@@ -6,7 +6,6 @@ shared machine); each test reloads the page so they do not depend on one another
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -78,41 +77,87 @@ def wait_for(fn: Any, timeout: float = 30, poll: float = 0.1) -> Any:
     raise AssertionError(f"timed out waiting; last value {last!r}")
 
 
-def view_info(d: Any) -> dict[str, Any]:
-    text = d.find_element("id", "view-info").text
-    return json.loads(text) if text else {}
+def tl_info(d: Any) -> dict[str, Any]:
+    """What the canvas timeline shows now (window in ns from the start, rows, bars, selection)."""
+    return d.execute_script("return window.accelTimeline && window.accelTimeline.canvas"  # type: ignore[no-any-return]
+                            " ? window.accelTimeline.info() : null") or {}
+
+
+def settled(d: Any) -> dict[str, Any] | None:
+    """The timeline's info once its latest request has been drawn, else None."""
+    i = tl_info(d)
+    return i if i and i.get("drawnSeq", 0) > 0 and i["drawnSeq"] == i["seq"] else None
 
 
 def load(d: Any, url: str) -> dict[str, Any]:
-    """Open the page and wait until its first round of callbacks has settled."""
+    """Open the page and wait until the timeline has drawn and the panels have followed it."""
     d.get(url)
-    wait_for(lambda: d.find_elements("css selector", "#timeline .barlayer .point"))
+    info = wait_for(lambda: settled(d))
     wait_for(lambda: d.find_elements("css selector", "#roofline .scatterlayer .point"))
-    # The view is recomputed once the page has measured the timeline's width.
-    from ui.app import DEFAULT_WIDTH
-
-    info = wait_for(lambda: (v := view_info(d)) and v["nbins"] != DEFAULT_WIDTH // 2 and v)
-    time.sleep(0.5)
+    wait_for(lambda: d.find_elements("css selector", "#stats-names td"))
     return info  # type: ignore[no-any-return]
 
 
-def relayout(d: Any, x0: float, x1: float) -> None:
-    d.execute_script("Plotly.relayout(document.querySelector('#timeline .js-plotly-plot'),"
-                     " {'xaxis.range[0]': arguments[0], 'xaxis.range[1]': arguments[1]});", x0, x1)
+def zoom(d: Any, t0: float, t1: float) -> dict[str, Any]:
+    """Zoom the timeline to [t0, t1) ns from the start and wait for the new view on screen."""
+    d.execute_script("window.accelTimeline.zoomTo(arguments[0], arguments[1])", t0, t1)
+    return wait_for(lambda: (i := settled(d)) and abs(i["t0"] - t0) < 1 and abs(i["t1"] - t1) < 1 and i)  # type: ignore[no-any-return]
+
+
+def canvas_point(d: Any, x: float, y: float) -> tuple[float, float]:
+    """Viewport coordinates of canvas pixel (x, y), the canvas scrolled into view first."""
+    r = d.execute_script("""const c = document.getElementById('tl-canvas'); c.scrollIntoView({block: 'center'});
+        const r = c.getBoundingClientRect(); return [r.left, r.top];""")
+    return r[0] + x, r[1] + y
+
+
+def mouse(d: Any, kind: str, x: float, y: float, modifiers: int = 0, **kw: Any) -> None:
+    """A real pointer event through Chromium's input pipeline (DevTools Input.dispatchMouseEvent)."""
+    d.execute_cdp_cmd("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "modifiers": modifiers, **kw})
+
+
+def canvas_click(d: Any, x: float, y: float) -> None:
+    """A real pointer click at canvas pixel (x, y)."""
+    vx, vy = canvas_point(d, x, y)
+    mouse(d, "mouseMoved", vx, vy)
+    mouse(d, "mousePressed", vx, vy, button="left", clickCount=1)
+    mouse(d, "mouseReleased", vx, vy, button="left", clickCount=1)
+
+
+def canvas_hover(d: Any, x: float, y: float) -> None:
+    vx, vy = canvas_point(d, x, y)
+    mouse(d, "mouseMoved", vx, vy)
+
+
+def click_slice(d: Any, sid: int) -> None:
+    """Click the middle of slice ``sid``'s bar on the canvas (it must be drawn as a bar)."""
+    rect = wait_for(lambda: d.execute_script("return window.accelTimeline.barRect(arguments[0])", sid))
+    canvas_click(d, rect[0] + max(rect[2], 2) / 2, rect[1] + rect[3] / 2)
+
+
+def shown_slice_view(d: Any, lt: Any, sid: int, pad: int = 20_000) -> None:
+    """Zoom so that slice ``sid`` is a wide bar and scroll its row into view."""
+    ts, end = int(lt.index.ts[sid] - lt.origin), int(lt.index.end[sid] - lt.origin)
+    zoom(d, ts - pad, end + pad)
+    d.execute_script("""const st = window.accelTimeline.state;
+        const i = st.meta.rows.findIndex(r => r.track === arguments[0]);
+        const sc = document.getElementById('tl-scroll'); sc.scrollTop = Math.max(0, st.rowTop[i] - 40);
+        sc.dispatchEvent(new Event('scroll'));""", int(lt.index.track[sid]))
+    wait_for(lambda: d.execute_script("return window.accelTimeline.barRect(arguments[0])", sid))
 
 
 def test_page_shows_every_track_group(server: tuple[str, Any], driver: Any) -> None:
     url, reg = server
     info = load(driver, url)
     lt = reg.traces[0]
-    assert info["t0"] == lt.index.span[0] and info["t1"] == lt.index.span[1]
-    ticks = [t.text for t in driver.find_elements("css selector", "#timeline .ytick text")]
+    assert info["t0"] == 0 and info["t1"] == lt.index.span[1] - lt.index.span[0]
+    labels = driver.execute_script("return window.accelTimeline.state.meta.rows.map(r => r.label)")
     for name in ("npu0", "core0", "core1", "host", "mxu", "dma0", "python", "mxu_utilization"):
-        assert any(name in t for t in ticks), (name, ticks)
-    # Summary header, findings and roofline dots are there.
+        assert any(name in t for t in labels), (name, labels)
+    # Summary header, findings and roofline dots are there; no debug text on the page.
     assert "MFU" in driver.find_element("id", "summary").text
     assert driver.find_elements("css selector", "#findings .finding")
-    wait_for(lambda: driver.find_elements("css selector", "#roofline .scatterlayer .point"))
+    assert not driver.find_elements("id", "view-info")
     wait_for(lambda: len(driver.find_elements("css selector", "#roof-table tr")) > 3)
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard-demo.png"
@@ -120,44 +165,74 @@ def test_page_shows_every_track_group(server: tuple[str, Any], driver: Any) -> N
     assert shot.stat().st_size > 20_000
 
 
-def test_zoom_changes_what_is_fetched(server: tuple[str, Any], driver: Any) -> None:
+def test_zoom_changes_what_is_fetched_and_the_panels_follow(server: tuple[str, Any], driver: Any) -> None:
     url, reg = server
     before = load(driver, url)
-    span_us = (before["t1"] - before["t0"]) / 1e3
-    relayout(driver, span_us * 0.40, span_us * 0.41)
-    after = wait_for(lambda: (v := view_info(driver)) and v["t1"] - v["t0"] < (before["t1"] - before["t0"]) / 50 and v)
+    lt = reg.traces[0]
+    span = before["t1"] - before["t0"]
+    after = zoom(driver, span * 0.40, span * 0.41)
     assert after["visible"] < before["visible"]
     assert after["binned"] < before["binned"]
     assert after["bars"] > 0
     # The roofline follows the window: its table now counts only kernels inside it.
-    counts = wait_for(lambda: [int(c.text) for c in driver.find_elements(
-        "css selector", "#roof-table td[data-dash-column='count']")])
-    lt = reg.traces[0]
-    assert sum(counts) < lt.trace.slices.num_rows / 10
+    counts = wait_for(lambda: (c := [int(x.text) for x in driver.find_elements(
+        "css selector", "#roof-table td[data-dash-column='count']")]) and sum(c) < lt.trace.slices.num_rows / 10 and c)
+    assert counts
+    # The range statistics are recomputed for the window: every slice overlapping it, on every track.
+    import numpy as np
+
+    t0, t1 = lt.origin + int(span * 0.40), lt.origin + int(span * 0.41)
+    want = int(((lt.index.ts < t1) & (lt.index.end > t0)).sum())
+    wait_for(lambda: f"{want:,} slices" in driver.find_element("id", "stats-caption").text)
+    assert np.isfinite(want)
 
 
-def test_clicking_a_finding_zooms_to_its_window_and_highlights_its_track(server: tuple[str, Any], driver: Any) -> None:
+def _track_by_path(lt: Any, path: str) -> int:
+    return next(t for t in lt.trace.tracks["id"].to_pylist() if " / ".join(lt.trace.track_path(t)) == path)
+
+
+def test_clicking_a_finding_jumps_to_its_worst_instance_on_its_track(server: tuple[str, Any], driver: Any) -> None:
     url, reg = server
     load(driver, url)
-    relayout(driver, 10, 20)
-    wait_for(lambda: view_info(driver)["t1"] - view_info(driver)["t0"] < 20_000)
     from analysis import run_all
 
-    rep = run_all(reg.traces[0].trace, None)
-    f = rep.findings[0]
-    driver.find_elements("css selector", "#findings .finding")[0].click()
-    info = wait_for(lambda: (v := view_info(driver)) and v["t0"] == max(f.start_ns, reg.traces[0].index.span[0]) and v)
-    assert info["t1"] == min(f.end_ns, reg.traces[0].index.span[1])
-    assert info["track"] == f.track
-    if f.track is not None:
-        assert driver.find_elements("css selector", "#timeline .shapelayer path")
+    lt = reg.traces[0]
+    ix = lt.index
+    rep = run_all(lt.trace, None)
+    # A stall finding grouping engines: the longest stall on its worst engine (listed first) is selected.
+    i, f = next((i, f) for i, f in enumerate(rep.findings) if f.kind == "stall")
+    engines = f.details["engines"]
+    worst = _track_by_path(lt, (engines if isinstance(engines, list) else eval_list(engines))[0])
+    driver.find_elements("css selector", "#findings .finding")[i].click()
+    info = wait_for(lambda: (v := settled(driver)) and v["sel"] is not None and v["hlTrack"] == worst and v)
+    names, cats = lt.columns["names"], lt.columns["cats"]
+    stalls = [k for k in range(ix.n) if int(ix.track[k]) == worst and cats[lt.columns["cat"][k]] == "stall"
+              and ix.ts[k] < f.end_ns and ix.end[k] > f.start_ns]
+    assert ix.dur[info["sel"]] == max(ix.dur[k] for k in stalls) and info["sel"] in stalls
+    assert info["t0"] <= ix.ts[info["sel"]] - lt.origin and ix.end[info["sel"]] - lt.origin <= info["t1"]
+    name = names[lt.columns["name"][info["sel"]]]
+    wait_for(lambda: name in driver.find_element("id", "details").text)
+    # A finding about gaps shows the longest gap between slices on its worst engine.
+    i, f = next((i, f) for i, f in enumerate(rep.findings) if f.kind == "engine_gaps")
+    engines = f.details["engines"]
+    worst = _track_by_path(lt, (engines if isinstance(engines, list) else eval_list(engines))[0])
+    on = sorted((int(ix.ts[k]), int(ix.end[k])) for k in range(ix.n) if int(ix.track[k]) == worst and ix.depth[k] == 0)
+    gap = max((b[0] - a[1], a[1], b[0]) for a, b in zip(on, on[1:], strict=False))
+    driver.find_elements("css selector", "#findings .finding")[i].click()
+    info = wait_for(lambda: (v := settled(driver)) and v["hlTrack"] == worst and v)
+    assert info["t0"] < gap[1] - lt.origin and gap[2] - lt.origin < info["t1"]
+    assert info["t1"] - info["t0"] < 3 * gap[0]
 
 
-def test_clicking_a_roofline_dot_highlights_its_slices(server: tuple[str, Any], driver: Any) -> None:
+def eval_list(text: str) -> list[str]:
+    import ast
+
+    return list(ast.literal_eval(text))
+
+
+def test_clicking_a_roofline_dot_selects_its_longest_slice(server: tuple[str, Any], driver: Any) -> None:
     url, reg = server
     load(driver, url)
-    wait_for(lambda: driver.find_elements("css selector", "#roofline .scatterlayer .point"))
-    # Click the first op dot through plotly's own event path (a real click lands on the drag layer).
     name = driver.execute_script("""
         const gd = document.querySelector('#roofline .js-plotly-plot');
         const t = gd.data.findIndex(d => d.mode === 'markers');
@@ -165,49 +240,33 @@ def test_clicking_a_roofline_dot_highlights_its_slices(server: tuple[str, Any], 
                     x: gd.data[t].x[0], y: gd.data[t].y[0]};
         gd.emit('plotly_click', {points: [pt], event: {}});
         return gd.data[t].customdata[0][0];""")
-    info = wait_for(lambda: (v := view_info(driver)) and v["highlight"] == name and v)
+    info = wait_for(lambda: (v := settled(driver)) and v["sel"] is not None and v)
     lt = reg.traces[0]
-    code = lt.columns["names"].index(name)
     import numpy as np
 
-    first = np.flatnonzero(lt.columns["name"] == code)
-    first = first[np.argmin(lt.index.ts[first])]
-    assert info["t0"] <= lt.index.ts[first] < lt.index.end[first] <= info["t1"]
-    legend = wait_for(lambda: [t.text for t in driver.find_elements("css selector", "#timeline .legendtext")
-                               if t.text.startswith("selected:")])
-    assert legend == [f"selected: {name}"]
+    hits = np.flatnonzero(lt.columns["name"] == lt.columns["names"].index(name))
+    assert info["sel"] == int(hits[np.argmax(lt.index.dur[hits])])
 
 
-def test_clicking_a_slice_shows_its_flows(server: tuple[str, Any], driver: Any) -> None:
+def test_clicking_a_slice_shows_its_flows_and_a_flow_leads_to_the_other_end(server: tuple[str, Any],
+                                                                            driver: Any) -> None:
     url, reg = server
     load(driver, url)
     lt = reg.traces[0]
     sid = int(lt.trace.flows["to_slice"][0].as_py())
     src = int(lt.trace.flows["from_slice"][0].as_py())
-    ts, end = int(lt.index.ts[sid]), int(lt.index.end[sid])
-    relayout(driver, (ts - 20_000 - lt.origin) / 1e3, (end + 5_000 - lt.origin) / 1e3)
-    wait_for(lambda: view_info(driver)["t0"] == ts - 20_000)
-    # Hover the slice's bar the way plotly does for a pointer, then click it.
-    found = wait_for(lambda: driver.execute_script("""
-        const gd = document.querySelector('#timeline .js-plotly-plot');
-        for (let c = 0; c < gd.data.length; c++) {
-            const cd = gd.data[c].customdata || [];
-            for (let p = 0; p < cd.length; p++) {
-                if (gd.data[c].type === 'bar' && cd[p][0] === arguments[0]) {
-                    Plotly.Fx.hover(gd, [{curveNumber: c, pointNumber: p}]);
-                    gd.emit('plotly_click', {points: gd._hoverdata, event: {}});
-                    return true;
-                }
-            }
-        }
-        return false;""", sid))
-    assert found
+    shown_slice_view(driver, lt, sid)
+    click_slice(driver, sid)
+    assert wait_for(lambda: settled(driver)["sel"] == sid)
     text = wait_for(lambda: driver.find_element("id", "flows-in").text)
     src_name = lt.columns["names"][lt.columns["name"][src]]
     assert src_name in text
-    assert wait_for(lambda: view_info(driver)["selected"] == sid)
-    # The flow arrow is drawn as an annotation.
-    wait_for(lambda: driver.find_elements("css selector", "#timeline .annotation-arrow-g"))
+    # The stall's details say "–" for the metrics it has not (never "0.00").
+    details = driver.find_element("id", "details").text
+    assert "flops –" in details.replace("\n", " ") and "0.00" not in details
+    driver.find_element("css selector", "#flows-in .flow-link").click()
+    info = wait_for(lambda: (v := settled(driver)) and v["sel"] == src and v)
+    assert info["t0"] <= lt.index.ts[src] - lt.origin <= info["t1"]
 
 
 def test_invalid_and_oversize_uploads_show_an_error_and_keep_the_trace(server: tuple[str, Any], driver: Any,
@@ -221,13 +280,13 @@ def test_invalid_and_oversize_uploads_show_an_error_and_keep_the_trace(server: t
     msg = wait_for(lambda: driver.find_element("css selector", "#message .error").text)
     assert "garbage.json" in msg
     assert driver.execute_script("return window.pwned === undefined")
-    assert view_info(driver)["key"] == before["key"] and len(reg.traces) == n
+    assert tl_info(driver)["key"] == before["key"] and len(reg.traces) == n
     big = tmp_path / "big.json"
     big.write_bytes(b"[" + b"{}," * 400_000 + b"{}]")  # 1.2 MB > the 1 MB cap of this server
     driver.find_element("css selector", "#upload input[type=file]").send_keys(str(big))
     msg = wait_for(lambda: "upload limit" in (t := driver.find_element("css selector", "#message .error").text) and t)
     assert "big.json" in msg
-    assert view_info(driver)["key"] == before["key"] and len(reg.traces) == n
+    assert tl_info(driver)["key"] == before["key"] and len(reg.traces) == n
     # A damaged trace opens, and the header warns what its import dropped, by reason on expanding.
     from test_ui_server import damaged_chrome_json
 
@@ -250,9 +309,10 @@ def test_open_in_perfetto_shows_the_same_trace_at_the_same_window(server: tuple[
     url, reg = server
     load(driver, url)
     lt = reg.traces[0]
-    span_us = (lt.index.span[1] - lt.index.span[0]) / 1e3
-    relayout(driver, span_us * 0.2, span_us * 0.3)
-    info = wait_for(lambda: (v := view_info(driver)) and v["t1"] - v["t0"] < (lt.index.span[1] - lt.index.span[0]) / 5 and v)
+    span = lt.index.span[1] - lt.index.span[0]
+    zoom(driver, int(span * 0.2), int(span * 0.3))
+    time.sleep(0.6)  # the view reaches the page's store a moment after it is drawn
+    info = {"t0": lt.origin + int(span * 0.2), "t1": lt.origin + int(span * 0.3)}
     main = driver.current_window_handle
     driver.find_element("id", "perfetto-btn").click()
     new = wait_for(lambda: [h for h in driver.window_handles if h != main])[0]
@@ -271,27 +331,21 @@ def test_open_in_perfetto_shows_the_same_trace_at_the_same_window(server: tuple[
 
 
 class HoldCallbacks:
-    """WSGI wrapper holding every Dash callback request until released, and recording them: the
-    page's first round of loading, and whatever a test does meanwhile, stays in flight for as long
-    as the test needs."""
+    """WSGI wrapper holding every Dash callback and timeline view request until released, and
+    recording them: the page's first round of loading, and whatever a test does meanwhile, stays
+    in flight for as long as the test needs."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
         self.release = threading.Event()
-        self.requests: list[dict[str, Any]] = []
+        self.requests: list[str] = []
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        if environ["PATH_INFO"].startswith("/_dash-update-component"):
-            import io
-
-            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-            environ["wsgi.input"] = io.BytesIO(body)
-            self.requests.append(json.loads(body))
+        path = environ["PATH_INFO"]
+        if path.startswith(("/_dash-update-component", "/api/view")):
+            self.requests.append(path + "?" + environ.get("QUERY_STRING", ""))
             self.release.wait(30)
         return self.app(environ, start_response)
-
-    def asked(self, output: str) -> list[Any]:
-        return [r["inputs"][0]["value"] for r in self.requests if r["output"].startswith(output)]
 
 
 def test_a_zoom_made_during_the_first_load_is_kept(driver: Any) -> None:
@@ -309,26 +363,19 @@ def test_a_zoom_made_during_the_first_load_is_kept(driver: Any) -> None:
         lt = reg.traces[0]
         s, e = lt.index.span
         driver.get(f"http://127.0.0.1:{srv.server_port}")
-        wait_for(lambda: driver.find_elements("css selector", "#timeline .js-plotly-plot"), poll=0.01)
-        wait_for(lambda: hold.asked("..timeline.figure"))  # the first view is in flight, held
-        assert driver.find_element("id", "view-info").text == ""
-        x0, x1 = (e - s) * 0.40 / 1e3, (e - s) * 0.45 / 1e3
+        wait_for(lambda: [r for r in hold.requests if r.startswith("/api/view")], poll=0.01)  # first view held
+        x0, x1 = int((e - s) * 0.40), int((e - s) * 0.45)
         n = len(hold.requests)
-        # A zoom, and soon after it the kind of event plotly emits by itself (autosize on first draw).
-        driver.execute_script("""
-            const gd = document.querySelector('#timeline .js-plotly-plot');
-            Plotly.relayout(gd, {'xaxis.range[0]': arguments[0], 'xaxis.range[1]': arguments[1]});
-            setTimeout(() => Plotly.relayout(gd, {'autosize': true}), 150);""", x0, x1)
+        driver.execute_script("window.accelTimeline.zoomTo(arguments[0], arguments[1])", x0, x1)
         wait_for(lambda: len(hold.requests) > n)  # the zoom reached the server, and is held too
-        time.sleep(1.0)  # the autosize event comes while the zoom is in flight
+        time.sleep(0.5)
         hold.release.set()
-        want = (int(s + x0 * 1e3), int(s + x1 * 1e3))
-        info = wait_for(lambda: (v := view_info(driver)) and abs(v["t0"] - want[0]) <= 1 and v)
-        assert abs(info["t1"] - want[1]) <= 1
-        time.sleep(1.0)  # no late answer of the first round takes the window back
-        assert abs(view_info(driver)["t0"] - want[0]) <= 1
-        rng = driver.execute_script("return document.querySelector('#timeline .js-plotly-plot').layout.xaxis.range")
-        assert rng[0] == pytest.approx(x0, abs=1e-2) and rng[1] == pytest.approx(x1, abs=1e-2)
+        info = wait_for(lambda: (v := settled(driver)) and v)
+        assert (info["t0"], info["t1"]) == (x0, x1)
+        time.sleep(1.0)  # no late answer of the first request takes the window back
+        info = settled(driver)
+        assert (info["t0"], info["t1"]) == (x0, x1)
+        assert info["visible"] < lt.index.n
     finally:
         hold.release.set()
         srv.shutdown()
@@ -395,7 +442,7 @@ def test_profiler_ui_without_a_trace_shows_the_bundled_sample(profiler_ui: str, 
         assert "transformer_decode_edge.pftrace" in driver.find_element("id", "trace-select").text
         summary = driver.find_element("id", "summary").text
         assert "hardware: edge-npu" in summary and "MFU" in summary
-        ticks = [t.text for t in driver.find_elements("css selector", "#timeline .ytick text")]
+        ticks = driver.execute_script("return window.accelTimeline.state.meta.rows.map(r => r.label)")
         for name in ("edge-npu", "core0", "core1", "matrix", "vector", "dma0", "dma1", "DRAM bandwidth"):
             assert any(name in t for t in ticks), (name, ticks)
         assert driver.find_elements("css selector", "#findings .finding")
@@ -414,20 +461,6 @@ def test_profiler_ui_without_a_trace_shows_the_bundled_sample(profiler_ui: str, 
 
 
 SCRIPT_NAME = "<script>alert(1)</script>"
-# Hover the bar of slice arguments[0] the way plotly does for a pointer, then click it.
-CLICK_SLICE = """
-    const gd = document.querySelector('#timeline .js-plotly-plot');
-    for (let c = 0; c < gd.data.length; c++) {
-        const cd = gd.data[c].customdata || [];
-        for (let p = 0; p < cd.length; p++) {
-            if (gd.data[c].type === 'bar' && cd[p][0] === arguments[0]) {
-                Plotly.Fx.hover(gd, [{curveNumber: c, pointNumber: p}]);
-                gd.emit('plotly_click', {points: gd._hoverdata, event: {}});
-                return true;
-            }
-        }
-    }
-    return false;"""
 
 
 def script_named_trace() -> Any:
@@ -467,33 +500,25 @@ def test_a_slice_named_script_shows_as_text_everywhere(driver: Any) -> None:
         assert SCRIPT_NAME in findings.text
         # Roofline table: the op name as text.
         wait_for(lambda: SCRIPT_NAME in driver.find_element("id", "roof-table").text)
-        # Timeline hover on a kernel bar named like a script.
-        hover = wait_for(lambda: driver.execute_script("""
-            const gd = document.querySelector('#timeline .js-plotly-plot');
-            for (let c = 0; c < gd.data.length; c++) {
-                const cd = gd.data[c].customdata || [];
-                for (let p = 0; p < cd.length; p++) {
-                    if (gd.data[c].type === 'bar' && gd.data[c].name === 'kernel') {
-                        Plotly.Fx.hover(gd, [{curveNumber: c, pointNumber: p}]);
-                        const t = gd.querySelector('.hoverlayer .hovertext');
-                        return t ? t.textContent : null;
-                    }
-                }
-            }
-            return null;"""))
-        assert SCRIPT_NAME in hover
-        time.sleep(0.2)  # plotly throttles hover events (50 ms): the next hover must not be swallowed
-        # Details panel of a stall slice: its flow names the load, as text.
+        # Timeline hover on a kernel bar named like a script: the tooltip holds it as text.
         lt = reg.traces[0]
+        kernel = int(next(i for i in range(lt.index.n) if lt.columns["names"][lt.columns["name"][i]] == SCRIPT_NAME
+                          and lt.columns["cats"][lt.columns["cat"][i]] == "kernel"))
+        shown_slice_view(driver, lt, kernel, pad=2_000)
+        rect = driver.execute_script("return window.accelTimeline.barRect(arguments[0])", kernel)
+        canvas_hover(driver, rect[0] + rect[2] / 2, rect[1] + rect[3] / 2)
+        hover = wait_for(lambda: driver.find_element("id", "tl-tip").text)
+        assert SCRIPT_NAME in hover
+        # Details panel of a stall slice: its flow names the load, as text.
         sid = int(lt.trace.flows["to_slice"][0].as_py())
-        assert wait_for(lambda: driver.execute_script(CLICK_SLICE, sid))
+        shown_slice_view(driver, lt, sid, pad=2_000)
+        click_slice(driver, sid)
         flows = wait_for(lambda: driver.find_element("id", "flows-in").text)
         assert SCRIPT_NAME in flows
         time.sleep(0.2)
         # Clicking a kernel: its name in the details table.
-        kernel = int(next(i for i in range(lt.index.n) if lt.columns["names"][lt.columns["name"][i]] == SCRIPT_NAME
-                          and lt.columns["cats"][lt.columns["cat"][i]] == "kernel"))
-        assert wait_for(lambda: driver.execute_script(CLICK_SLICE, kernel))
+        shown_slice_view(driver, lt, kernel, pad=2_000)
+        click_slice(driver, kernel)
         wait_for(lambda: "fp16" in driver.find_element("id", "details").text)
         assert SCRIPT_NAME in driver.find_element("id", "details").text
         # Nothing ran: no alert, and no script element holding the name anywhere in the page.

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from plotly.io.json import to_json_plotly
 
 from profiler.builder import TraceBuilder
-from ui import timeline as tl
+from ui import viewdata as tl
 from ui.demo import demo_trace
 from ui.lod import TimelineIndex, ViewRow, coverage
 from ui.state import LoadedTrace
@@ -77,7 +78,7 @@ def test_bars_plus_bins_equal_top_level_busy_time_per_row(big: LoadedTrace, frac
             busy = np.clip(np.minimum(ix.end[top], t1) - np.maximum(ix.ts[top], t0), 0, None).sum()
             bars = v.bar_ids[(v.bar_rows == r) & (ix.depth[v.bar_ids] == 0)]
             drawn = (np.minimum(ix.end[bars], t1) - np.maximum(ix.ts[bars], t0)).sum()
-            assert drawn + v.busy[r].sum() * v.bin_ns == pytest.approx(busy, rel=1e-9, abs=1e-3)
+            assert drawn + (v.busy[r].sum() + v.stall[r].sum()) * v.bin_ns == pytest.approx(busy, rel=1e-9, abs=1e-3)
 
 
 def test_collapsed_group_row_shows_mean_busy_of_its_tracks(big: LoadedTrace) -> None:
@@ -89,7 +90,7 @@ def test_collapsed_group_row_shows_mean_busy_of_its_tracks(big: LoadedTrace) -> 
     s, e = big.index.span
     v = tl.view_of(big, rows, s, e, 800)
     assert not np.isin(v.bar_rows, [crow]).any()  # a collapsed group is drawn as bins only
-    assert v.busy[crow].max() <= 1 + 1e-9
+    assert (v.busy[crow] + v.stall[crow]).max() <= 1 + 1e-9
     # Total busy time of the merged row equals the mean busy time of its tracks.
     ix = big.index
     per_track = []
@@ -97,7 +98,7 @@ def test_collapsed_group_row_shows_mean_busy_of_its_tracks(big: LoadedTrace) -> 
         a, b = ix.ranges[t]
         top = np.arange(a, b)[ix.depth[a:b] == 0]
         per_track.append(ix.dur[top].sum())
-    assert v.busy[crow].sum() * v.bin_ns == pytest.approx(np.mean(per_track), rel=1e-9)
+    assert (v.busy[crow].sum() + v.stall[crow].sum()) * v.bin_ns == pytest.approx(np.mean(per_track), rel=1e-9)
 
 
 def test_bytes_per_view_are_bounded_whatever_the_trace_size(big: LoadedTrace) -> None:
@@ -108,10 +109,11 @@ def test_bytes_per_view_are_bounded_whatever_the_trace_size(big: LoadedTrace) ->
         rows = tl.rows_for(lt, set())
         out = []
         for a, b in ((0, 1), (0.2, 0.3), (0.5, 0.501)):
-            v = tl.view_of(lt, rows, int(s + a * (e - s)), int(s + b * (e - s)), 1400)
-            fig = tl.figure(lt, v, rows, highlight="matmul_qkv")
+            t0, t1 = int(s + a * (e - s)), int(s + b * (e - s))
+            v = tl.view_of(lt, rows, t0, t1, 1400)
             assert v.bar_ids.size <= 3000
-            out.append(len(to_json_plotly(fig)))
+            payload = tl.view_payload(lt, rows, t0, t1, 1400, 0, len(rows), tl.name_matcher(lt, "matmul_qkv"))
+            out.append(len(json.dumps(payload)))
         sizes[name] = out
     assert max(sizes["big"]) < 2_000_000
     # Ten times the slices does not make the full view even twice as heavy.
@@ -145,3 +147,48 @@ def test_visible_range_matches_brute_force(big: LoadedTrace) -> None:
         got = np.arange(a, b)
         got = set(got[ix.end[got] > t0])
         assert got == want
+
+
+def test_zoomed_out_stalls_are_binned_apart_from_work() -> None:
+    """Each microsecond: 100 ns of kernel, then 900 ns waiting on DMA; 1,000 px over 10 ms puts
+    ten of each in every bin: 10 % working, 90 % stalled (not 100 % busy)."""
+    b = TraceBuilder(source_format="test")
+    eng = b.add_track("matrix", kind="compute")
+    n = 10_000
+    start = np.arange(n, dtype=np.int64) * 1_000
+    ts = np.concatenate([start, start + 100])
+    dur = np.concatenate([np.full(n, 100), np.full(n, 900)])
+    names = ["matmul"] * n + ["wait_dma"] * n
+    order = np.argsort(ts, kind="stable")
+    b.add_slices(eng, ts[order], dur[order], [names[i] for i in order],
+                 category=["kernel" if i < n else "stall" for i in order])
+    lt = LoadedTrace(0, "t", b.build())
+    rows = tl.rows_for(lt, set())
+    r = next(i for i, row in enumerate(rows) if row.track == eng)
+    v = tl.view_of(lt, rows, 0, n * 1_000, 1000)
+    assert v.bar_ids.size == 0
+    assert v.busy[r] == pytest.approx(np.full(v.nbins, 0.1))
+    assert v.stall[r] == pytest.approx(np.full(v.nbins, 0.9))
+    payload = tl.view_payload(lt, rows, 0, n * 1_000, 1000, 0, len(rows))
+    import base64
+
+    bins = next(x for x in payload["bins"] if x["r"] == r)
+    assert all(abs(x - 0.1 * 255) <= 1 for x in base64.b64decode(bins["busy"]))
+    assert all(abs(x - 0.9 * 255) <= 1 for x in base64.b64decode(bins["stall"]))
+
+
+def test_memory_tracks_with_samples_are_counter_rows_with_their_unit() -> None:
+    """The simulator's SRAM occupancy is a track of kind ``memory`` holding counter samples."""
+    b = TraceBuilder(source_format="test")
+    core = b.add_track("core0", kind="group")
+    b.add_slices(b.add_track("matrix", kind="compute", parent=core), np.array([0]), np.array([10]), "k")
+    sram = b.add_track("SRAM", kind="memory", parent=core, attrs={"unit": "bytes", "capacity": 1e6})
+    b.add_counters(sram, np.array([0, 5, 9]), np.array([0.0, 4e5, 1e5]))
+    lt = LoadedTrace(0, "t", b.build())
+    rows = tl.rows_for(lt, set())
+    row = next(r for r in rows if r.track == sram)
+    assert row.kind == "counter" and row.view.counter_track == sram
+    meta = next(m for m in tl.row_meta(lt, rows) if m["track"] == sram)
+    assert meta["unit"] == "bytes" and meta["max"] == 4e5
+    p = tl.view_payload(lt, rows, 0, 10, 100, 0, len(rows))
+    assert p["counters"][0]["v"] == [0.0, 4e5, 1e5]

@@ -15,7 +15,6 @@ from profiler.builder import TraceBuilder
 from profiler.cli import cli
 from profiler.errors import ProfilerError
 from profiler.model import Trace
-from ui import timeline as tl
 from ui.app import create_app, read_upload
 from ui.demo import demo_trace
 from ui.server import build_registry
@@ -120,50 +119,43 @@ def test_perfetto_routes_serve_loaded_traces_only(small: Trace) -> None:
         assert client.get("/perfetto/%2e%2e/%2e%2e/app.py").status_code == 404
 
 
-def test_slice_names_are_text_in_the_figure() -> None:
+def test_slice_names_travel_as_json_strings() -> None:
+    """The canvas draws names with fillText (never markup): the view carries them verbatim."""
     b = TraceBuilder(source_format="test")
     dev = b.add_track("<b>npu</b>", kind="group")
     eng = b.add_track("mxu", kind="compute", parent=dev)
     b.add_slices(eng, np.array([0, 100]), np.array([90, 90]), ["<script>alert(1)</script>", "ok"], flops=[1e3, 1e3],
                  bytes=[10, 10], dtype="bf16")
-    lt = LoadedTrace(0, "t", b.build())
-    rows = tl.rows_for(lt, set())
-    v = tl.view_of(lt, rows, 0, 200, 400)
-    fig = tl.figure(lt, v, rows)
-    text = json.dumps(fig, default=str)
-    assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
-    assert "&lt;b&gt;npu&lt;/b&gt;" in text
-    # Hover shows AI and achieved FLOP/s of the slice: 1e3 FLOP / 10 B, 1e3 FLOP / 90 ns.
-    cd = next(t for t in fig["data"] if t["type"] == "bar")["customdata"][0]
-    assert cd[6] == pytest.approx(100.0) and cd[7] == pytest.approx(1e3 / 90e-9, rel=1e-3)
+    reg = build_registry([(b.build(), None)], None)
+    client = create_app(reg).server.test_client()
+    rows = client.get("/api/rows/0").get_json()["rows"]
+    assert rows[0]["label"] == "▾ <b>npu</b>"
+    view = client.get("/api/view/0?t0=0&t1=200&w=400").get_json()
+    assert view["names"] == ["<script>alert(1)</script>", "ok"]
+    assert client.get("/api/view/0?t0=x").status_code == 400
+    assert client.get("/api/view/0?c=1;2").status_code == 400
+    assert client.get("/api/view/9").status_code == 404
 
 
 def test_dashboard_callbacks_answer_over_http(small: Trace) -> None:
-    """The page's first round trip through Dash's own endpoint returns a timeline with every group."""
+    """A view-state from the timeline, through Dash's own endpoint, gives the range statistics."""
     reg = build_registry([(small, None)], None)
     client = create_app(reg).server.test_client()
-    layout = client.get("/_dash-layout").get_json()
-    assert "timeline" in json.dumps(layout)
+    layout = json.dumps(client.get("/_dash-layout").get_json())
+    assert '"view-state"' in layout and "view-info" not in layout
     s, e = reg.traces[0].index.span
     body = {
-        "output": "..timeline.figure...rendered.data...view-info.children..",
-        "outputs": [{"id": "timeline", "property": "figure"}, {"id": "rendered", "property": "data"},
-                    {"id": "view-info", "property": "children"}],
-        "inputs": [{"id": "view", "property": "data", "value": {"t0": s, "t1": e}},
-                   {"id": "collapse", "property": "value", "value": []},
-                   {"id": "highlight", "property": "data", "value": {"name": None, "track": None}},
-                   {"id": "selected", "property": "data", "value": None},
-                   {"id": "width", "property": "data", "value": 1000}],
-        "state": [{"id": "trace-key", "property": "data", "value": 0}, {"id": "rendered", "property": "data", "value": None}],
-        "changedPropIds": ["view.data"],
+        "output": "..stats-caption.children...stats-names.data...stats-tracks.data...longest.data..",
+        "outputs": [{"id": "stats-caption", "property": "children"}, {"id": "stats-names", "property": "data"},
+                    {"id": "stats-tracks", "property": "data"}, {"id": "longest", "property": "data"}],
+        "inputs": [{"id": "view-state", "property": "data", "value": {"key": 0, "t0": 0, "t1": e - s}}],
+        "changedPropIds": ["view-state.data"],
     }
     r = client.post("/_dash-update-component", json=body)
     assert r.status_code == 200, r.data[:500]
     resp = r.get_json()["response"]
-    ticks = resp["timeline"]["figure"]["layout"]["yaxis"]["ticktext"]
-    assert any("npu0" in t for t in ticks) and any("host" in t for t in ticks)
-    info = json.loads(resp["view-info"]["children"])
-    assert info["visible"] == small.slices.num_rows
+    assert sum(x["count"] for x in resp["stats-names"]["data"]) == small.slices.num_rows
+    assert f"{small.slices.num_rows:,} slices" in resp["stats-caption"]["children"]
 
 
 def test_compare_shows_the_diff_analyzers_table() -> None:
@@ -179,9 +171,9 @@ def test_compare_shows_the_diff_analyzers_table() -> None:
     assert all(r["status"] in ("regressed", "improved", "unchanged", "new", "removed") for r in table.data)
 
 
-def test_zoom_windows_from_the_browser_are_offsets_from_the_trace_start() -> None:
-    """The page sends microseconds from the start; nanosecond epochs (beyond a double's integers)
-    stay exact because the server adds the origin; junk means the whole run."""
+def test_view_state_windows_are_offsets_from_the_trace_start() -> None:
+    """The page sends nanoseconds from the start; nanosecond epochs (beyond a double's integers)
+    stay exact because the server adds the origin; a selected range wins; junk means the whole run."""
     from ui.app import window_of
 
     b = TraceBuilder(source_format="test")
@@ -191,11 +183,12 @@ def test_zoom_windows_from_the_browser_are_offsets_from_the_trace_start() -> Non
     lt = LoadedTrace(0, "t", b.build())
     s, e = lt.index.span
     assert (s, e) == (origin, origin + 5_001_000)
-    assert window_of(lt, {"x0": 1.5, "x1": 2000.25, "n": 3.0}) == (origin + 1_500, origin + 2_000_250)
-    assert window_of(lt, {"t0": origin + 7, "t1": origin + 9}) == (origin + 7, origin + 9)
-    assert window_of(lt, {"x0": 10.0, "x1": 10.0}) == (origin + 10_000, origin + 10_001)  # never empty
-    for junk in (None, {}, {"auto": True}, {"x0": "nan", "x1": 1}, {"x0": "a", "x1": 2}, {"t0": [], "t1": 1}, [1, 2],
-                 {"x0": float("inf"), "x1": 1}):
+    assert window_of(lt, {"t0": 1_500, "t1": 2_000_250}) == (origin + 1_500, origin + 2_000_250)
+    assert window_of(lt, {"t0": 0, "t1": 9e9, "range": [7, 9]}) == (origin + 7, origin + 9)
+    assert window_of(lt, {"t0": -50, "t1": 9e9}) == (s, e)  # clamped to the run
+    assert window_of(lt, {"t0": 10, "t1": 10}) == (origin + 10, origin + 11)  # never empty
+    for junk in (None, {}, {"auto": True}, {"t0": "nan", "t1": 1}, {"t0": "a", "t1": 2}, {"t0": [], "t1": 1}, [1, 2],
+                 {"t0": float("inf"), "t1": 1}):
         assert window_of(lt, junk) == (s, e), junk
 
 
@@ -315,8 +308,8 @@ def damaged_chrome_json() -> bytes:
     return text[: text.rindex('"name": "tail"') + 10].encode()
 
 
-ON_TRACE_OUTPUTS = [("view", "data"), ("summary", "children"), ("findings", "children"), ("collapse", "options"),
-                    ("collapse", "value"), ("highlight", "data"), ("selected", "data"), ("compare-select", "options")]
+ON_TRACE_OUTPUTS = [("summary", "children"), ("findings", "children"), ("compare-select", "options"),
+                    ("highlight", "data"), ("details", "children")]
 
 
 def _texts(node: Any) -> list[str]:

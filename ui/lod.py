@@ -4,9 +4,11 @@ A browser cannot draw a million slices, and does not need to: at any zoom only s
 about a pixel can be told apart.  :class:`TimelineIndex` sorts each track's slices once per trace;
 :meth:`TimelineIndex.view` then finds the visible slices of every row with two binary searches,
 sends the ones at least ``min_px`` wide as bars (at most ``max_bars`` in all, widest first), and
-merges everything else on the top level into per-pixel-bin busy fractions, so the bytes sent per
-view depend on the screen width, not on the trace size.  Busy time is conserved: the time drawn as
-top-level bars plus the time in the bins equals the busy time of the window.
+merges everything else on the top level into per-pixel-bin fractions, so the bytes sent per view
+depend on the screen width, not on the trace size.  Working and stalled time are binned apart (a
+stall slice is time an engine waited: drawing it as busy hides the stall when zoomed out).  Busy
+time is conserved: the time drawn as top-level bars plus the time in both kinds of bins equals the
+covered time of the window.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ class View:
     nbins: int
     bar_ids: np.ndarray  # slice ids drawn as bars
     bar_rows: np.ndarray  # row index of each bar
-    busy: np.ndarray  # float64 [rows, nbins]: busy fraction of each bin from slices not drawn as bars
+    busy: np.ndarray  # float64 [rows, nbins]: working fraction of each bin from slices not drawn as bars
+    stall: np.ndarray  # float64 [rows, nbins]: stalled fraction of each bin from slices not drawn as bars
     counters: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # row -> (ts, value)
     visible: int = 0  # slices overlapping the window
     binned: int = 0  # top-level slices merged into bins
@@ -86,7 +89,7 @@ def coverage(start: np.ndarray, end: np.ndarray, t0: int, t1: int, nbins: int,
 class TimelineIndex:
     """Per-track sorted slice arrays of one trace, built once and queried per view."""
 
-    def __init__(self, trace: Trace) -> None:
+    def __init__(self, trace: Trace, stall: np.ndarray | None = None) -> None:
         s = trace.slices
         self.n = s.num_rows
         self.track = s["track"].to_numpy()
@@ -94,6 +97,8 @@ class TimelineIndex:
         self.dur = s["dur"].to_numpy()
         self.end = self.ts + self.dur
         self.depth = s["depth"].to_numpy()
+        #: True for slices that are time an engine waited (binned apart from working time).
+        self.stall = np.zeros(self.n, dtype=bool) if stall is None else np.asarray(stall, dtype=bool)
         self.span = trace.time_span()
         track_ids = trace.tracks["id"].to_numpy()
         # Slices are sorted by (track, ts): each track is one contiguous run.
@@ -153,7 +158,7 @@ class TimelineIndex:
         counters = self._counters(t0, t1, rows, nbins)
         if not idx_parts:
             return View(t0, t1, width_px, nbins, np.zeros(0, np.int64), np.zeros(0, np.int64),
-                        np.zeros((len(rows), nbins)), counters)
+                        np.zeros((len(rows), nbins)), np.zeros((len(rows), nbins)), counters)
         idx = np.concatenate(idx_parts)
         row = np.concatenate(row_parts)
         drawable = np.concatenate(drawable_parts)
@@ -167,11 +172,16 @@ class TimelineIndex:
             wide[keep] = True
         top = self.depth[idx] == 0
         binned = top & ~wide
-        busy = coverage(self.ts[idx[binned]], self.end[idx[binned]], t0, t1, nbins, row[binned], len(rows))
-        # A collapsed group's row shows the mean busy fraction of its tracks.
-        busy /= np.array([max(len(vr.tracks), 1) for vr in rows], dtype=np.float64)[:, None]
+        st = self.stall[idx]
+        work, wait = binned & ~st, binned & st
+        busy = coverage(self.ts[idx[work]], self.end[idx[work]], t0, t1, nbins, row[work], len(rows))
+        stall = coverage(self.ts[idx[wait]], self.end[idx[wait]], t0, t1, nbins, row[wait], len(rows))
+        # A collapsed group's row shows the mean fractions of its tracks.
+        per_row = np.array([max(len(vr.tracks), 1) for vr in rows], dtype=np.float64)[:, None]
+        busy /= per_row
+        stall /= per_row
         bar_ids = idx[wide]
-        return View(t0, t1, width_px, nbins, bar_ids, row[wide], busy, counters,
+        return View(t0, t1, width_px, nbins, bar_ids, row[wide], busy, stall, counters,
                     visible=int(idx.size), binned=int(binned.sum()))
 
     def _counters(self, t0: int, t1: int, rows: list[ViewRow], nbins: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:

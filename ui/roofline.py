@@ -15,7 +15,6 @@ import pandas as pd
 
 from profiler.hardware import HardwareSpec
 from ui.state import LoadedTrace
-from ui.timeline import esc
 
 BOUND_COLORS = {"memory": "#4C78A8", "compute": "#F58518", "unknown": "#999999"}
 TABLE_COLUMNS = ["name", "dtype", "count", "time_ms", "share_pct", "ai", "achieved_tflops", "roof_tflops", "bound",
@@ -39,6 +38,11 @@ def _points(lt: LoadedTrace, spec: HardwareSpec | None) -> dict[str, Any]:
 
     pts: dict[str, Any] = lt.cached(f"roofline_points:{spec.name if spec else None}", make)
     return pts
+
+
+def esc(text: str) -> str:
+    """Plotly renders hover and legend text as pseudo-HTML: escape trace-supplied names."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def judged_by(lt: LoadedTrace, spec: HardwareSpec | None) -> HardwareSpec | None:

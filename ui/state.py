@@ -26,12 +26,18 @@ from ui.tracks import TrackTree
 TRACE_SUFFIXES = (".pftrace", ".perfetto-trace", ".pb", ".json", ".json.gz", ".pftrace.gz", ".trace")
 
 
+def is_stall(category: str | None, name: str | None) -> bool:
+    """Stalls are slices whose category or name says so (``stall``, ``wait...``, ``idle``)."""
+    text = f"{category or ''} {name or ''}".lower()
+    return "stall" in text or text.startswith("wait") or " wait" in text or "idle" in text
+
+
 def _dict_column(col: pa.ChunkedArray) -> tuple[np.ndarray, list[str | None]]:
     """(codes, dictionary) of a dictionary-encoded column; null -> code -1."""
     if col.num_chunks == 0:
         return np.zeros(0, dtype=np.int64), []
     arr = col.unify_dictionaries().combine_chunks() if col.num_chunks > 1 else col.chunk(0)
-    codes = arr.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    codes = arr.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
     return codes, arr.dictionary.to_pylist()
 
 
@@ -53,7 +59,16 @@ class LoadedTrace:
 
     @cached_property
     def index(self) -> TimelineIndex:
-        return TimelineIndex(self.trace)
+        return TimelineIndex(self.trace, self.stall_mask)
+
+    @cached_property
+    def stall_mask(self) -> np.ndarray:
+        """True for slices that are waiting time (their category or name says so, see :func:`is_stall`)."""
+        c = self.columns
+        by_cat = np.array([is_stall(k, None) for k in c["cats"]] + [False], dtype=bool)
+        by_name = np.array([is_stall(None, n) for n in c["names"]] + [False], dtype=bool)
+        mask: np.ndarray = by_cat[c["cat"]] | by_name[c["name"]]
+        return mask
 
     @cached_property
     def tree(self) -> TrackTree:

@@ -34,15 +34,36 @@ class TrackTree:
     kinds: dict[int, str]
     devices: dict[int, str | None]
     children: dict[int | None, list[int]]
+    units: dict[int, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, trace: Trace) -> TrackTree:
+        """The tree of ``trace``'s tracks.  A track of any kind (``memory``, ``bandwidth``, ...) that
+        holds counter samples and no slices is a counter row: SRAM occupancy is a counter even
+        though its track kind says ``memory``."""
+        import json
+
+        import numpy as np
+
         rows = trace.tracks.to_pylist()
+        with_counters = set(np.unique(trace.counters["track"].to_numpy()).tolist()) if trace.counters.num_rows else set()
+        with_slices = set(np.unique(trace.slices["track"].to_numpy()).tolist()) if trace.slices.num_rows else set()
+        kinds = {}
+        units: dict[int, str] = {}
+        for r in rows:
+            counter_like = r["id"] in with_counters and r["id"] not in with_slices
+            kinds[r["id"]] = "counter" if counter_like else r["kind"]
+            try:
+                attrs = json.loads(r.get("attrs") or "{}")
+            except ValueError:
+                attrs = {}
+            unit = attrs.get("unit") if isinstance(attrs, dict) else None
+            if isinstance(unit, str):
+                units[r["id"]] = unit
         children: dict[int | None, list[int]] = {}
-        for r in sorted(rows, key=lambda r: (r["kind"] == "counter", r["sort_index"], r["id"])):
+        for r in sorted(rows, key=lambda r: (kinds[r["id"]] == "counter", r["sort_index"], r["id"])):
             children.setdefault(r["parent"], []).append(r["id"])
-        return cls({r["id"]: r["name"] for r in rows}, {r["id"]: r["kind"] for r in rows},
-                   {r["id"]: r["device"] for r in rows}, children)
+        return cls({r["id"]: r["name"] for r in rows}, kinds, {r["id"]: r["device"] for r in rows}, children, units)
 
     def groups(self) -> list[int]:
         """Tracks that have children, in display order."""
