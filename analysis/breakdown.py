@@ -31,30 +31,53 @@ DEVICE_KEYS = ("device", "span_ns", "idle_ns", "compute_ns", "non_compute_ns", "
                "idle_pct", "compute_pct", "non_compute_pct", "comm_pct")
 
 
-def device_breakdown(ctx: AnalysisContext) -> list[dict[str, Any]]:
-    """One row per device holding work: the times above plus DMA and communication overlap."""
+def _row(dev: str, c: iv.Intervals, dm: iv.Intervals, cm: iv.Intervals) -> dict[str, Any] | None:
+    """One device's row from its compute, DMA and communication sets (the one formula)."""
+    if c[0].size == 0 and dm[0].size == 0 and cm[0].size == 0:
+        return None
+    allw = iv.merge(np.concatenate([c[0], dm[0], cm[0]]), np.concatenate([c[1], dm[1], cm[1]]))
+    span = int(allw[1][-1] - allw[0][0]) if allw[0].size else 0
+    busy, comp = iv.total(allw), iv.total(c)
+    dma_ns, comm_ns = iv.total(dm), iv.total(cm)
+    dma_ov, comm_ov = iv.overlap_total(c, dm), iv.overlap_total(c, cm)
+    return {
+        "device": dev or "(device)", "span_ns": span, "idle_ns": span - busy, "compute_ns": comp,
+        "non_compute_ns": busy - comp, "dma_ns": dma_ns, "comm_ns": comm_ns,
+        "idle_pct": pct(span - busy, span), "compute_pct": pct(comp, span),
+        "non_compute_pct": pct(busy - comp, span), "comm_pct": pct(comm_ns, span),
+        "dma_overlapped_ns": dma_ov, "dma_overlap_pct": pct(dma_ov, dma_ns),
+        "comm_overlapped_ns": comm_ov, "comm_overlap_pct": pct(comm_ov, comm_ns),
+        "comm_exposed_ns": comm_ns - comm_ov,
+    }
+
+
+def device_breakdown(ctx: AnalysisContext, keep: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """One row per device holding work: the times above plus DMA and communication overlap.
+
+    ``keep`` (a slice mask) restricts the work to some slices, e.g. one iteration or the window
+    HolisticTraceAnalysis reads (:func:`analysis.iterations.hta_window`).
+    """
     rows: list[dict[str, Any]] = []
     compute_classes = (COMPUTE, HOST) if ctx.host_as_compute else (COMPUTE,)
+    if keep is None:
+        for d, dev in enumerate(ctx.devices):
+            r = _row(dev, ctx.class_set(compute_classes, d), ctx.class_set((DMA,), d), ctx.class_set((COMM,), d))
+            if r is not None:
+                rows.append(r)
+        return rows
+    top = keep & (ctx.depth == 0)
+    sets = {}
+    for name, classes in (("c", compute_classes), ("dm", (DMA,)), ("cm", (COMM,))):
+        sets[name] = top & ctx.class_mask(classes)
+        if not ctx.host_as_compute:
+            roles = ctx.roles[ctx.engine[ctx.track]]
+            sets[name] &= (roles == "compute") | (roles == "dma")
     for d, dev in enumerate(ctx.devices):
-        c = ctx.class_set(compute_classes, d)
-        dm = ctx.class_set((DMA,), d)
-        cm = ctx.class_set((COMM,), d)
-        if c[0].size == 0 and dm[0].size == 0 and cm[0].size == 0:
-            continue
-        allw = iv.merge(np.concatenate([c[0], dm[0], cm[0]]), np.concatenate([c[1], dm[1], cm[1]]))
-        span = int(allw[1][-1] - allw[0][0]) if allw[0].size else 0
-        busy, comp = iv.total(allw), iv.total(c)
-        dma_ns, comm_ns = iv.total(dm), iv.total(cm)
-        dma_ov, comm_ov = iv.overlap_total(c, dm), iv.overlap_total(c, cm)
-        rows.append({
-            "device": dev or "(device)", "span_ns": span, "idle_ns": span - busy, "compute_ns": comp,
-            "non_compute_ns": busy - comp, "dma_ns": dma_ns, "comm_ns": comm_ns,
-            "idle_pct": pct(span - busy, span), "compute_pct": pct(comp, span),
-            "non_compute_pct": pct(busy - comp, span), "comm_pct": pct(comm_ns, span),
-            "dma_overlapped_ns": dma_ov, "dma_overlap_pct": pct(dma_ov, dma_ns),
-            "comm_overlapped_ns": comm_ov, "comm_overlap_pct": pct(comm_ov, comm_ns),
-            "comm_exposed_ns": comm_ns - comm_ov,
-        })
+        on = ctx.slice_device == d
+        got = [iv.merge(ctx.ts[m & on], ctx.end[m & on]) for m in (sets["c"], sets["dm"], sets["cm"])]
+        r = _row(dev, *got)
+        if r is not None:
+            rows.append(r)
     return rows
 
 

@@ -74,6 +74,7 @@ _LAUNCH_CATS = ("cuda_runtime", "cuda_driver", "mtia_runtime", "xpu_runtime", "x
 #: when a file has them, correlation ids would only add the same links again.
 _LAUNCH_FLOW_CATS = frozenset({"ac2g", "async_cpu_to_gpu"})
 _WORK_PHASES = (SLICE, BEGIN, INSTANT)
+_STREAM_NAME = re.compile(r"^\s*stream\s+(\d+)\s*$", re.I)
 _CLASS_SUFFIX = {COMPUTE: "", DMA: " memcpy", GPU_ANNOTATION: " annotations", GPU_OTHER: " other",
                  DEVICE_UNKNOWN: " (unknown kind)"}
 _CLASS_KIND = {COMPUTE: "compute", DMA: "dma", GPU_ANNOTATION: "other", GPU_OTHER: "other", DEVICE_UNKNOWN: "compute"}
@@ -275,9 +276,15 @@ class KinetoImporter(JsonImporter):
     def make_track(self, pid: Any, tid: Any, cls: int) -> int:
         if pid in self._gpu_pids and cls != HOST:
             parent = self.group_track(pid)
-            name = f"stream {tid}{_CLASS_SUFFIX.get(cls, '')}"
+            # The runtime's stream number when the thread is named after it (MTIA: tid 3774 is
+            # "Stream 108"), else the tid (CUDA: the tid is the stream).
+            m = _STREAM_NAME.match(self.meta.thread_name.get((pid, tid)) or "")
+            stream = int(m.group(1)) if m else tid
+            name = f"stream {stream}{_CLASS_SUFFIX.get(cls, '')}"
             sort = self._thread_rank.get((pid, tid), 0) * 8 + cls
-            attrs: dict[str, Any] = {"pid": pid, "stream": tid}
+            attrs: dict[str, Any] = {"pid": pid, "stream": stream}
+            if m:
+                attrs["tid"] = tid
             if cls == DEVICE_UNKNOWN:
                 attrs["device_kind"] = "unknown"
             elif cls in (GPU_ANNOTATION, GPU_OTHER):
