@@ -147,8 +147,6 @@ def build_trace(prog: Program, machine: Machine, res: RunResult, workload_name: 
     slice_of = np.empty(n + m, dtype=np.int64)  # instruction id (then stall n + j) -> final slice id
     slice_of[rows] = np.arange(n + m, dtype=np.int64)
     is_inst = rows < n
-    inst_rows = rows[is_inst]
-    st_rows = rows[~is_inst] - n
 
     stall_ns: dict[str, int] = {}
     stall_count: dict[str, int] = {}
@@ -163,7 +161,15 @@ def build_trace(prog: Program, machine: Machine, res: RunResult, workload_name: 
         by_eng = engine[by]
         by_dma = is_dma[by]
         code = (eng_is_dma[s_e].astype(np.int64) * n_names + by_name) * n_eng + by_eng
-        uniq, idx, inv = np.unique(code, return_index=True, return_inverse=True)
+        # classes by a dense table over the (small) code space: linear, no sort of the stalls
+        n_codes = 2 * n_names * n_eng
+        first_at = np.full(n_codes, m, dtype=np.int64)
+        np.minimum.at(first_at, code, np.arange(m, dtype=np.int64))
+        uniq = np.flatnonzero(first_at < m)
+        idx = first_at[uniq]
+        cls_of = np.full(n_codes, -1, dtype=np.int64)
+        cls_of[uniq] = np.arange(uniq.size)
+        inv = cls_of[code]
         causes = ("dma", "compute", "semaphore")
         cls_cause: list[int] = []
         cls_name: list[int] = []
@@ -182,11 +188,12 @@ def build_trace(prog: Program, machine: Machine, res: RunResult, workload_name: 
             cls_name.append(name_ids[label])
             cls_prefix.append(f'{{"cause":"{causes[cause]}","waits_for_name":"{what}",'
                               f'"waits_for_engine":"{labels[pe]}","waits_for":')
-        inv = inv.reshape(-1)
         st_name = np.asarray(cls_name, dtype=np.int32)[inv]
-        # waits_for: the slice id of the instruction that ended the wait
-        prefix = _dict(inv.astype(np.int32), cls_prefix).cast(pa.string())
-        st_args = pc.binary_join_element_wise(prefix, pa.array(slice_of[by]).cast(pa.string()), "}", "")
+        # args of the stalls in their final order (strings written front to back, never gathered
+        # from a big dictionary); waits_for: the slice id of the instruction that ended the wait
+        st_final = rows[rows >= n] - n
+        prefix = _dict(inv[st_final].astype(np.int32), cls_prefix).cast(pa.string())
+        st_args = pc.binary_join_element_wise(prefix, pa.array(slice_of[by[st_final]]).cast(pa.string()), "}", "")
         cause_of = np.asarray(cls_cause, dtype=np.int64)[inv]
         ns_by = np.bincount(cause_of, weights=s_dur, minlength=3)
         n_by = np.bincount(cause_of, minlength=3)
@@ -196,10 +203,8 @@ def build_trace(prog: Program, machine: Machine, res: RunResult, workload_name: 
 
     if n + m:
         def merged(inst: np.ndarray, stall: np.ndarray, dtype: Any) -> np.ndarray:
-            out = np.empty(n + m, dtype=dtype)
-            out[is_inst] = inst[inst_rows]
-            out[~is_inst] = stall[st_rows]
-            return out
+            both = np.concatenate([inst.astype(dtype, copy=False), stall.astype(dtype, copy=False)])
+            return both[rows]
 
         eng_all = merged(engine, s_e, np.int64)
         ts_all = merged(start, s_ts, np.int64)
@@ -217,12 +222,14 @@ def build_trace(prog: Program, machine: Machine, res: RunResult, workload_name: 
             args_idx = np.concatenate([luts[k][a["route"] + 1] for k, a in zip(live, arrs, strict=True)])
         else:
             args_strings, args_idx = [], np.zeros(0, dtype=np.int32)
+        # one gather: instructions from the small per-(op, route) table, stalls from their strings
+        # (already in final order, so that part of the gather reads front to back)
         base = len(args_strings)
-        args_all = merged(args_idx.astype(np.int32), np.arange(base, base + m, dtype=np.int32), np.int32)
-        args_dict = pa.concat_arrays([pa.array(args_strings, type=pa.string()), st_args.cast(pa.string())])
+        args_all = merged(args_idx.astype(np.int64), np.zeros(m, dtype=np.int64), np.int64)
+        args_all[~is_inst] = np.arange(base, base + m, dtype=np.int64)
+        args = pc.take(pa.concat_arrays([pa.array(args_strings, type=pa.string()), st_args]), pa.array(args_all))
         b.add_slices(tracks[eng_all], ts_all, dur_all, _dict(name_all, names),
-                     _dict(cat_all, ["matmul", "vector", "dma", "stall"]), flops_all, bytes_all, dtype_arr,
-                     pa.DictionaryArray.from_arrays(pa.array(args_all), args_dict).cast(pa.string()))
+                     _dict(cat_all, ["matmul", "vector", "dma", "stall"]), flops_all, bytes_all, dtype_arr, args)
 
     # counters, each track's samples already in time order (segments are placed in time order)
     opts = machine.options
