@@ -499,7 +499,7 @@ def test_c_disabled_objects_are_c_level() -> None:
         with pytest.raises(TypeError, match="traced"):
             rt.Region("y")(len)
         r = rt.Region("named", flops=1.0)
-        assert r.name == "named" and r.site == _recorder.SITES.intern("named", flops=1.0)
+        assert r.name == "named" and r.site == _recorder.SITES.intern("named")
         assert repr(r) == f"Region('named', site={r.site})"
         # `with` binds nothing new per use: __enter__ is a hook the region made once, __exit__
         # one hook shared by all regions; the no-op's are not even bound.
@@ -551,3 +551,80 @@ def test_build_without_a_compiler_still_succeeds(tmp_path) -> None:
     assert res.returncode == 0, res.stderr[-2000:]
     assert "collectors.runtime._cregion" in res.stdout + res.stderr  # it was attempted
     assert not list((tmp_path / "collectors" / "runtime").glob("_cregion*.so"))
+
+
+# ------------------------------------------------------- numbers per event, values checked first
+def test_region_numbers_are_per_event_and_do_not_make_sites(sdk) -> None:
+    """flops/bytes vary per call: each slice carries its own, and no site is interned per value."""
+    from collectors.runtime._sites import SITES
+
+    with session():  # warm: the site of ("matmul", bf16, mxu) exists from here on
+        with sdk.region("matmul", flops=1.0, bytes=1.0, dtype="bf16", engine="mxu"):
+            pass
+    n_sites = len(SITES)
+    tag = sdk.implementation()
+    with session() as s:
+        for i in range(1000):
+            with sdk.region("matmul", flops=2.0 * i, bytes=i + 0.5, dtype="bf16", engine="mxu"):
+                pass
+        with sdk.region(f"only_bytes_{tag}", bytes=7):
+            pass
+        with sdk.region(f"zero_{tag}", flops=0, bytes=-0.0):
+            pass
+        pre = sdk.Region(f"pre_{tag}", flops=3, engine="mxu")
+        with pre, pre:
+            pass
+    assert len(SITES) - n_sites == 3  # only_bytes, zero, pre: one site each, whatever the numbers
+    df = s.trace.slices_df()
+    mm = df[df["name"] == "matmul"].sort_values("ts")
+    assert mm["flops"].tolist() == [2.0 * i for i in range(1000)]
+    assert mm["bytes"].tolist() == [i + 0.5 for i in range(1000)]
+    assert set(mm["dtype"].astype(str)) == {"bf16"} and set(mm["track_name"].astype(str)) == {"mxu"}
+    ob = df[df["name"] == f"only_bytes_{tag}"].iloc[0]
+    assert np.isnan(ob["flops"]) and ob["bytes"] == 7.0
+    z = df[df["name"] == f"zero_{tag}"].iloc[0]
+    assert z["flops"] == 0.0 and z["bytes"] == 0.0 and not np.signbit(z["bytes"])
+    pre_rows = df[df["name"] == f"pre_{tag}"]
+    assert pre_rows["flops"].tolist() == [3.0, 3.0] and sorted(pre_rows["depth"]) == [0, 1]
+    assert s.trace.metadata.import_stats.events_read == 2 * 1004
+    assert s.trace.metadata.import_stats.dropped == {}
+
+
+BAD_CALLS = [
+    (TypeError, "flops must be a number", lambda rt: rt.region("load", flops="n/a")),
+    (TypeError, "bytes must be a number", lambda rt: rt.region("load", bytes=b"12")),
+    (TypeError, "flops must be a number", lambda rt: rt.region("load", flops=True, engine="mxu")),
+    (ValueError, "finite number >= 0", lambda rt: rt.region("load", flops=-1.0)),
+    (ValueError, "finite number >= 0", lambda rt: rt.region("load", bytes=float("nan"), dtype="bf16")),
+    (ValueError, "finite number >= 0", lambda rt: rt.region("load", flops=float("inf"))),
+    (TypeError, "name must be a string", lambda rt: rt.region(5, flops=1.0)),
+    (TypeError, "engine must be a string", lambda rt: rt.region("load", engine=3)),
+    (TypeError, "dtype must be a string", lambda rt: rt.region("load", flops=1.0, dtype=["bf16"])),
+    (TypeError, "args must be a dict", lambda rt: rt.region("load", args="x=1")),
+    (TypeError, "flops must be a number", lambda rt: rt.Region("load", flops="n/a")),
+    (TypeError, "category must be a string", lambda rt: rt.Region("load", category=1.5)),
+    (TypeError, "flops must be a number", lambda rt: rt.traced(flops="n/a")(len)),
+    (TypeError, "counter value must be a number", lambda rt: rt.counter("c", "3")),
+    (TypeError, "name must be a string", lambda rt: rt.instant(None)),
+    (TypeError, "flow_from|integer", lambda rt: rt.region("load", flow_from="h")),
+]
+
+
+@pytest.mark.parametrize("expected,message,call", BAD_CALLS, ids=[str(i) for i in range(len(BAD_CALLS))])
+def test_bad_values_raise_in_the_caller_and_corrupt_nothing(sdk, tmp_path, expected, message, call) -> None:
+    """A bad value raises where it was passed; this session and every later one still record."""
+    out = tmp_path / "after.pftrace"
+    with session() as s:
+        with sdk.region("before", flops=1.0, engine="mxu"):
+            pass
+        with pytest.raises(expected, match=message):
+            call(sdk)
+        with sdk.region("between", flops=2.0, dtype="fp8"):
+            pass
+    assert sorted(s.trace.slices_df()["name"].astype(str)) == ["before", "between"]
+    with session(out):
+        with sdk.region("load", flops=3.0, bytes=4.0, engine="mxu"):
+            counter("c", 1.0)
+            instant("i")
+    df = read_trace(out).slices_df()
+    assert df["name"].astype(str).tolist() == ["load"] and df["flops"].tolist() == [3.0]

@@ -3,9 +3,12 @@
 Runs once, at session stop, and does no per-region Python work: begins and ends are paired in
 bulk.  In a stream of properly nested brackets, the brackets that open and close one nesting
 level alternate (begin, end, begin, end, ...) in program order, so a stable sort of the bracket
-positions by level lines every begin up right before its end.  Damage is repaired first: an end
-with no begin (the session started inside a region) is dropped, and regions still open at stop
-are closed at the stop time; both are counted in the import statistics.
+positions by level lines every begin up right before its end.  A begin with ``METRICS_FLAG`` is
+followed by two number words (flops, bytes), set aside first.  Damage is repaired first: an end
+with no begin (the session started inside a region) is dropped, regions still open at stop are
+closed at the stop time, and a time earlier than the event before it in the same stream (a pure
+Python begin whose clock read was interrupted by a signal handler that recorded) is raised to
+that event's time; all are counted in the import statistics.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from collectors.runtime._recorder import FLOW_IN, FLOW_OUT, INSTANT, ThreadBuffer
-from collectors.runtime._sites import MAX_SESSION_NS, POINT_SITE, TIME_BITS, SiteTable
+from collectors.runtime._sites import MAX_SESSION_NS, METRICS_FLAG, POINT_SITE, TIME_BITS, SiteTable
 from profiler.builder import TraceBuilder
 from profiler.model import Trace
 
@@ -34,8 +37,12 @@ class DecodedStream:
     site: np.ndarray  # per region
     ts: np.ndarray
     dur: np.ndarray
+    flops: np.ndarray  # per region, NaN where not given
+    nbytes: np.ndarray
     point_region: np.ndarray  # per point: index into the regions above, -1 outside any region
     point_ts: np.ndarray
+    point_raw_ts: np.ndarray  # the time each point marker holds (pairs it with its payload)
+    events: int  # begin, end and point events read (number words not counted)
 
 
 def decode_stream(values: np.ndarray, t0: int, t1: int, n_sites: int, stats: Any) -> DecodedStream:
@@ -50,13 +57,29 @@ def decode_stream(values: np.ndarray, t0: int, t1: int, n_sites: int, stats: Any
         q = (u - t0) >> TIME_BITS
         site[begin_like] = q - 1
         ts[begin_like] = u - (q << TIME_BITS)
+    # Number words follow a begin with the flag; they are not events.
+    with_numbers = np.flatnonzero(begin_like & (site >= METRICS_FLAG) & (site < 2 * METRICS_FLAG))
+    with_numbers = with_numbers[with_numbers + 2 < n]
+    payload = np.zeros(n, dtype=bool)
+    payload[with_numbers + 1] = True
+    payload[with_numbers + 2] = True
+    site[with_numbers] -= METRICS_FLAG
     bad = begin_like & ((site < 0) | (site >= n_sites))
     if bad.any():
         stats.drop("sdk_event_undecodable", int(bad.sum()))
     is_point = begin_like & (site == POINT_SITE)
+    raw_ts = ts[is_point]
+    event = ~payload & ~bad
+    if event.any():  # times never go back within one stream (see the module docstring)
+        et = ts[event]
+        mono = np.maximum.accumulate(et)
+        moved = int(np.count_nonzero(mono != et))
+        if moved:
+            stats.repair("sdk_event_time_raised_to_previous", moved)
+            ts[event] = mono
     e = np.zeros(n, dtype=np.int64)
     e[begin_like & ~is_point & ~bad] = 1
-    e[~begin_like] = -1
+    e[~begin_like & ~payload] = -1
 
     # Ends without a begin: where the running depth goes below its previous minimum.
     s = np.cumsum(e)
@@ -80,6 +103,16 @@ def decode_stream(values: np.ndarray, t0: int, t1: int, n_sites: int, stats: Any
     begins, ends = order[0::2], order[1::2]
     reg_ts = ts[begins]
     dur = ts[ends] - reg_ts
+    flops = np.full(begins.size, np.nan)
+    nbytes = np.full(begins.size, np.nan)
+    if with_numbers.size:
+        region_at = np.full(e.size, -1, dtype=np.int64)
+        region_at[begins] = np.arange(begins.size)
+        r = region_at[with_numbers]
+        ok = r >= 0
+        words = v.view(np.float64)
+        flops[r[ok]] = words[with_numbers[ok] + 1]
+        nbytes[r[ok]] = words[with_numbers[ok] + 2]
 
     # The region enclosing a point: the last begin before it on the level just below its depth.
     pts = np.flatnonzero(is_point)
@@ -98,7 +131,8 @@ def decode_stream(values: np.ndarray, t0: int, t1: int, n_sites: int, stats: Any
         cand = korder[np.clip(pos, 0, None)]
         ok &= blevel[cand] == depth - 1
         point_region[ok] = cand[ok]
-    return DecodedStream(site[begins], reg_ts, dur, point_region, ts[pts])
+    return DecodedStream(site[begins], reg_ts, dur, flops, nbytes, point_region, ts[pts], raw_ts,
+                         n - 2 * int(with_numbers.size))
 
 
 def stream_values(stream: Any) -> np.ndarray:
@@ -145,7 +179,8 @@ def build_trace(
     stats = b.stats
     if t1 - t0 >= MAX_SESSION_NS:
         stats.drop("sdk_session_longer_than_limit", 1)
-    n_sites = len(sites)
+    names, engines_by_site, dtypes, categories, site_args = sites.columns()
+    n_sites = len(names)
     proc = b.add_track(f"{name} (pid {os.getpid()})", kind="group", device="host", attrs={"pid": os.getpid()})
 
     # Threads: one track per (ident, name); a thread seen by several contexts merges into one.
@@ -157,22 +192,23 @@ def build_trace(
         if key not in thread_track:
             thread_track[key] = b.add_track(buf.thread_name, kind="host", parent=proc,
                                             attrs={"tid": buf.native_id, "thread_ident": buf.ident})
-        stats.events_read += int(vals.size)
-        decoded.append((buf, decode_stream(vals, t0, t1, n_sites, stats), thread_track[key]))
+        d = decode_stream(vals, t0, t1, n_sites, stats)
+        stats.events_read += d.events
+        decoded.append((buf, d, thread_track[key]))
 
-    engines = sorted({e for e in sites.engines if e is not None})
+    engines = sorted({e for e in engines_by_site if e is not None})
     engine_track: dict[str, int] = {}
     site_track_override = np.full(n_sites, -1, dtype=np.int64)
     if engines:
         used = set()
         for _, d, _ in decoded:
             used.update(np.unique(d.site).tolist())
-        used_engines = sorted({sites.engines[s] for s in used if sites.engines[s] is not None})
+        used_engines = sorted({engines_by_site[s] for s in used if engines_by_site[s] is not None})
         if used_engines:
             grp = b.add_track(device, kind="group", device=device)
             for eng in used_engines:
                 engine_track[eng] = b.add_track(eng, kind=engine_kind(eng), parent=grp, attrs={"engine": eng})
-            for s, eng in enumerate(sites.engines):
+            for s, eng in enumerate(engines_by_site):
                 if eng in engine_track:
                     site_track_override[s] = engine_track[eng]
 
@@ -185,19 +221,21 @@ def build_trace(
     over = site_track_override[site_all] if site_all.size else site_all
     track_all = np.where(over >= 0, over, thr_all)
     idx32 = pa.array(site_all.astype(np.int32))
-    flops = np.asarray(sites.flops, dtype=np.float64)[site_all] if site_all.size else np.zeros(0)
-    nbytes = np.asarray(sites.bytes, dtype=np.float64)[site_all] if site_all.size else np.zeros(0)
-    args = pa.array(sites.args, type=pa.string()).take(idx32) if site_all.size else pa.nulls(0, pa.string())
-    ids = b.add_slices(track_all, ts_all, dur_all, site_dict_column(sites.names, site_all),
-                       category=site_dict_column(sites.categories, site_all), flops=flops, bytes=nbytes,
-                       dtype=site_dict_column(sites.dtypes, site_all), args=args)
+    flops = np.concatenate([d.flops for _, d, _ in decoded]) if decoded else np.zeros(0)
+    nbytes = np.concatenate([d.nbytes for _, d, _ in decoded]) if decoded else np.zeros(0)
+    args = pa.array(site_args, type=pa.string()).take(idx32) if site_all.size else pa.nulls(0, pa.string())
+    ids = b.add_slices(track_all, ts_all, dur_all, site_dict_column(names, site_all),
+                       category=site_dict_column(categories, site_all), flops=flops, bytes=nbytes,
+                       dtype=site_dict_column(dtypes, site_all), args=args)
 
     # Points: instants and flow ends, in the order each thread recorded them.
     outs: dict[int, tuple[int, str | None]] = {}
     ins: list[tuple[int, int]] = []
     base = 0
     for (_buf, d, tr), (_, _, points) in zip(decoded, snapshot, strict=True):
-        for k, (kind, a, c, extra_args) in enumerate(points[: d.point_ts.size]):
+        for k, (kind, a, c, extra_args) in enumerate(pair_points(points, d.point_raw_ts, stats)):
+            if kind < 0:
+                continue
             reg = int(d.point_region[k])
             if kind == INSTANT:
                 t = engine_track.get(c, tr) if c is not None else tr
@@ -216,13 +254,14 @@ def build_trace(
             continue
         b.add_flow(src[0], target, name=src[1], flow_id=fid)
 
-    # Counters (snapshot each buffer's three arrays to one common length).
+    # Counters: (id, time, value bits) triples, each written by one call.
     parts = []
     for buf in buffers:
-        n = min(len(buf.c_ids), len(buf.c_ts), len(buf.c_vals))
+        c = buf.counters[:]
+        n = len(c) // 3
         if n:
-            parts.append((np.frombuffer(buf.c_ids[:n], dtype=np.int64), np.frombuffer(buf.c_ts[:n], dtype=np.int64),
-                          np.frombuffer(buf.c_vals[:n], dtype=np.float64)))
+            tri = np.frombuffer(c, dtype=np.int64)[: 3 * n].reshape(n, 3)
+            parts.append((tri[:, 0], tri[:, 1], tri[:, 2].view(np.float64)))
     if parts:
         cid = np.concatenate([p[0] for p in parts])
         cts = np.concatenate([p[1] for p in parts])
@@ -233,5 +272,33 @@ def build_trace(
             ctrack[c] = b.add_track(counter_names[c], kind="counter", parent=proc, attrs={"counter": counter_names[c]})
         b.add_counters(ctrack[cid], cts, cval)
 
+    dropped = sum(buf.total_dropped() for buf in buffers)
+    if dropped:
+        stats.drop("sdk_memory_limit", dropped)
     b.metadata.extra.update(extra)
     return b.build()
+
+
+def pair_points(points: list[tuple[Any, ...]], marker_ts: np.ndarray, stats: Any) -> list[tuple[Any, Any, Any, Any]]:
+    """Each point marker's payload, in marker order: matched by the time both hold.
+
+    Payloads are appended before their markers, so a signal handler that records a point between
+    the two puts the pairs in different orders; the time (read once for both) matches them again.
+    A marker without a payload (cannot happen unless a buffer was damaged) gets kind -1, counted.
+    """
+    by_time: dict[int, list[int]] = {}
+    for i, p in enumerate(points):
+        by_time.setdefault(int(p[4]), []).append(i)
+    out: list[tuple[Any, Any, Any, Any]] = []
+    missing = 0
+    for t in marker_ts.tolist():
+        cands = by_time.get(int(t))
+        if cands:
+            p = points[cands.pop(0)]
+            out.append((p[0], p[1], p[2], p[3]))
+        else:
+            missing += 1
+            out.append((-1, None, None, None))
+    if missing:
+        stats.drop("sdk_point_without_payload", missing)
+    return out

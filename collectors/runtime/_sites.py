@@ -1,17 +1,25 @@
-"""Interned region descriptions ("sites").
+"""Interned region descriptions ("sites") and the checks every SDK value passes first.
 
-A region's static description (name, engine, dtype, category, flops, bytes, args) is interned once
-into a small integer, so the hot path records one int per event instead of a Python object, and
-the flush turns whole columns into dictionary arrays with a single ``take``.  The table is global
-and append-only (sites outlive sessions: a ``Region`` built at import time stays valid), and its
-size is bounded by the event encoding (see :mod:`collectors.runtime._recorder`).
+A region's static description (name, engine, dtype, category, args) is interned once into a small
+integer, so the hot path records one int per event instead of a Python object, and the flush turns
+whole columns into dictionary arrays with a single ``take``.  Numbers that vary per call (flops,
+bytes) are not part of a site: they are stored with each event (see :mod:`collectors.runtime._recorder`).
+
+The table is global and append-only (sites outlive sessions: a ``Region`` built at import time
+stays valid), and its size is bounded by the event encoding.  It takes no lock: a signal handler
+that opens a region while the interrupted code is interning a site must neither wait for that code
+(it never resumes until the handler returns) nor see it half done.  Each step is one atomic
+operation under the GIL: an id is drawn from a counter, its whole record is stored under the id,
+then the key is published with ``dict.setdefault`` (a racing thread's id stays valid, just unused).
+
+Values are checked before anything is stored, so a bad argument raises in the caller and leaves
+the table, the session and every later session intact.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-import threading
-from dataclasses import dataclass, field
 from typing import Any
 
 from profiler.model import args_json
@@ -20,72 +28,111 @@ from profiler.model import args_json
 TIME_BITS = 45
 #: Sessions longer than this (about 9.7 hours) cannot be decoded unambiguously.
 MAX_SESSION_NS = 1 << TIME_BITS
-#: Site ids fit in the top bits of an int64 together with an absolute perf_counter_ns value.
-MAX_SITES = 1 << 17
+#: Site ids are below this.  An encoded begin carries ``site | METRICS_FLAG`` when its two number
+#: words (flops, bytes) follow it; both fit the top bits of an int64 next to an absolute
+#: perf_counter_ns value.
+MAX_SITES = 1 << 16
+METRICS_FLAG = MAX_SITES
 #: Site 0 marks point events (instants and flow ends) in a thread's stream.
 POINT_SITE = 0
 #: Site 1 takes regions once the table is full (their name is lost, their time is kept).
 OVERFLOW_SITE = 1
+#: The int64 bits of the float64 that stands for "no value" (a positive quiet NaN: number words
+#: are never negative, so they never look like a begin event).
+NAN_BITS = 0x7FF8000000000000
 
-SiteKey = tuple[Any, ...]
+SiteKey = tuple[str, str | None, str | None, str | None, str | None]
 
 
-@dataclass
+def check_label(value: Any, what: str) -> str | None:
+    """A region's engine, dtype or category: a string or None (TypeError otherwise)."""
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, str):
+        return str(value)
+    raise TypeError(f"region {what} must be a string or None, not {type(value).__name__}")
+
+
+def check_name(value: Any) -> str:
+    """A region's name: a string (TypeError otherwise)."""
+    if type(value) is str:
+        return value
+    if isinstance(value, str):
+        return str(value)
+    raise TypeError(f"region name must be a string, not {type(value).__name__}")
+
+
+def check_number(value: Any, what: str) -> float:
+    """A region's flops or bytes: a finite number >= 0, or None (NaN: unknown).
+
+    TypeError for what is not a number (strings included, and bools, which are almost certainly a
+    mistake), ValueError for negative, infinite or NaN values.  The C path checks the same.
+    """
+    if value is None:
+        return math.nan
+    if isinstance(value, (bool, str, bytes, bytearray)) or not (
+            hasattr(type(value), "__float__") or hasattr(type(value), "__index__")):
+        raise TypeError(f"region {what} must be a number or None, not {type(value).__name__}")
+    f = float(value)
+    if not (f >= 0.0 and f != math.inf):
+        raise ValueError(f"region {what} must be a finite number >= 0, got {f!r}")
+    return f + 0.0  # -0.0 -> 0.0: its bits would be negative
+
+
+def check_args(args: Any) -> str | None:
+    """A region's or instant's args: a dict (serialized here) or None."""
+    if args is None:
+        return None
+    if not isinstance(args, dict):
+        raise TypeError(f"region args must be a dict or None, not {type(args).__name__}")
+    try:
+        return args_json(args)
+    except (TypeError, ValueError) as e:  # orjson: too deep, unsupported key
+        raise TypeError(f"region args cannot be serialized: {e}") from None
+
+
 class SiteTable:
-    """Columns of interned sites (index = site id); appends happen under a lock."""
+    """Interned sites by id; lock-free (see the module docstring)."""
 
-    names: list[str] = field(default_factory=list)
-    engines: list[str | None] = field(default_factory=list)
-    dtypes: list[str | None] = field(default_factory=list)
-    categories: list[str | None] = field(default_factory=list)
-    flops: list[float] = field(default_factory=list)
-    bytes: list[float] = field(default_factory=list)
-    args: list[str | None] = field(default_factory=list)
-    index: dict[SiteKey, int] = field(default_factory=dict)
-    overflowed: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self) -> None:
+        self.records: dict[int, SiteKey] = {}
+        self.index: dict[SiteKey, int] = {}
+        self.overflowed = 0
+        self._ids = itertools.count()
 
     def intern(
         self,
-        name: str,
-        engine: str | None = None,
-        dtype: str | None = None,
-        category: str | None = None,
-        flops: float | None = None,
-        nbytes: float | None = None,
-        args: dict[str, Any] | None = None,
+        name: Any,
+        engine: Any = None,
+        dtype: Any = None,
+        category: Any = None,
+        args: Any = None,
     ) -> int:
-        """Id of the site with these attributes, adding it if new."""
-        a = args_json(args) if args else None
-        key = (str(name), engine, dtype, category, flops, nbytes, a)
+        """Id of the site with these attributes, adding it if new (values are checked first)."""
+        key = (check_name(name), check_label(engine, "engine"), check_label(dtype, "dtype"),
+               check_label(category, "category"), check_args(args))
         sid = self.index.get(key)
         if sid is not None:
             return sid
-        with self.lock:
-            sid = self.index.get(key)
-            if sid is not None:
-                return sid
-            if len(self.names) >= MAX_SITES:
-                # Beyond the encodable range, keep the name but lose per-call attributes.
-                self.overflowed += 1
-                return self.intern_overflow(str(name))
-            sid = len(self.names)
-            self.names.append(str(name))
-            self.engines.append(None if engine is None else str(engine))
-            self.dtypes.append(None if dtype is None else str(dtype))
-            self.categories.append(None if category is None else str(category))
-            self.flops.append(math.nan if flops is None else float(flops))
-            self.bytes.append(math.nan if nbytes is None else float(nbytes))
-            self.args.append(a)
-            self.index[key] = sid
-            return sid
+        sid = next(self._ids)
+        if sid >= MAX_SITES:
+            # Beyond the encodable range, keep the name when it has a site, lose the rest.
+            self.overflowed += 1
+            return self.index.get((key[0], None, None, None, None), OVERFLOW_SITE)
+        self.records[sid] = key
+        return self.index.setdefault(key, sid)
 
-    def intern_overflow(self, name: str) -> int:
-        sid = self.index.get((name, None, None, None, None, None, None))
-        return OVERFLOW_SITE if sid is None else sid
+    def columns(self) -> tuple[list[str], list[str | None], list[str | None], list[str | None], list[str | None]]:
+        """names, engines, dtypes, categories, args by site id (a site being added reads as a gap)."""
+        records = dict(self.records)
+        n = max(records, default=-1) + 1
+        gap: SiteKey = ("<unknown site>", None, None, None, None)
+        rows = [records.get(i, gap) for i in range(n)]
+        names = [r[0] for r in rows]
+        return names, [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows], [r[4] for r in rows]
 
     def __len__(self) -> int:
-        return len(self.names)
+        return max(self.records, default=-1) + 1
 
 
 SITES = SiteTable()
