@@ -198,17 +198,19 @@ class MultiRankReport:
 
 
 def per_rank_row(r: int, source: str, report: Any) -> dict[str, Any]:
-    """A rank's breakdown from its own report's device rows (communication separate from compute)."""
+    """A rank's breakdown: its report's headline (communication apart from compute) plus the
+    communication no compute hid, from the same device rows."""
+    from analysis.breakdown import headline
+
+    h = headline(report)
     devices = report.results["overlap"].summary.get("devices") or []
-    span = sum(int(d.get("span_ns") or 0) for d in devices)
-    idle = sum(int(d.get("idle_ns") or 0) for d in devices)
-    comp = sum(int(d.get("compute_ns") or 0) for d in devices)
-    comm = sum(int(d.get("comm_ns") or 0) for d in devices)
+    span = int(h["span_ns"])
     exposed = sum(int(d.get("comm_exposed_ns") or 0) for d in devices)
     return {"rank": r, "source": source, "device": ", ".join(str(d.get("device")) for d in devices) or "–",
-            "span_ns": span, "idle_ns": idle, "compute_ns": comp, "comm_ns": comm, "comm_exposed_ns": exposed,
-            "idle_pct": pct(idle, span), "compute_pct": pct(comp, span), "comm_pct": pct(comm, span),
-            "comm_exposed_pct": pct(exposed, span)}
+            "span_ns": span, "idle_ns": int(h["idle_ns"]), "compute_ns": int(h["compute_ns"]),
+            "comm_ns": int(h["comm_ns"]), "comm_exposed_ns": exposed, "idle_pct": h["idle_pct"],
+            "compute_pct": h["compute_pct"], "comm_pct": h["comm_pct"],
+            "comm_exposed_pct": pct(exposed, span) if span else None}
 
 
 def link_bandwidth_of(spec: HardwareSpec | None) -> float | None:

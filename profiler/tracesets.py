@@ -41,6 +41,25 @@ def world_size_of(trace: Trace) -> int | None:
     return None
 
 
+_RANK_SUFFIX = re.compile(r"[._-]*rank[_-]?\d+", re.I)
+_TRACE_EXT = re.compile(r"(\.pt\.trace)?(\.json|\.pftrace|\.perfetto-trace|\.pb|\.trace)(\.gz)?$", re.I)
+
+
+def run_of(path: str | Path, root: str | Path | None = None) -> str:
+    """Which run a trace belongs to: its folder under ``root`` ("2026-12-01/job3"), or, for files
+    directly in ``root``, the file name without extension and rank ("job3_rank5.json" -> "job3")."""
+    p = Path(path)
+    if root is not None:
+        try:
+            rel = p.resolve().relative_to(Path(root).resolve())
+        except ValueError:
+            rel = None
+        if rel is not None and len(rel.parts) > 1:
+            return "/".join(rel.parts[:-1])
+    stem = _TRACE_EXT.sub("", p.name)
+    return _RANK_SUFFIX.sub("", stem) or stem
+
+
 class TraceSetError(ProfilerError):
     """Arguments that name no trace."""
 
