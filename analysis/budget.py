@@ -90,7 +90,22 @@ def load_budgets(path: str | Path) -> dict[str, Any]:
                 raise BudgetError(f"{p}: {k} must be one of {', '.join(SEVERITIES)}, got {v!r}")
         elif isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
             raise BudgetError(f"{p}: {k} must be a number (finite), got {v!r}")
+        else:
+            _check_range(p, k, float(v))
     return dict(doc)
+
+
+def _check_range(p: Path, key: str, v: float) -> None:
+    """Reject limits that can never pass or never fail: most often a percent written as a fraction
+    (``mfu_min = 80``) or the reverse.  Regression limits may be negative (demand a speed-up)."""
+    d = BUDGETS[key]
+    if d.unit == "fraction" and not 0.0 <= v <= 1.0:
+        hint = f"; for {v:g}% write {v / 100:g}" if 1.0 < v <= 100.0 else ""
+        raise BudgetError(f"{p}: {key} is a fraction between 0 and 1, got {v:g}{hint}")
+    if d.unit == "%" and "regression" not in key and not 0.0 <= v <= 100.0:
+        raise BudgetError(f"{p}: {key} is a percentage between 0 and 100, got {v:g}")
+    if d.unit in ("ms", "findings") and v < 0:
+        raise BudgetError(f"{p}: {key} cannot be negative, got {v:g}")
 
 
 def evaluate(budgets: dict[str, Any], summary: dict[str, Any], origin: str = "budgets") -> list[BudgetResult]:

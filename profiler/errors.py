@@ -1,6 +1,34 @@
-"""Errors users see.  Each names the file and where in it, never a library's internals."""
+"""Errors users see.  Each names the file and where in it, never a library's internals.
+
+Every error a user can cause (an unreadable or invalid trace, a bad spec, budget, query or
+workload) is a :class:`ProfilerError`; the modules that detect them subclass it (``BudgetError``
+in :mod:`analysis.budget`, ``QueryError`` in :mod:`analysis.sql`, the simulators' errors).  The
+command line maps the hierarchy onto one exit-status contract, :class:`ExitStatus`.
+"""
 
 from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """What every ``profiler`` verb (and ``python -m bench``) exits with.
+
+    CI tells a regression from bad input by the status alone, so 1 is never used for anything
+    but a check that ran and failed.
+    """
+
+    OK = 0  #: the command did what was asked; every budget / regression check passed
+    CHECK_FAILED = 1  #: a budget (``analyze --budget``) or regression check (``diff``) failed
+    BAD_INPUT = 2  #: bad input or usage: one line on stderr naming the file and where, no traceback
+    INTERNAL = 3  #: a bug in the tool: the traceback is printed for a report
+
+
+#: The contract in words, for ``--help`` texts.
+EXIT_STATUS_HELP = (
+    "Exit status: 0 ok; 1 a budget or regression check failed; 2 bad input or usage (one line on "
+    "stderr naming the file); 3 internal error (a bug; traceback printed)."
+)
 
 
 class ProfilerError(Exception):

@@ -47,19 +47,20 @@ def simulate_sample(name: str) -> Any:
     return simulate(simulator_workloads()[name], load_spec(SIMULATOR_HW)).trace
 
 
-def _simulator_sample(name: str) -> Callable[[], Path]:
-    def make() -> Path:
+def _simulator_sample(name: str, doc: str) -> Callable[[Path], Path]:
+    def make(out: Path = HERE) -> Path:
         from profiler.formats import write_trace
 
-        path = HERE / f"{name}.pftrace"
+        path = out / f"{name}.pftrace"
         write_trace(simulate_sample(name), path)
         return path
 
     make.__name__ = name
+    make.__doc__ = doc
     return make
 
 
-def torch_cpu_mlp() -> Path:
+def torch_cpu_mlp(out: Path = HERE) -> Path:
     """A real PyTorch profiler (Kineto) trace of a small MLP + conv model on the CPU."""
     import torch
     from torch.profiler import ProfilerActivity, profile, record_function
@@ -76,7 +77,7 @@ def torch_cpu_mlp() -> Path:
             for _ in range(3):
                 with record_function("step"):
                     model(x)
-    path = HERE / "torch_cpu_mlp.pt.trace.json.gz"
+    path = out / "torch_cpu_mlp.pt.trace.json.gz"
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "trace.json"
         prof.export_chrome_trace(str(raw))
@@ -85,7 +86,7 @@ def torch_cpu_mlp() -> Path:
     return path
 
 
-def onnxruntime_cnn() -> Path:
+def onnxruntime_cnn(out: Path = HERE) -> Path:
     """A real ONNX Runtime profile (3 runs) of a small CNN encoder built with the onnx package."""
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
@@ -118,12 +119,12 @@ def onnxruntime_cnn() -> Path:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     x = rng.standard_normal((1, 3, 128, 128)).astype(np.float32)
     trace = profile(model, {"x": x}, runs=3, optimize=False, warmup=1)
-    path = HERE / "onnxruntime_cnn.pftrace"
+    path = out / "onnxruntime_cnn.pftrace"
     write_trace(trace, path)
     return path
 
 
-def scalesim_gemm() -> Path:
+def scalesim_gemm(out: Path = HERE) -> Path:
     """A real SCALE-Sim v3 run (32x32 output-stationary array, three GEMM layers) as a trace."""
     from collectors.scalesim import ScaleSimConfig, gemm_layers, run_scalesim
     from profiler.formats import write_trace
@@ -131,14 +132,32 @@ def scalesim_gemm() -> Path:
     cfg = ScaleSimConfig(rows=32, cols=32, dataflow="os", ifmap_sram_kb=64, filter_sram_kb=64, ofmap_sram_kb=32,
                          bandwidth=10, run_name="sample")
     trace = run_scalesim(cfg, gemm_layers([(256, 256, 256), (512, 64, 256), (64, 64, 1024)]))
-    path = HERE / "scalesim_gemm.pftrace"
+    path = out / "scalesim_gemm.pftrace"
     write_trace(trace, path)
     return path
 
 
-SAMPLES: dict[str, Callable[[], Path]] = {
-    **{n: _simulator_sample(n) for n in ("gemm_single_buffered", "gemm_double_buffered", "transformer_decode_edge",
-                                         "cnn_encoder_edge")},
+#: sample name -> file it is stored in (under ``sample_traces/``).
+FILES: dict[str, str] = {
+    "gemm_single_buffered": "gemm_single_buffered.pftrace",
+    "gemm_double_buffered": "gemm_double_buffered.pftrace",
+    "transformer_decode_edge": "transformer_decode_edge.pftrace",
+    "cnn_encoder_edge": "cnn_encoder_edge.pftrace",
+    "torch_cpu_mlp": "torch_cpu_mlp.pt.trace.json.gz",
+    "onnxruntime_cnn": "onnxruntime_cnn.pftrace",
+    "scalesim_gemm": "scalesim_gemm.pftrace",
+}
+
+#: sample name -> the function that makes it in a folder (``HERE`` by default) and returns its path.
+SAMPLES: dict[str, Callable[[Path], Path]] = {
+    "gemm_single_buffered": _simulator_sample(
+        "gemm_single_buffered", "Simulator, edge-npu: an int8 GEMM whose tiles load one at a time (DMA bubbles)."),
+    "gemm_double_buffered": _simulator_sample(
+        "gemm_double_buffered", "Simulator, edge-npu: the same GEMM double-buffered (loads overlap compute)."),
+    "transformer_decode_edge": _simulator_sample(
+        "transformer_decode_edge", "Simulator, edge-npu: two decode layers of a 1B-class model (memory bound)."),
+    "cnn_encoder_edge": _simulator_sample(
+        "cnn_encoder_edge", "Simulator, edge-npu: a small CNN encoder (im2col GEMMs + ReLU, small transfers)."),
     "torch_cpu_mlp": torch_cpu_mlp,
     "onnxruntime_cnn": onnxruntime_cnn,
     "scalesim_gemm": scalesim_gemm,
@@ -153,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown sample(s) {', '.join(unknown)}")
     for name in args.names or list(SAMPLES):
-        path = SAMPLES[name]()
+        path = SAMPLES[name](HERE)
         print(f"{name:26s} -> {path.relative_to(HERE.parent)} ({path.stat().st_size / 1024:.0f} KiB)")
     return 0
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from profiler.errors import ProfilerError, SpecError
+from profiler.errors import ExitStatus, ProfilerError, SpecError
 from profiler.hardware import HardwareSpec, load_spec, preset_names
 
 
@@ -32,7 +32,11 @@ class InputError(click.ClickException):
     Exit status 1 is kept for "the tool worked and the answer is no" (a failed CI budget).
     """
 
-    exit_code = 2
+    exit_code = int(ExitStatus.BAD_INPUT)
+
+    def show(self, file: Any = None) -> None:
+        """One line, the same prefix whichever layer reported it."""
+        click.echo(f"profiler: error: {self.format_message()}", err=True, file=file)
 
 
 def run_or_fail(func: Any, *args: Any, **kwargs: Any) -> Any:

@@ -30,7 +30,8 @@ def record(output: str, command: tuple[str, ...]) -> None:
     profiler record -o run.json -- train.py          (runs with this Python)
 
     The script runs as __main__ in a child process; the trace is written also when it fails,
-    and its exit status is passed on.
+    and then record exits 2 (bad input) naming the script's status: status 1 stays reserved for
+    failed budget and regression checks, so CI cannot mistake a crashed run for a regression.
     """
     run_or_fail(format_for_output, output)  # a bad extension fails before the run, not after
     cmd = list(command)
@@ -61,5 +62,5 @@ def record(output: str, command: tuple[str, ...]) -> None:
     s = trace.summary()
     click.echo(f"wrote {output} ({fmt}): {s['slices']:,} slices on {s['tracks']:,} tracks")
     if proc.returncode:
-        click.echo(f"profiler record: the script exited with status {proc.returncode}", err=True)
-        sys.exit(proc.returncode)
+        raise InputError(f"{cmd[0]}: the profiled command exited with status {proc.returncode} "
+                         f"(its trace was written to {output})")
