@@ -42,7 +42,9 @@ from profiler.hardware import HardwareSpec, load_spec, preset_names
 from profiler.model import Trace
 
 #: Analyzers run by :func:`run_all`, in order (module names under ``analysis``).
-ANALYZERS: tuple[str, ...] = ("utilization", "stalls", "dma_bubbles", "roofline", "overlap", "dma_efficiency", "gaps")
+ANALYZERS: tuple[str, ...] = ("utilization", "stalls", "dma_bubbles", "roofline", "overlap", "dma_efficiency", "gaps",
+                              "iterations", "idle_breakdown", "queue_length", "launch_stats", "kernel_types",
+                              "kernel_sequences")
 
 
 @dataclass

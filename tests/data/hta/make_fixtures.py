@@ -61,6 +61,9 @@ def analyses(a: Any) -> dict[str, Any]:
         "queue_length_summary": lambda: a.get_queue_length_summary(ranks=[0]),
         "time_blocked_on_full_queue": lambda: a.get_time_spent_blocked_on_full_queue(
             a.get_queue_length_time_series(ranks=[0]), max_queue_length=1024),
+        # v100_ns_resolution's queue reaches 1022: a lower limit shows the blocked time.
+        "time_blocked_on_full_queue_1000": lambda: a.get_time_spent_blocked_on_full_queue(
+            a.get_queue_length_time_series(ranks=[0]), max_queue_length=1000),
         "idle_time_breakdown": lambda: a.get_idle_time_breakdown(ranks=[0], visualize=False, show_idle_interval_stats=True),
         "gpu_kernel_breakdown": lambda: a.get_gpu_kernel_breakdown(visualize=False, include_memory_kernels=True),
         "cuda_kernel_launch_stats": lambda: a.get_cuda_kernel_launch_stats(ranks=[0], visualize=False),

@@ -1,0 +1,81 @@
+"""Why each stream sat idle: waiting for the host, for the next kernel's launch overhead, or other.
+
+Every gap between two consecutive ops of a stream is put in one category (HolisticTraceAnalysis'
+idle time breakdown):
+
+* ``host_wait``: the next op's launch started after the previous op ended; the device drained
+  its queue and waited for the host to launch more;
+* ``kernel_wait``: not a host wait, and shorter than ``consecutive_kernel_delay`` (30 us, HTA's
+  default in its microsecond units): the overhead of starting back-to-back kernels;
+* ``other``: the rest; the op was launched but waited for something else (another stream's
+  event, a collective's peer).
+
+It is a breakdown, not a finding source: host-bound stretches are reported by
+:mod:`analysis.gaps`, so the same time is not reported twice.  Gaps are measured per stream
+(a stream's kernels and copies together, as CUDA orders them), from one op's end to the next
+op's start; the first op of a stream has no gap before it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis.context import AnalysisContext
+from analysis.device_ops import device_ops
+from analysis.findings import AnalyzerResult
+
+NAME = "idle_breakdown"
+CATEGORIES = ("host_wait", "kernel_wait", "other")
+#: Gaps shorter than this between launched-ahead kernels are launch overhead (HTA: 30 us).
+CONSECUTIVE_KERNEL_DELAY_NS = 30_000
+COLUMNS = ["stream", "category", "idle_ns", "idle_ratio", "count", "mean_ns", "p50_ns", "max_ns"]
+
+
+def gaps(ctx: AnalysisContext, keep: np.ndarray | None = None,
+         delay_ns: int = CONSECUTIVE_KERNEL_DELAY_NS) -> pd.DataFrame:
+    """Every idle gap of every stream: stream, start_ns, gap_ns, category (code into CATEGORIES)."""
+    ops = device_ops(ctx, keep)
+    r = ops.rows
+    if r.size < 2:
+        return pd.DataFrame({"stream": [], "start_ns": [], "gap_ns": [], "category": []})
+    same = ops.stream[1:] == ops.stream[:-1]
+    # Running end within a stream (ops can nest or overlap on its two tracks): streams are
+    # shifted apart in time so one running maximum restarts at each stream's first op.
+    first = np.flatnonzero(np.concatenate([[True], ~same]))
+    seg = np.repeat(np.arange(first.size), np.diff(np.append(first, r.size)))
+    span = int(ctx.end[r].max() - ctx.ts[r].min()) + 1
+    off = seg.astype(np.int64) * span - int(ctx.ts[r].min())
+    prev_end = np.maximum.accumulate(ctx.end[r] + off) - off
+    nxt = np.flatnonzero(same) + 1
+    before = prev_end[nxt - 1]
+    gap = np.maximum(ctx.ts[r[nxt]] - before, 0)
+    launch = ops.launch[nxt]
+    host_wait = (launch >= 0) & (ctx.ts[np.maximum(launch, 0)] > before)
+    kernel_wait = ~host_wait & (gap < delay_ns)
+    cat = np.where(host_wait, 0, np.where(kernel_wait, 1, 2))
+    names = np.array(ops.names, dtype=object)
+    return pd.DataFrame({"stream": names[ops.stream[nxt]], "start_ns": before, "gap_ns": gap, "category": cat})
+
+
+def analyze(ctx: AnalysisContext, keep: np.ndarray | None = None) -> AnalyzerResult:
+    delay = int(ctx.options.get("consecutive_kernel_delay_ns") or CONSECUTIVE_KERNEL_DELAY_NS)
+    g = gaps(ctx, keep, delay)
+    ops = device_ops(ctx, keep)
+    rows = []
+    by_stream = dict(iter(g.groupby("stream", sort=True)))
+    for stream in sorted({ops.names[k] for k in np.unique(ops.stream).tolist()}):
+        sg = by_stream.get(stream, g.iloc[:0])  # a stream with one op has no gap
+        total = float(sg["gap_ns"].sum())
+        for c, name in enumerate(CATEGORIES):
+            v = sg.loc[sg["category"] == c, "gap_ns"].to_numpy()
+            rows.append({"stream": stream, "category": name, "idle_ns": int(v.sum()),
+                         "idle_ratio": float(v.sum() / total) if total else 0.0, "count": int(v.size),
+                         "mean_ns": float(v.mean()) if v.size else 0.0,
+                         "p50_ns": float(np.median(v)) if v.size else 0.0, "max_ns": int(v.max()) if v.size else 0})
+    metrics = pd.DataFrame(rows, columns=COLUMNS)
+    by_cat = {name: int(metrics.loc[metrics["category"] == name, "idle_ns"].sum()) for name in CATEGORIES}
+    total = sum(by_cat.values())
+    summary = {"consecutive_kernel_delay_ns": delay, "idle_ns": by_cat,
+               "idle_ratio": {k: (v / total if total else 0.0) for k, v in by_cat.items()}}
+    return AnalyzerResult(NAME, [], metrics, summary)

@@ -1,0 +1,95 @@
+"""Frequent kernel sequences: runs of kernels that repeat on a stream, the candidates for fusion.
+
+A sequence of ``n`` kernels that follows the same order hundreds of times (elementwise op, then
+a reduction, then another elementwise op) costs ``n`` launches and ``n`` round trips through memory
+each time; fused, it costs one.  Like HolisticTraceAnalysis' ``get_frequent_cuda_kernel_sequences``
+this counts consecutive kernel-name sequences per stream; unlike it, it searches every length from
+``min_len`` to ``max_len`` at once on integer codes (a sliding window over the name codes, grouped
+with one ``np.unique``), and it needs no operator name to start from.
+
+A sequence counts each place it starts (occurrences may overlap), only within one stream.  A
+sequence is dropped when a longer one containing it occurs as often: the longer run is the
+fusion candidate.  Ranked by launches a fusion would save, ``count x (n - 1)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis.context import COMM, COMPUTE, AnalysisContext
+from analysis.device_ops import device_ops
+from analysis.findings import AnalyzerResult
+
+NAME = "kernel_sequences"
+MIN_LEN, MAX_LEN = 2, 8
+MIN_COUNT = 5
+TOP_K = 20
+COLUMNS = ["sequence", "length", "count", "launches_saved", "total_ns", "mean_kernel_ns", "streams"]
+
+
+def _windows(codes: np.ndarray, stream: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(start positions, window rows) of every length-n run inside one stream."""
+    if codes.size < n:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, n), dtype=codes.dtype)
+    w = np.lib.stride_tricks.sliding_window_view(codes, n)
+    s = np.lib.stride_tricks.sliding_window_view(stream, n)
+    ok = (s == s[:, :1]).all(axis=1)
+    pos = np.flatnonzero(ok)
+    return pos, w[pos]
+
+
+def sequences(ctx: AnalysisContext, min_len: int = MIN_LEN, max_len: int = MAX_LEN,
+              min_count: int = MIN_COUNT) -> pd.DataFrame:
+    """Every kernel sequence occurring at least ``min_count`` times (before dropping contained ones)."""
+    ops = device_ops(ctx)
+    cls = ctx.slice_class[ops.rows]
+    k = (cls == COMPUTE) | (cls == COMM)
+    rows, stream = ops.rows[k], ops.stream[k]
+    codes = ctx.name_code[rows].astype(np.int64)
+    dur = ctx.dur[rows].astype(np.int64)
+    cum = np.concatenate([[0], np.cumsum(dur)])
+    words = [*ctx.name_words, ""]
+    out = []
+    for n in range(min_len, max_len + 1):
+        pos, w = _windows(codes, stream, n)
+        if pos.size == 0:
+            break
+        uniq, inv, cnt = np.unique(w, axis=0, return_inverse=True, return_counts=True)
+        inv = inv.reshape(-1)
+        keep = np.flatnonzero(cnt >= min_count)
+        if keep.size == 0:
+            break  # a longer run cannot be more frequent than all of its prefixes
+        time = np.bincount(inv, weights=(cum[pos + n] - cum[pos]).astype(float), minlength=uniq.shape[0])
+        n_streams = np.array([np.unique(stream[pos[inv == u]]).size for u in keep.tolist()])
+        for j, u in enumerate(keep.tolist()):
+            out.append({"sequence": " -> ".join(str(words[c] or "") for c in uniq[u].tolist()), "codes": tuple(uniq[u].tolist()),
+                        "length": n, "count": int(cnt[u]), "launches_saved": int(cnt[u]) * (n - 1),
+                        "total_ns": int(time[u]), "mean_kernel_ns": float(time[u] / (cnt[u] * n)),
+                        "streams": int(n_streams[j])})
+    return pd.DataFrame(out, columns=[*COLUMNS, "codes"])
+
+
+def _contained(short: tuple[int, ...], long: tuple[int, ...]) -> bool:
+    n = len(short)
+    return any(long[i:i + n] == short for i in range(len(long) - n + 1))
+
+
+def analyze(ctx: AnalysisContext) -> AnalyzerResult:
+    df = sequences(ctx, int(ctx.options.get("sequence_min_len") or MIN_LEN),
+                   int(ctx.options.get("sequence_max_len") or MAX_LEN),
+                   int(ctx.options.get("sequence_min_count") or MIN_COUNT))
+    if len(df):
+        # Drop a run contained in a longer one that occurs as often (the longer one is the candidate).
+        by_count: dict[int, list[tuple[int, ...]]] = {}
+        for r in df.itertuples(index=False):
+            by_count.setdefault(int(r.count), []).append(r.codes)
+        drop = [any(len(o) > len(r.codes) and _contained(r.codes, o) for o in by_count[int(r.count)])
+                for r in df.itertuples(index=False)]
+        df = df[~np.array(drop)]
+        df = df.sort_values(["launches_saved", "total_ns"], ascending=False).head(TOP_K)
+    metrics = df[COLUMNS].reset_index(drop=True)
+    summary = {"candidates": int(len(metrics)),
+               "top": metrics.iloc[0]["sequence"] if len(metrics) else None,
+               "launches_saved_top": int(metrics.iloc[0]["launches_saved"]) if len(metrics) else 0}
+    return AnalyzerResult(NAME, [], metrics, summary)

@@ -1,0 +1,71 @@
+"""Kernel-type breakdown: time in computation, communication and memory ops, and in their overlaps.
+
+HolisticTraceAnalysis' ``get_gpu_kernel_breakdown``: every moment a device is busy is labelled by
+the set of op types running then, so the labels split the busy time exactly (they add up to it):
+"COMPUTATION", "COMMUNICATION", "MEMORY", "COMPUTATION overlapping COMMUNICATION", ...  The type of
+an op is its slice class (communication: collective kernels by name; memory: copies, sets and
+DMA requests; computation: the other device work), the same classes as the device breakdown.
+Per op name: count, total and mean time, type (the per-kernel table of HTA's breakdown).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis import intervals as iv
+from analysis.common import pct
+from analysis.context import COMM, COMPUTE, DMA, AnalysisContext
+from analysis.device_ops import device_ops
+from analysis.findings import AnalyzerResult
+
+NAME = "kernel_types"
+TYPES = ("COMPUTATION", "COMMUNICATION", "MEMORY")
+_TYPE_OF = {COMPUTE: "COMPUTATION", COMM: "COMMUNICATION", DMA: "MEMORY"}
+COLUMNS = ["device", "kernel_type", "ns", "pct"]
+
+
+def label(mask: int) -> str:
+    return " overlapping ".join(t for b, t in enumerate(TYPES) if mask >> b & 1)
+
+
+def exclusive_times(sets: list[iv.Intervals]) -> np.ndarray:
+    """Time covered by exactly each combination of the given sets (index = bit mask)."""
+    pts = np.unique(np.concatenate([np.concatenate([s[0], s[1]]) for s in sets]))
+    out = np.zeros(1 << len(sets), dtype=np.int64)
+    if pts.size < 2:
+        return out
+    lo, hi = pts[:-1], pts[1:]
+    mask = np.zeros(lo.size, dtype=np.int64)
+    for b, (s, e) in enumerate(sets):
+        if s.size:
+            k = np.searchsorted(s, lo, side="right") - 1
+            inside = (k >= 0) & (lo < e[np.maximum(k, 0)])
+            mask |= inside.astype(np.int64) << b
+    np.add.at(out, mask, hi - lo)
+    return out
+
+
+def analyze(ctx: AnalysisContext, keep: np.ndarray | None = None) -> AnalyzerResult:
+    ops = device_ops(ctx, keep)
+    rows = []
+    cls = ctx.slice_class[ops.rows]
+    for d in np.unique(ops.device).tolist():
+        on = ops.device == d
+        sets = [iv.merge(ctx.ts[ops.rows[on & (cls == c)]], ctx.end[ops.rows[on & (cls == c)]])
+                for c in (COMPUTE, COMM, DMA)]
+        ex = exclusive_times(sets)
+        busy = int(ex[1:].sum())
+        for m in np.argsort(-ex, kind="stable").tolist():
+            if m and ex[m] > 0:
+                rows.append({"device": ctx.devices[d], "kernel_type": label(m), "ns": int(ex[m]),
+                             "pct": pct(int(ex[m]), busy)})
+    metrics = pd.DataFrame(rows, columns=COLUMNS)
+    names = ctx.names_of(ctx.name_code[ops.rows])
+    type_of = np.array([_TYPE_OF.get(c, "") for c in range(8)], dtype=object)
+    per_kernel = pd.DataFrame({"name": names, "type": type_of[cls], "ns": ctx.dur[ops.rows]})
+    top = (per_kernel.groupby(["type", "name"], as_index=False)["ns"].agg(["count", "sum", "mean"])
+           .sort_values("sum", ascending=False).head(20))
+    summary = {"by_type_ns": {r["kernel_type"]: r["ns"] for r in rows},
+               "top_kernels": top.rename(columns={"sum": "total_ns", "mean": "mean_ns"}).to_dict(orient="records")}
+    return AnalyzerResult(NAME, [], metrics, summary)
