@@ -38,15 +38,30 @@ def content_key(path: str | Path) -> str:
 
 def cached_trace(path: str | Path, cache_dir: str | Path) -> tuple[Trace, bool]:
     """(trace, True when it came from the cache) for the trace file ``path``."""
-    from profiler.formats import read_trace
-
     if is_trace_dir(path):
         return load_trace(path), True  # already columnar: nothing to cache
-    cache = Path(cache_dir)
-    entry = cache / f"{content_key(path)}.trace"
+    entry = Path(cache_dir) / f"{content_key(path)}.trace"
     if is_trace_dir(entry):
         return load_trace(entry), True
+    return _store(path, entry), False
+
+
+def cached_trace_dir(path: str | Path, cache_dir: str | Path) -> Path:
+    """The Parquet trace directory holding ``path`` (itself when it is one; imported once otherwise)."""
+    if is_trace_dir(path):
+        return Path(path)
+    entry = Path(cache_dir) / f"{content_key(path)}.trace"
+    if not is_trace_dir(entry):
+        _store(path, entry)
+    return entry
+
+
+def _store(path: str | Path, entry: Path) -> Trace:
+    """Import ``path`` and store it as ``entry`` (whole, under a temporary name first)."""
+    from profiler.formats import read_trace
+
     trace = read_trace(path)
+    cache = entry.parent
     cache.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=cache))
     try:
@@ -59,4 +74,4 @@ def cached_trace(path: str | Path, cache_dir: str | Path) -> tuple[Trace, bool]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return trace, False
+    return trace

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from profiler.errors import ProfilerError
-from profiler.model import Trace
+from profiler.model import Trace, TraceMetadata
 from profiler.store import is_trace_dir
 
 #: File names taken as traces when a folder is expanded (gzip of each too).
@@ -24,18 +24,20 @@ TRACE_SUFFIXES = (".json", ".pftrace", ".perfetto-trace", ".pb")
 _RANK_IN_NAME = re.compile(r"rank[_-]?(\d+)", re.I)
 
 
-def rank_of(trace: Trace, source: str | None = None) -> int | None:
+def rank_of(trace: Trace | TraceMetadata, source: str | None = None) -> int | None:
     """The rank a trace says it is (Kineto ``distributedInfo.rank``), else one in its file name."""
-    info = trace.metadata.extra.get("distributedInfo")
+    md = trace.metadata if isinstance(trace, Trace) else trace
+    info = md.extra.get("distributedInfo")
     if isinstance(info, dict) and isinstance(info.get("rank"), int):
         return int(info["rank"])
-    m = _RANK_IN_NAME.search(Path(source or trace.metadata.source or "").name)
+    m = _RANK_IN_NAME.search(Path(source or md.source or "").name)
     return int(m.group(1)) if m else None
 
 
-def world_size_of(trace: Trace) -> int | None:
+def world_size_of(trace: Trace | TraceMetadata) -> int | None:
     """Ranks in the job, when the trace says (Kineto ``distributedInfo.world_size``)."""
-    info = trace.metadata.extra.get("distributedInfo")
+    md = trace.metadata if isinstance(trace, Trace) else trace
+    info = md.extra.get("distributedInfo")
     if isinstance(info, dict) and isinstance(info.get("world_size"), int):
         return int(info["world_size"])
     return None

@@ -199,3 +199,18 @@ def test_merged_job_aligns_the_ranks_clocks(two_ranks):
     # rank 1 back on rank 0's clock: its first slice where the unshifted file has it (within the tolerance)
     off = parts[1]["slice_offset"]
     assert abs(int(m.slices["ts"].to_numpy()[off:].min()) - int(two_ranks[1].slices["ts"].to_numpy().min())) <= 1_000_000
+
+
+def test_sql_over_several_traces_counts_what_the_raw_files_hold(tmp_path):
+    r = _cli("sql", *map(str, RANKS), "SELECT rank, count(*) AS n FROM slices_x WHERE track_kind = 'compute' "
+             "GROUP BY rank ORDER BY rank", "--json", "--cache", str(tmp_path / "cache"))
+    assert r.returncode == 0, r.stderr
+    raw = [sum(1 for e in json.load(gzip.open(p))["traceEvents"] if e.get("cat") == "kernel") for p in RANKS]
+    assert json.loads(r.stdout) == [{"rank": 0, "n": raw[0]}, {"rank": 1, "n": raw[1]}]
+    # ids are per trace: flows join their slices on (trace, id) and every flow finds its slice
+    r = _cli("sql", str(DATA / "two_ranks_rank*.json.gz"),
+             "SELECT f.trace, count(s.id) AS joined, count(*) AS flows FROM flows f LEFT JOIN slices s "
+             "ON f.trace = s.trace AND f.to_slice = s.id GROUP BY 1 ORDER BY 1", "--json", "--cache", str(tmp_path / "cache"))
+    rows = json.loads(r.stdout)
+    assert len(rows) == 2 and all(x["joined"] == x["flows"] > 0 for x in rows)
+    assert len(list((tmp_path / "cache").glob("*.trace"))) == 2  # each file imported once
