@@ -64,26 +64,37 @@ def compile_workload(workload: Any, machine: Machine, dtype: str | None = None) 
     return prog
 
 
+#: Levels of detail of :func:`simulate`'s trace.
+DETAILS = ("full", "summary")
+
+
 def simulate(workload: Any, spec: HardwareSpec, *, dtype: str | None = None, options: SimOptions | None = None,
-             progress: bool = False) -> SimResult:
+             progress: bool = False, detail: str = "full") -> SimResult:
     """Simulate ``workload`` on ``spec`` and return its trace and accounting.
 
     ``dtype`` overrides the workload's matmul dtype; ``options`` reconfigures the machine
     (systolic mode, SRAM size, bandwidths, DMA queues).  ``progress`` shows a progress bar.
+    ``detail="full"`` traces every instruction, stall, SRAM/DRAM counter sample and DMA flow;
+    ``detail="summary"`` runs the same event simulation but traces one slice per op per engine
+    (for sweeps and mapping searches): same total time, flops, bytes, busy and stall time per
+    engine (``stats``) as full detail, a trace a small fraction of the size, built in a fraction
+    of the time.
     """
+    if detail not in DETAILS:
+        raise SimulatorError(f"detail must be one of {', '.join(DETAILS)}, got {detail!r}")
     # The compiler and engine allocate many small tuples and lists that form no cycles; collector
     # passes over them would cost a large share of the run, so the collector waits until the end.
     gc_on = gc.isenabled()
     gc.disable()
     try:
-        return _simulate(workload, spec, dtype, options, progress)
+        return _simulate(workload, spec, dtype, options, progress, detail)
     finally:
         if gc_on:
             gc.enable()
 
 
 def _simulate(workload: Any, spec: HardwareSpec, dtype: str | None, options: SimOptions | None,
-              progress: bool) -> SimResult:
+              progress: bool, detail: str = "full") -> SimResult:
     machine = Machine(spec, options)
     prog = compile_workload(workload, machine, dtype)
     bar = None
@@ -103,11 +114,15 @@ def _simulate(workload: Any, spec: HardwareSpec, dtype: str | None, options: Sim
     finally:
         if bar is not None:
             bar.close()
-    trace, stats = build_trace_for(prog, machine, res, _workload_name(workload))
+    trace, stats = build_trace_for(prog, machine, res, _workload_name(workload), detail)
+    # the mapper's choice per GEMM (collectors.simulator.mapper), in the trace metadata too
+    stats["mappings"] = trace.metadata.extra.setdefault("simulator", {})["mappings"] = list(
+        getattr(prog, "mappings", []))
     return SimResult(trace, int(stats["total_ns"]), int(stats["total_cycles"]), stats, prog)
 
 
-def build_trace_for(prog: Program, machine: Machine, res: Any, name: str) -> tuple[Trace, dict[str, Any]]:
-    from collectors.simulator.tracegen import build_trace
+def build_trace_for(prog: Program, machine: Machine, res: Any, name: str,
+                    detail: str = "full") -> tuple[Trace, dict[str, Any]]:
+    from collectors.simulator.tracegen import build_summary, build_trace
 
-    return build_trace(prog, machine, res, name)
+    return (build_summary if detail == "summary" else build_trace)(prog, machine, res, name)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -170,7 +171,7 @@ def build_trace(prog: Program, machine: Machine, res: RunResult, workload_name: 
         cls_of = np.full(n_codes, -1, dtype=np.int64)
         cls_of[uniq] = np.arange(uniq.size)
         inv = cls_of[code]
-        causes = ("dma", "compute", "semaphore")
+        causes = _CAUSES
         cls_cause: list[int] = []
         cls_name: list[int] = []
         cls_prefix: list[str] = []
@@ -194,12 +195,7 @@ def build_trace(prog: Program, machine: Machine, res: RunResult, workload_name: 
         st_final = rows[rows >= n] - n
         prefix = _dict(inv[st_final].astype(np.int32), cls_prefix).cast(pa.string())
         st_args = pc.binary_join_element_wise(prefix, pa.array(slice_of[by[st_final]]).cast(pa.string()), "}", "")
-        cause_of = np.asarray(cls_cause, dtype=np.int64)[inv]
-        ns_by = np.bincount(cause_of, weights=s_dur, minlength=3)
-        n_by = np.bincount(cause_of, minlength=3)
-        for c in sorted(set(cls_cause), key=lambda c: causes[c]):
-            stall_ns[causes[c]] = int(ns_by[c])
-            stall_count[causes[c]] = int(n_by[c])
+        stall_ns, stall_count = _stall_totals(np.asarray(cls_cause, dtype=np.int64)[inv], s_dur)
 
     if n + m:
         def merged(inst: np.ndarray, stall: np.ndarray, dtype: Any) -> np.ndarray:
@@ -260,6 +256,107 @@ def build_trace(prog: Program, machine: Machine, res: RunResult, workload_name: 
     stats = _stats(prog, machine, workload_name, total_ns, n, busy, kinds, flops, nbytes, route, res.sram_peak)
     stats["stall_ns"] = stall_ns
     stats["stall_count"] = stall_count
+    stats["detail"] = "full"
+    b.metadata.extra["simulator"] = stats
+    trace = b.build()
+    stats["events"] = trace.num_events
+    return trace, stats
+
+
+_CAUSES = ("dma", "compute", "semaphore")
+
+
+def _stall_totals(cause: np.ndarray, dur: np.ndarray) -> tuple[dict[str, int], dict[str, int]]:
+    """Stall nanoseconds and counts per cause (0 dma, 1 compute, 2 semaphore), causes present only."""
+    ns_by = np.bincount(cause, weights=dur, minlength=3)
+    n_by = np.bincount(cause, minlength=3)
+    present = sorted({int(c) for c in np.flatnonzero(n_by)}, key=lambda c: _CAUSES[c])
+    return ({_CAUSES[c]: int(ns_by[c]) for c in present}, {_CAUSES[c]: int(n_by[c]) for c in present})
+
+
+def build_summary(prog: Program, machine: Machine, res: RunResult, workload_name: str) -> tuple[Trace, dict[str, Any]]:
+    """The summary trace: one slice per op per engine, no per-tile events, counters or flows.
+
+    A slice spans the op's first instruction start to its last instruction end on that engine;
+    its flops and bytes are the sums over those instructions, and its args add ``busy_ns`` (the
+    rounded instruction durations summed exactly as the full trace's slices would be) and
+    ``instructions``.  The accounting (``stats``) is the full trace's, computed from the same
+    rounded times, so summary and full detail agree on total time, flops, bytes, busy and stall
+    time per engine.
+    """
+    spec = machine.spec
+    b = TraceBuilder(source_format="simulator", source=f"simulator:{workload_name}", clock="simulated",
+                     hardware=spec.name)
+    _, eng_track, _ = _tracks(b, machine)
+    n_eng = len(machine.engines)
+    n = len(prog)
+    segs = prog.segments
+    live = [k for k, sg in enumerate(segs) if len(sg)]
+    arrs = [segs[k].arrays() for k in live]
+
+    def cat(col: str, dtype: type) -> np.ndarray:
+        return np.concatenate([a[col] for a in arrs]) if arrs else np.zeros(0, dtype)
+
+    start = np.rint(res.start).astype(np.int64)
+    end = np.rint(res.end).astype(np.int64)
+    dur = end - start
+    engine = cat("engine", np.int64)
+    kinds = cat("kind", np.int8)
+    flops = cat("flops", np.float64)
+    nbytes = cat("nbytes", np.float64)
+    route = cat("route", np.int64)
+    is_dma = kinds == K_DMA
+    labels = [_engine_label(machine, e) for e in range(n_eng)]
+
+    # one group per (op, engine): instructions of op j are a contiguous id range
+    sizes = np.asarray([len(segs[k]) for k in live], dtype=np.int64)
+    op_of = np.repeat(np.arange(len(live), dtype=np.int64), sizes)
+    key = op_of * n_eng + engine
+    n_keys = len(live) * n_eng
+    count = np.bincount(key, minlength=n_keys)
+    busy_k = np.bincount(key, weights=dur, minlength=n_keys)
+    flops_k = np.bincount(key, weights=np.where(is_dma, 0.0, flops), minlength=n_keys)
+    bytes_k = np.bincount(key, weights=nbytes, minlength=n_keys)
+    first = np.full(n_keys, n, dtype=np.int64)
+    np.minimum.at(first, key, np.arange(n, dtype=np.int64))
+    last = np.full(n_keys, -1, dtype=np.int64)
+    np.maximum.at(last, key, np.arange(n, dtype=np.int64))
+    # canonical order: by engine (track), then op (time)
+    used = np.flatnonzero(count)
+    e_of, j_of = used % n_eng, used // n_eng
+    used = used[np.lexsort((j_of, e_of))]
+    e_of, j_of = used % n_eng, used // n_eng
+    ts = start[first[used]]
+    sdur = end[last[used]] - ts
+    kind_of = kinds[first[used]].astype(np.int32)
+    dtype_of = cat("dtype", np.int32)[first[used]]
+    infos = [orjson.dumps(prog.ops[k]).decode() for k in live]
+    args = [f'{infos[j][:-1]}{"," if len(infos[j]) > 2 else ""}"busy_ns":{int(bu)},"instructions":{int(c)}}}'
+            for j, bu, c in zip(j_of.tolist(), busy_k[used].tolist(), count[used].tolist(), strict=True)]
+    op_names = [str(prog.ops[k].get("op", f"op{k}")) for k in live]
+    if used.size:
+        b.add_slices(np.asarray(eng_track, dtype=np.int64)[e_of], ts, sdur,
+                     _dict(j_of.astype(np.int32), op_names),
+                     _dict(kind_of, ["matmul", "vector", "dma"]),
+                     np.where(kind_of == K_DMA, np.nan, flops_k[used]), bytes_k[used],
+                     _dict(dtype_of, prog.dtypes or [""]), pa.array(args, type=pa.string()))
+
+    busy: dict[str, int] = {}
+    if n:
+        per_engine = np.bincount(engine, weights=dur, minlength=n_eng)
+        busy = {labels[e]: int(per_engine[e]) for e in range(n_eng)}
+    total_ns = int(end.max()) if n else 0
+    stats = _stats(prog, machine, workload_name, total_ns, n, busy, kinds, flops, nbytes, route, res.sram_peak)
+    # stall totals as the full trace counts them (waits of at least 1 ns after rounding)
+    s_ts = np.rint(res.stall_start).astype(np.int64)
+    s_dur = np.rint(res.stall_end).astype(np.int64) - s_ts
+    keep = s_dur > 0
+    if keep.any():
+        eng_is_dma = np.asarray([info.kind == "dma" for info in machine.engines], dtype=bool)
+        by = res.stall_by[keep]
+        cause = np.where(is_dma[by], 0, np.where(eng_is_dma[res.stall_engine[keep]], 1, 2))
+        stats["stall_ns"], stats["stall_count"] = _stall_totals(cause, s_dur[keep])
+    stats["detail"] = "summary"
     b.metadata.extra["simulator"] = stats
     trace = b.build()
     stats["events"] = trace.num_events

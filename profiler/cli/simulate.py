@@ -23,12 +23,15 @@ def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--dtype", default=None, help="matmul dtype (int8, fp16, bf16, ...); default: the workload's or the spec's")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="override a workload field (M=4096, buffering=1, layers=4) or a simulator option "
-                   "(systolic=true, sram_bytes=4e6, dram_bandwidth=1e11, dma_engines=4)")
+                   "(systolic=true, sram_bytes=4e6, dram_bandwidth=1e11, dma_engines=4, mapper=off|fast|search)")
 @click.option("-o", "--output", required=True, type=click.Path(), help="trace file; its extension picks the format")
 @click.option("--format", "fmt", default=None, help="output format when the extension does not say")
 @click.option("--progress/--no-progress", default=True, help="progress bar on long runs")
+@click.option("--detail", type=click.Choice(["full", "summary"]), default=None,
+              help="full: every instruction, stall, counter and flow; summary: one slice per op per engine "
+                   "(same totals, for sweeps); also --set detail=...")
 def simulate(workload: str, hw: str, dtype: str | None, sets: tuple[str, ...], output: str, fmt: str | None,
-             progress: bool) -> None:
+             progress: bool, detail: str | None) -> None:
     """Simulate WORKLOAD on an accelerator and write its trace.
 
     \b
@@ -46,6 +49,9 @@ def simulate(workload: str, hw: str, dtype: str | None, sets: tuple[str, ...], o
     spec = resolve_spec(hw)
     assert spec is not None
     kv = _parse_sets(sets)
+    detail = kv.pop("detail", None) or detail or "full"
+    if detail not in ("full", "summary"):
+        raise InputError(f"--set detail={detail}: expected full or summary")
     opt_names = SimOptions.field_names()
     opt_kv = {k: v for k, v in kv.items() if k in opt_names}
     wl_kv = {k: v for k, v in kv.items() if k not in opt_names}
@@ -55,7 +61,7 @@ def simulate(workload: str, hw: str, dtype: str | None, sets: tuple[str, ...], o
     except ValueError as exc:
         raise InputError(str(exc)) from None
     try:
-        res = run_or_fail(run_sim, w, spec, dtype=dtype, options=options, progress=progress)
+        res = run_or_fail(run_sim, w, spec, dtype=dtype, options=options, progress=progress, detail=detail)
     except SimulatorError as exc:  # pragma: no cover - run_or_fail turns ProfilerError into InputError
         raise InputError(str(exc)) from None
     written = run_or_fail(write_trace, res.trace, output, fmt)
@@ -70,3 +76,10 @@ def simulate(workload: str, hw: str, dtype: str | None, sets: tuple[str, ...], o
     click.echo(f"{workload} on {spec.name}: {res.total_ns / 1e6:.3f} ms ({res.total_cycles:,} cycles), "
                f"{achieved / 1e12:.2f} TFLOP/s ({pct}), DRAM {s['dram_bytes'] / secs / 1e9 if secs else 0:.1f} GB/s; "
                f"wrote {output} ({written}, {s['events']:,} events)")
+    maps = s.get("mappings") or []
+    for mp in maps[:8]:
+        tile = f"{mp['tm']}x{mp['tn']}x{mp['tk']}" if mp.get("tm") else "planner tiles"
+        click.echo(f"  mapping {mp['op']}: split={mp['split']} tile={tile} buffering={mp['buffering']} "
+                   f"order={mp['order']} ({mp['how']})")
+    if len(maps) > 8:
+        click.echo(f"  ... {len(maps) - 8} more GEMM mappings in the trace metadata")
