@@ -1,4 +1,7 @@
-"""Run every benchmark module (bench/bench_*.py), each exposing ``main(quick: bool)``."""
+"""Run every benchmark module (bench/bench_*.py), each exposing ``main(quick: bool)``.
+
+Exit status as the ``profiler`` command's: 0 ok, 2 an unknown benchmark name (usage).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import pkgutil
 import time
 
 import bench
+from bench._util import machine_line
 
 
 def main() -> None:
@@ -17,7 +21,12 @@ def main() -> None:
     a = ap.parse_args()
     mods = sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if m.name.startswith("bench_"))
     if a.names:
+        known = {m.removeprefix("bench_") for m in mods} | set(mods)
+        unknown = [n for n in a.names if n not in known]
+        if unknown:
+            ap.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(m.removeprefix('bench_') for m in mods)}")
         mods = [m for m in mods if m.removeprefix("bench_") in a.names or m in a.names]
+    print(machine_line())
     for m in mods:
         t0 = time.perf_counter()
         importlib.import_module(f"bench.{m}").main(quick=a.quick)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import json
 import multiprocessing as mp
+import os
+import platform
 import resource
 import statistics
 import sys
@@ -83,8 +85,38 @@ def peak_memory(target: Callable[..., Any], *args: Any) -> dict[str, float]:
     return out  # type: ignore[no-any-return]
 
 
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on: CPU model, cores, memory, load, Python and OS.
+
+    Benchmarks on a shared machine are noisy; the load average at the time says how noisy.
+    """
+    cpu = platform.processor() or platform.machine()
+    mem_gb = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+        with open("/proc/meminfo") as f:
+            mem_gb = round(int(next(ln for ln in f if ln.startswith("MemTotal")).split()[1]) / 2**20, 1)
+    except (OSError, StopIteration, ValueError):
+        pass
+    try:
+        avail = len(os.sched_getaffinity(0))
+    except AttributeError:
+        avail = os.cpu_count() or 0
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return {"cpu": cpu, "cores": avail, "memory_gb": mem_gb, "load_1_5_15": [round(x, 2) for x in load],
+            "python": platform.python_version(), "os": f"{platform.system()} {platform.release()}"}
+
+
+def machine_line() -> str:
+    m = machine()
+    return (f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GiB, load {'/'.join(map(str, m['load_1_5_15']))}, "
+            f"Python {m['python']}, {m['os']}")
+
+
 def report(name: str, rows: list[dict[str, Any]]) -> None:
-    """Print rows as an aligned table and save them to bench/results/NAME.json."""
+    """Print rows as an aligned table, with the machine they were measured on, and save them to
+    bench/results/NAME.json."""
     if not rows:
         return
     keys: list[str] = []
@@ -92,11 +124,12 @@ def report(name: str, rows: list[dict[str, Any]]) -> None:
         keys += [k for k in r if k not in keys]
     widths = {k: max(len(k), *(len(_fmt(r.get(k))) for r in rows)) for k in keys}
     print(f"\n== {name}")
+    print(machine_line())
     print("  ".join(k.ljust(widths[k]) for k in keys))
     for r in rows:
         print("  ".join(_fmt(r.get(k)).ljust(widths[k]) for k in keys))
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps({"python": sys.version, "rows": rows}, indent=2, default=str))
+    (RESULTS / f"{name}.json").write_text(json.dumps({"python": sys.version, "machine": machine(), "rows": rows}, indent=2, default=str))
 
 
 def _fmt(v: Any) -> str:

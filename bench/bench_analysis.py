@@ -26,7 +26,19 @@ import numpy as np
 from bench._util import median_time, report
 
 CORES = 4
-KINETO = ("tests/data/kineto/a100_rank3_of8.json.gz", "/work/shared/data/kineto/a100_rank3_of8.json.gz")
+#: The real Kineto trace of the HTA comparison: one stored in the repository (found from this file,
+#: whatever the working directory), or any other named by ACCEL_PROFILER_BENCH_KINETO.
+KINETO_ENV = "ACCEL_PROFILER_BENCH_KINETO"
+KINETO_DEFAULT = Path(__file__).resolve().parents[1] / "tests" / "data" / "kineto" / "v100_ns_resolution.json.gz"
+
+
+def kineto_trace() -> Path | None:
+    """The Kineto trace to compare on, or None (the reason is printed)."""
+    p = Path(os.environ.get(KINETO_ENV) or KINETO_DEFAULT)
+    if not p.is_file():
+        print(f"HTA comparison: no Kineto trace at {p} (set {KINETO_ENV})")
+        return None
+    return p
 
 
 def synthetic(n_slices: int):  # -> Trace
@@ -113,16 +125,15 @@ def _run_child(path: str) -> dict[str, Any]:
 
 
 def _hta_rows(quick: bool) -> list[dict[str, Any]]:
-    src = next((Path(p) for p in KINETO if Path(p).exists()), None)
+    src = kineto_trace()
     if src is None:
-        print("HTA comparison: no Kineto trace found")
         return []
     try:
         import logging
 
         from hta.trace_analysis import TraceAnalysis
-    except ImportError:
-        print("HTA comparison: HolisticTraceAnalysis is unavailable (pip install HolisticTraceAnalysis)")
+    except ImportError as exc:
+        print(f"HTA comparison: not run, HolisticTraceAnalysis does not import here ({exc})")
         return []
     from analysis import run_all
     from profiler.formats import read_trace
