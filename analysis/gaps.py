@@ -47,7 +47,9 @@ def analyze(ctx: AnalysisContext) -> AnalyzerResult:
 
             gap = gap - iv.overlap_each(prev_end, prev_end + gap, ctx.stalled(e))
         src = ctx.gating_source[nxt]
-        launched_by_host = (src >= 0) & (ctx.slice_class[np.maximum(src, 0)] == HOST)
+        # In a CPU-only trace the host threads are the engines: a thread waiting on another
+        # thread is a dependency (the stall analyzer counts it), not a device the host failed to feed.
+        launched_by_host = (src >= 0) & (ctx.slice_class[np.maximum(src, 0)] == HOST) & (not ctx.host_as_compute)
         src_end = np.where(launched_by_host, ctx.end[np.maximum(src, 0)], prev_end)
         hb = np.clip(np.minimum(src_end, ctx.ts[nxt]) - prev_end, 0, gap)
         pos = gap[gap > 0]

@@ -122,16 +122,26 @@ def _findings(ctx: AnalysisContext, metrics: pd.DataFrame, summary: dict[str, ob
     if dur <= 0:
         return out
     s, e = ctx.span
-    for r in metrics[metrics["role"] == "compute"].itertuples(index=False):  # one row per engine
-        if r.busy_fraction >= LOW_BUSY:
+    # One finding per unit (a GPU, a core, a process), judged on the union of its compute engines:
+    # an empty side stream next to a busy one, or a launcher thread next to the worker threads,
+    # does not make the unit underused.
+    comp = metrics[metrics["role"] == "compute"]
+    unit_of = ctx.units.track_unit[0]
+    for _, g in comp.groupby(comp["engine"].map(lambda t: int(unit_of[int(t)])), sort=False):
+        engines = [int(x) for x in g["engine"]]
+        active = iv.total(ctx.union_busy(engines)) if len(engines) > 1 else int(g["active_ns"].iloc[0])
+        frac = active / dur
+        if frac >= LOW_BUSY:
             continue
-        idle = dur - r.active_ns
+        r = g.sort_values("active_ns", ascending=False).iloc[0]  # the busiest engine names the unit
+        idle = dur - active
+        where = r.track_name if len(engines) == 1 else f"{ctx.devices[int(unit_of[int(r.engine)])]} ({len(engines)} engines)"
         out.append(Finding(
             kind="low_utilization", severity=severity_for(idle * 0.5, dur),
-            title=f"{r.track_name} active {100 * r.busy_fraction:.1f}% of the run ({fmt_ns(r.active_ns)} of {fmt_ns(dur)})",
+            title=f"{where} active {100 * frac:.1f}% of the run ({fmt_ns(active)} of {fmt_ns(dur)})",
             track=int(r.engine), track_name=r.track_name, start_ns=s, end_ns=e, metric="busy_fraction",
-            value=float(r.busy_fraction), threshold=LOW_BUSY, unit="fraction", gain_ns=int(idle * 0.5),
+            value=float(frac), threshold=LOW_BUSY, unit="fraction", gain_ns=int(idle * 0.5),
             suggestion="feed the engine: overlap data movement with compute, batch small ops, remove host syncs",
-            details={"stalled_ns": int(r.stalled_ns)},
+            details={"stalled_ns": int(g["stalled_ns"].sum()), "engines": len(engines)},
         ))
     return out

@@ -204,3 +204,30 @@ def test_headline_equals_the_device_breakdown(name: str) -> None:
         comm = sum(d["comm_ns"] for d in devs)
         assert comm > 0 and rep.summary["compute_active_ns"] == sum(d["compute_ns"] for d in devs)
         assert rep.summary["compute_active_ns"] < rep.results["utilization"].summary["compute_active_ns"] - comm / 2
+
+
+def test_utilization_findings_per_device_not_per_side_stream() -> None:
+    """two_ranks_rank0 has a busy stream and near-empty side streams on one GPU: at most one
+    low-utilization finding per device, judged on the union of its streams."""
+    rep = run_all(read_trace(kineto("two_ranks_rank0.json.gz")))
+    low = [f for f in rep.findings if f.kind == "low_utilization"]
+    assert len(low) <= len(rep.results["overlap"].summary["devices"]) == 1
+    assert all("(4 engines)" in f.title for f in low)
+
+
+def test_cpu_only_wait_is_a_stall_not_also_host_bound(tmp_path: Path) -> None:
+    """CPU-only trace, two threads: thread 2's op depends (flow) on thread 1's op that ends 400 us
+    after thread 2's previous op.  By hand: one 400 us wait, reported once, as a stall."""
+    evs = [
+        {"ph": "X", "name": "produce", "pid": 1, "tid": 1, "ts": 0, "dur": 500},
+        {"ph": "X", "name": "prep", "pid": 1, "tid": 2, "ts": 0, "dur": 100},
+        {"ph": "X", "name": "consume", "pid": 1, "tid": 2, "ts": 500, "dur": 100},
+        {"ph": "s", "id": 1, "name": "dep", "cat": "dep", "pid": 1, "tid": 1, "ts": 499},
+        {"ph": "f", "id": 1, "name": "dep", "cat": "dep", "pid": 1, "tid": 2, "ts": 500, "bp": "e"},
+    ]
+    p = tmp_path / "cpu.json"
+    p.write_text(json.dumps({"traceEvents": evs}))
+    rep = run_all(read_trace(p))
+    assert rep.results["utilization"].summary["host_as_compute"]
+    assert rep.results["stalls"].summary["stall_ns"] == 400_000
+    assert rep.results["gaps"].summary["host_bound_ns"] == 0
