@@ -182,3 +182,40 @@ def test_ci_example_commands(tmp_path: Path) -> None:
     assert "| mfu_min | ❌ FAIL | mfu = 0.919" in md
     cases = ET.parse(tmp_path / "budgets.xml").getroot().find("testsuite")
     assert cases.get("tests") == "4" and cases.get("failures") == "0"
+
+
+def _workflow_steps() -> list[dict[str, str]]:
+    import yaml
+
+    text = (ROOT / "examples" / "ci" / "README.md").read_text()
+    block = re.search(r"```yaml\n(.*?)```", text, flags=re.S)
+    assert block
+    steps = yaml.safe_load(block.group(1))
+    assert isinstance(steps, list) and all("run" in s for s in steps)
+    return steps
+
+
+def test_github_workflow_example_runs_green(tmp_path: Path) -> None:
+    """The README's GitHub workflow, step by step and verbatim, in bash as GitHub runs ``run:`` steps.
+
+    The ``pip install`` step is checked, not re-run: re-installing into the environment the tests
+    run in would disturb it; instead the ``profiler`` script it installs must come from this checkout.
+    """
+    exe = Path(sys.executable).with_name("profiler")
+    if not exe.exists():
+        pytest.skip("the profiler console script is not installed")
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    summary = tmp_path / "summary.md"
+    env = dict(os.environ, GITHUB_STEP_SUMMARY=str(summary), PATH=f"{exe.parent}{os.pathsep}{os.environ['PATH']}")
+    steps = _workflow_steps()
+    assert steps[0]["run"] == "pip install -e ."
+    where = subprocess.run([sys.executable, "-c", "import profiler; print(profiler.__file__)"], capture_output=True,
+                           text=True, cwd=tmp_path, env=env, check=True).stdout.strip()
+    assert Path(where).resolve().is_relative_to(ROOT)
+    for step in steps[1:]:
+        r = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]], cwd=tmp_path,
+                           env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, f"{step['run']}\n{r.stdout}\n{r.stderr}"
+    assert "✅ all 4 budgets passed" in summary.read_text()
+    cases = ET.parse(tmp_path / "budgets.xml").getroot().find("testsuite")
+    assert cases is not None and cases.get("tests") == "4" and cases.get("failures") == "0"
