@@ -130,6 +130,7 @@ def to_markdown(report: Report, budgets: list[BudgetResult] | None = None, title
                 top: int = 10) -> str:
     s = report.summary
     parts = [f"## {title or 'accel-profiler analysis'}"]
+    parts += [f"> **note:** {n}" for n in s.get("notes") or []]  # before the findings they qualify
     if budgets:
         failed = [b for b in budgets if not b.passed]
         verdict = f"❌ {len(failed)} of {len(budgets)} budgets failed" if failed else f"✅ all {len(budgets)} budgets passed"
@@ -185,6 +186,7 @@ def to_text(report: Report, budgets: list[BudgetResult] | None = None, title: st
     lines = [title or "accel-profiler analysis", ""]
     w = max(len(k) for k, _ in _summary_rows(report.summary))
     lines += [f"  {k.ljust(w)}  {v}" for k, v in _summary_rows(report.summary)]
+    lines += [f"note: {n}" for n in report.summary.get("notes") or []]
     imp = import_lines(report)
     if imp:
         lines += ["", f"import: {imp[0]}"] + [f"  {x}" for x in imp[1:]]

@@ -13,6 +13,8 @@ Keys (all present; a number is None when the trace or spec cannot supply it):
   the time no work ran (not a mean over streams);
 * ``engine_active_ns``: per engine (its work, communication included, waits excluded);
 * ``stall_pct``, ``dma_bubble_pct``: shares of the run (percent);
+* ``notes``: lines on how far to trust the report (:mod:`analysis.notes`: the spec does not fit
+  the trace, device work of unknown kind);
 * ``findings_by_severity``, ``max_severity``;
 * ``top_bottlenecks``: the five costliest findings (id, kind, severity, title, gain_ns);
 * ``op_regression_pct_max``, ``engine_regression_pct_max``: present when a baseline was given.
@@ -25,6 +27,7 @@ from typing import Any
 from analysis.breakdown import headline
 from analysis.context import AnalysisContext
 from analysis.findings import SEVERITIES, AnalyzerResult, Finding
+from analysis.notes import notes
 
 SUMMARY_KEYS = ("total_ns", "start_ns", "end_ns", "mfu", "hfu", "mbu", "compute_active_ns", "compute_active_pct",
                 "engine_active_ns", "stall_pct", "dma_bubble_pct", "idle_pct", "findings", "findings_by_severity",
@@ -59,6 +62,7 @@ def run_summary(ctx: AnalysisContext, results: dict[str, AnalyzerResult], findin
         "dma_bubble_pct": _get(results, "dma_bubbles", "bubble_pct"),
         "idle_pct": head["idle_pct"],
         "findings": len(findings),
+        "notes": notes(ctx),
         "findings_by_severity": by_sev,
         "max_severity": worst,
         "top_bottlenecks": [

@@ -231,3 +231,17 @@ def test_cpu_only_wait_is_a_stall_not_also_host_bound(tmp_path: Path) -> None:
     assert rep.results["utilization"].summary["host_as_compute"]
     assert rep.results["stalls"].summary["stall_ns"] == 400_000
     assert rep.results["gaps"].summary["host_bound_ns"] == 0
+
+
+def test_accelerator_spec_on_a_cpu_only_trace_says_they_do_not_match(cpu_trace) -> None:
+    from analysis.render import render
+
+    rep = run_all(cpu_trace, load_spec("h100-sxm"))
+    (note,) = [n for n in rep.summary["notes"] if n.startswith("spec mismatch")]
+    assert "h100-sxm" in note and "no device work" in note
+    assert note in render(rep, "text") and note in render(rep, "md")
+    # a GPU trace judged against a CPU spec says so too; judged against its GPU, nothing
+    gpu = read_trace(kineto("a100_alexnet.json.gz"))
+    assert any(n.startswith("spec mismatch") for n in run_all(gpu, CPU_SPEC).summary["notes"])
+    assert run_all(gpu, A100).summary["notes"] == []
+    assert run_all(cpu_trace, CPU_SPEC).summary["notes"] == []

@@ -275,6 +275,9 @@ def test_unknown_device_category_is_device_work_of_unknown_kind(tmp_path: Path, 
     assert json.loads(tr["attrs"])["device_kind"] == "unknown"
     assert t.metadata.extra["unknown_device_categories"] == {"vendor_exec": 2}  # host-side unknowns stay host
     assert set(df.loc[df["name"].isin(["launch", "thing"]), "track_kind"]) == {"host"}
+    from analysis import run_all
+
+    assert "device work of unknown kind, counted as compute: vendor_exec (2)" in run_all(t).summary["notes"]
 
 
 def test_tpu_style_device_process_is_not_host(tmp_path: Path) -> None:
