@@ -28,3 +28,19 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     assert test_cmd in [line.strip() for line in ci], f"{test_cmd!r} not in .ci/run"
     # and it is the last thing CI runs, after the installs
     assert [line.strip() for line in ci if line.strip() and not line.startswith("#")][-1] == test_cmd
+
+
+def test_readme_says_how_to_get_the_cpu_only_torch_build() -> None:
+    """``.[test,torch]`` pulls PyPI's torch, the CUDA build on Linux: the README must not call it CPU
+    PyTorch, and the way it gives to the CPU build must work with the extras' requirement."""
+    from packaging.requirements import Requirement
+
+    text = " ".join((ROOT / "README.md").read_text().split("\n## ", 1)[0].split())
+    assert "CPU PyTorch" not in text
+    assert "CPU wheel index" in text and "https://download.pytorch.org/whl/cpu" in text and "--index-url" in text
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    req = Requirement(next(r for r in extras["torch"] if r.startswith("torch")))
+    # A CPU wheel's version carries the +cpu local label; pip keeps it when the specifier admits it.
+    assert req.specifier.contains("2.5.1+cpu") and req.specifier.contains("2.13.0+cpu")
