@@ -56,6 +56,58 @@ class SystolicArray:
     dataflow: str = "os"  # os (output), ws (weight) or is (input stationary)
 
 
+#: op kinds a [timing] table may give a fixed cost for ("default" covers the rest)
+OP_KINDS = ("gemm", "attention", "softmax", "layernorm", "gelu", "elementwise", "vector")
+
+
+@dataclass(frozen=True)
+class TimingSpec:
+    """How the device falls short of its peaks: the calibratable ``[timing]`` table of a spec.
+
+    Every field has a neutral default (no fixed costs, full efficiency, the [dma] engines for
+    tile loads, no shared cache), so a spec without ``[timing]`` simulates as the bare peaks say.
+    ``profiler calibrate`` fits the efficiency and overhead keys (:data:`FIT_KEYS`) to measurements.
+    """
+
+    #: device-side fixed cost of one op (kernel launch, first-wave ramp, tail), per op kind
+    launch_ns: dict[str, float] = field(default_factory=dict)
+    #: host-side dispatch of one op, overlapped with the device's work (a timed loop of calls takes
+    #: max(host, device) per call), per op kind
+    host_ns: dict[str, float] = field(default_factory=dict)
+    dram_efficiency: float = 1.0  # achievable / peak DRAM bandwidth
+    matmul_efficiency: dict[str, float] = field(default_factory=dict)  # achievable / peak matrix rate, per dtype
+    vector_efficiency: float = 1.0  # achievable / peak vector rate
+    core_sram_bytes: float = 0.0  # a core's own working storage (GPU: shared memory + registers); 0: share of SRAM level
+    core_sram_bandwidth: float = 0.0  # bytes/s of one core's working storage; 0: share of the SRAM level
+    load_bandwidth: float = 0.0  # bytes/s one core can load tiles at (all its queues); 0: the [dma] figures
+    load_latency_ns: float = -1.0  # fixed cost of one tile load; < 0: the [dma] figure
+    load_queues: int = 0  # tile-load queues per core; 0: [dma] engines
+    llc: str = ""  # memory level shared by all cores that keeps recently read DRAM data ("" none)
+    pipeline_k: int = 0  # k-slice of a core's matmul software pipeline (SRAM held per stage); 0: the tile's k
+    tile_sizes: tuple[int, ...] = ()  # matmul tile edges the mapper may use (a GPU library's CTA tiles); () any
+    #: longest row (bytes) a row-wise vector kernel keeps on chip between its statistics and output
+    #: passes; a longer row is read from DRAM again (0: rows always stay)
+    vector_row_bytes: float = 0.0
+
+    def launch(self, kind: str) -> float:
+        return self.launch_ns.get(kind, self.launch_ns.get("default", 0.0))
+
+    def host(self, kind: str) -> float:
+        return self.host_ns.get(kind, self.host_ns.get("default", 0.0))
+
+    def matmul(self, dtype: str) -> float:
+        return self.matmul_efficiency.get(dtype, self.matmul_efficiency.get("default", 1.0))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["tile_sizes"] = list(self.tile_sizes)
+        return d
+
+
+#: the [timing] keys `profiler calibrate` may fit: scalar keys and per-kind/per-dtype tables
+FIT_KEYS = ("dram_efficiency", "matmul_efficiency", "vector_efficiency", "launch_ns", "host_ns")
+
+
 @dataclass(frozen=True)
 class HardwareSpec:
     """Peak figures of one accelerator (a chip, or a tile of chips presented as one device)."""
@@ -70,6 +122,7 @@ class HardwareSpec:
     vector_flops: float = 0.0  # FLOP/s of the vector/SIMD units (elementwise, norms, softmax)
     systolic: SystolicArray | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    timing: TimingSpec = field(default_factory=TimingSpec)
 
     def peak(self, dtype: str) -> float:
         """Peak FLOP/s for ``dtype``; raises SpecError if the device has no such datapath."""
@@ -109,6 +162,7 @@ class HardwareSpec:
             "peak_flops": dict(self.peak_flops), "vector_flops": self.vector_flops,
             "memory": [m.__dict__ for m in self.memory], "dma": self.dma.__dict__,
             "systolic": self.systolic.__dict__ if self.systolic else None,
+            "timing": self.timing.to_dict(),
         }
 
 
@@ -177,7 +231,9 @@ def spec_from_dict(d: dict[str, Any], origin: str = "<spec>") -> HardwareSpec:
         if flow not in ("os", "ws", "is"):
             raise SpecError(f"{w}: dataflow must be os, ws or is, got {flow!r}")
         systolic = SystolicArray(int(_req(s, "rows", w, int)), int(_req(s, "cols", w, int)), flow)
-    known = {"name", "description", "clock_hz", "cores", "peak_flops", "memory", "dma", "vector_flops", "systolic", "sources"}
+    timing = timing_from_dict(_table(d, "timing", where), f"{where} timing", {m.name for m in memory})
+    known = {"name", "description", "clock_hz", "cores", "peak_flops", "memory", "dma", "vector_flops", "systolic",
+             "sources", "timing"}
     extra = set(d) - known
     if extra:
         raise SpecError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
@@ -192,6 +248,68 @@ def spec_from_dict(d: dict[str, Any], origin: str = "<spec>") -> HardwareSpec:
         vector_flops=_opt(d, "vector_flops", where, 0.0),
         systolic=systolic,
         sources={str(k): str(v) for k, v in _table(d, "sources", where).items()},
+        timing=timing,
+    )
+
+
+def _fraction(d: dict[str, Any], key: str, where: str) -> float:
+    v = _opt(d, key, where, 1.0)
+    if not 0 < v <= 1:
+        raise SpecError(f"{where}: {key!r} must be in (0, 1], got {v!r}")
+    return v
+
+
+def _per_key(d: dict[str, Any], key: str, where: str, allowed: tuple[str, ...], fraction: bool) -> dict[str, float]:
+    """A number (the default for every kind) or a table keyed by ``allowed`` names and 'default'."""
+    v = d.get(key)
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        v = {"default": v}
+    out: dict[str, float] = {}
+    for k in v:
+        name = canonical_dtype(k) if allowed is DTYPES else str(k)
+        if name != "default" and name not in allowed:
+            raise SpecError(f"{where}: {key}.{k}: unknown name; use default or one of {', '.join(allowed)}")
+        out[name] = _fraction(v, k, f"{where} {key}") if fraction else _opt(v, k, f"{where} {key}", 0.0)
+    return out
+
+
+_TIMING_KEYS = {f for f in TimingSpec.__dataclass_fields__}
+
+
+def timing_from_dict(t: dict[str, Any], where: str, levels: set[str] | None = None) -> TimingSpec:
+    """Check and build the [timing] table; errors name the key."""
+    extra = set(t) - _TIMING_KEYS
+    if extra:
+        raise SpecError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
+    llc = t.get("llc", "")
+    if not isinstance(llc, str) or (llc and levels is not None and llc not in levels):
+        raise SpecError(f"{where}: 'llc' must name a memory level, got {llc!r}")
+    tiles = t.get("tile_sizes", [])
+    if not isinstance(tiles, list) or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in tiles):
+        raise SpecError(f"{where}: 'tile_sizes' must be a list of positive integers, got {tiles!r}")
+    queues = t.get("load_queues", 0)
+    pk = t.get("pipeline_k", 0)
+    for key, v in (("load_queues", queues), ("pipeline_k", pk)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise SpecError(f"{where}: {key!r} must be an integer >= 0, got {v!r}")
+    lat = t.get("load_latency_ns", -1.0)
+    return TimingSpec(
+        launch_ns=_per_key(t, "launch_ns", where, OP_KINDS, False),
+        host_ns=_per_key(t, "host_ns", where, OP_KINDS, False),
+        dram_efficiency=_fraction(t, "dram_efficiency", where),
+        matmul_efficiency=_per_key(t, "matmul_efficiency", where, DTYPES, True),
+        vector_efficiency=_fraction(t, "vector_efficiency", where),
+        core_sram_bytes=_opt(t, "core_sram_bytes", where, 0.0),
+        core_sram_bandwidth=_opt(t, "core_sram_bandwidth", where, 0.0),
+        load_bandwidth=_opt(t, "load_bandwidth", where, 0.0),
+        load_latency_ns=-1.0 if lat == -1.0 else _opt(t, "load_latency_ns", where, 0.0),
+        load_queues=int(queues),
+        llc=llc,
+        pipeline_k=int(pk),
+        tile_sizes=tuple(sorted(set(tiles))),
+        vector_row_bytes=_opt(t, "vector_row_bytes", where, 0.0),
     )
 
 

@@ -44,11 +44,47 @@ def _candidates(dim: int, cap: int = 4096) -> list[int]:
     return out
 
 
+class LlcModel:
+    """The shared last-level cache as a least-recently-used set of operand tiles (bytes bounded).
+
+    ``access`` says whether a tile is there (a hit: the load is served by the cache, not DRAM) and
+    makes it the most recent.  Capacity 0: nothing is kept, every load reads DRAM.  Eviction
+    happens at the end of each round of k-steps (:meth:`end_round`).
+    """
+
+    def __init__(self, capacity: float) -> None:
+        from collections import OrderedDict
+
+        self.capacity = capacity
+        self.used = 0.0
+        self.tiles: OrderedDict[Any, float] = OrderedDict()
+
+    def access(self, key: Any, nbytes: float) -> bool:
+        if self.capacity <= 0:
+            return False
+        t = self.tiles
+        if key in t:
+            t.move_to_end(key)
+            return True
+        t[key] = nbytes
+        self.used += nbytes
+        return False
+
+    def end_round(self) -> None:
+        """The cores' accesses of one k-step happen together: evict (least recent first) only after
+        all of them, so tiles the cores of one wave share are hits however coarse the k-step is."""
+        t = self.tiles
+        while self.used > self.capacity and t:
+            _, nb = t.popitem(last=False)
+            self.used -= nb
+
+
 class Ring:
     """Slots of one operand's buffer: which instruction last used each slot."""
 
-    def __init__(self, depth: int) -> None:
-        self.users: list[int | None] = [None] * depth
+    def __init__(self, depth: int, first: int | None = None) -> None:
+        # ``first``: what the first use of every slot waits for (the op's launch)
+        self.users: list[int | None] = [first] * depth
         self.n = 0
 
     def take(self) -> tuple[int, tuple[int, ...]]:
@@ -66,6 +102,7 @@ class GemmPlan:
     a_strip: bool  # keep a whole K-strip of A resident and reuse it across output columns
     cbuf: int
     footprint: float
+    est: float = 0.0  # the planner's estimate of the core's time (ns)
 
 
 class Compiler:
@@ -83,6 +120,9 @@ class Compiler:
         self.reuse = machine.options.reuse
         self._reuse: dict[Any, tuple[Segment, dict[str, Any], list[list[float]]]] = {}
         self._plans: dict[tuple[Any, ...], GemmPlan] = {}
+        self._reuse_maps: dict[Any, dict[str, Any]] = {}
+        if not hasattr(prog, "mappings"):
+            prog.mappings = []  # type: ignore[attr-defined]  # the mapper's choice per GEMM, in op order
         self._pending: list[list[Any]] = []
         self._n_pending = [0] * machine.cores  # deferred stores per core (skips empty flushes)
         self.r_load = prog.route_id("dram", "sram")
@@ -90,9 +130,27 @@ class Compiler:
 
     # ------------------------------------------------------------ plumbing
     def begin_op(self, **info: Any) -> None:
+        """Start a new segment; on a spec with fixed costs, emit the op's launch and host dispatch.
+
+        ``launch`` (device side, ``[timing] launch_ns`` of the op kind) comes before the op's first
+        load on every core; ``host dispatch`` (``host_ns``) runs alongside, so the op takes
+        max(host, launch + work) -- what a timed loop of calls measures per call.
+        """
         self.seg = Segment()
         self.rows = self.seg.rows
+        kind = info.pop("op_kind", None) or info.get("kind", "vector")
         self.info = info
+        self.launch: int | None = None
+        m = self.m
+        if m.fixed_costs:
+            t = m.timing
+            launch, host = t.launch(kind), t.host(kind)
+            dt = self.p.dtype_id(m.default_dtype())
+            self.launch = len(self.rows)
+            self.rows.append((m.launch_engine, K_VECTOR, self.p.name_id("launch"), 0.0, 0.0, launch, (), 0.0, 0, -1,
+                              dt))
+            self.rows.append((m.host_engine, K_VECTOR, self.p.name_id("host dispatch"), 0.0, 0.0, host, (), 0.0, 0,
+                              -1, dt))
 
     def end_op(self) -> None:
         self.flush_stores()
@@ -119,9 +177,9 @@ class Compiler:
         loads[q] += nbytes + self._lat_bytes
         return self._dma_base[core] + q
 
-    def load(self, core: int, nbytes: float, name: str, deps: tuple[int, ...], dtype: str) -> int:
+    def load(self, core: int, nbytes: float, name: str, deps: tuple[int, ...], dtype: str, alloc: bool = True) -> int:
         return self.emit(self.queue(core, nbytes), K_DMA, name, 0.0, nbytes, 0.0, deps, dtype,
-                         alloc=nbytes, alloc_core=core, route=self.r_load)
+                         alloc=nbytes if alloc else 0.0, alloc_core=core, route=self.r_load)
 
     def store(self, core: int, nbytes: float, name: str, deps: tuple[int, ...], dtype: str, free: float) -> int:
         return self.emit(self.queue(core, nbytes), K_DMA, name, 0.0, nbytes, 0.0, deps, dtype,
@@ -199,6 +257,9 @@ class Compiler:
                         for q, d in enumerate(inc):
                             loads[q] += d
                     self.p.add_op(seg, {"op": op.label, **info})
+                    mp = self._reuse_maps.get(key)
+                    if mp is not None:
+                        self.p.mappings.append({**mp, "op": op.label})  # type: ignore[attr-defined]
                     return
         before = [list(loads) for loads in self.q_load]
         if isinstance(op, Gemm):
@@ -214,6 +275,8 @@ class Compiler:
                                                                                           strict=True)]
             info = {k: v for k, v in self.info.items() if k != "op"}
             self._reuse[key] = (self.seg, info, delta)
+            if isinstance(op, Gemm):
+                self._reuse_maps[key] = self.p.mappings[-1]  # type: ignore[attr-defined]
 
     def _queue_state(self) -> tuple[tuple[float, ...], ...] | None:
         """Queue loads relative to each core's least-loaded queue; None unless all are whole bytes."""
@@ -289,7 +352,7 @@ class Compiler:
                         est = comp + dma if buf == 1 else max(comp, dma) + fill
                         score = (est, fp)
                         if best is None or score < best:
-                            best, plan = score, GemmPlan(tm, tn, tk, strip, cbuf, fp)
+                            best, plan = score, GemmPlan(tm, tn, tk, strip, cbuf, fp, est)
         if plan is None:
             fp = self._gemm_footprint(min(16, Mc), min(16, Nc), min(16, Kc), Kc, False, buf, cbuf, dtb, accb,
                                       reduce_peers)
@@ -297,37 +360,62 @@ class Compiler:
             raise SimulatorError(f"{g.label}: no tile fits SRAM")  # pragma: no cover
         return plan
 
-    def gemm(self, g: Gemm) -> None:
+    def legacy_split(self, g: Gemm) -> str:
+        """The fixed rule the compiler splits a GEMM by without a mapper."""
+        cores = self.m.cores
+        if g.split != "auto":
+            return g.split
+        return "batch" if g.batch >= cores else "n" if g.N >= 64 * cores else "m" if g.M >= 64 * cores else "none"
+
+    def split_shape(self, g: Gemm, split: str) -> tuple[str, list[tuple[int, int]], int, int, int, int, int]:
+        """(split, per-core chunks, Mc, Nc, Kc, batch per core, reduction peers) of a dimension split."""
+        if self.m.cores == 1:
+            split = "none"
+        dim = {"n": g.N, "m": g.M, "k": g.K, "batch": g.batch, "none": 1}[split]
+        used = min(self.m.cores, dim) if split != "none" else 1
+        chunks = [(dim * c // used, dim * (c + 1) // used) for c in range(used)]
+        first = chunks[0][1] - chunks[0][0]
+        return (split, chunks, first if split == "m" else g.M, first if split == "n" else g.N,
+                first if split == "k" else g.K, first if split == "batch" else g.batch,
+                used - 1 if split == "k" else 0)
+
+    def check_gemm(self, g: Gemm) -> Gemm:
         m = self.m
         dt = m.check_dtype(g.dtype or m.default_dtype())
         g = g if g.dtype == dt else _replace(g, dtype=dt)
-        self.check_buffering(g.buffering, g.label)
-        if g.loop_order not in ("mnk", "nmk"):
-            raise SimulatorError(f"{g.label}: loop_order must be mnk or nmk, got {g.loop_order!r}")
+        if g.buffering is not None:
+            self.check_buffering(g.buffering, g.label)
+        if g.loop_order is not None and g.loop_order not in ("mnk", "nmk", "swizzle"):
+            raise SimulatorError(f"{g.label}: loop_order must be mnk, nmk or swizzle, got {g.loop_order!r}")
         for nm in ("M", "N", "K", "batch"):
             if getattr(g, nm) < 1:
                 raise SimulatorError(f"{g.label}: {nm} must be >= 1, got {getattr(g, nm)}")
-        split = g.split
-        cores = m.cores
-        if split == "auto":
-            split = "batch" if g.batch >= cores else "n" if g.N >= 64 * cores else "m" if g.M >= 64 * cores else "none"
-        if split not in ("n", "m", "k", "batch", "none"):
-            raise SimulatorError(f"{g.label}: split must be auto, n, m, k, batch or none, got {g.split!r}")
-        if cores == 1:
-            split = "none"
-        dim = {"n": g.N, "m": g.M, "k": g.K, "batch": g.batch, "none": 1}[split]
-        used = min(cores, dim) if split != "none" else 1
-        # chunk of each core along the split dimension
-        chunks = [(dim * c // used, dim * (c + 1) // used) for c in range(used)]
-        reduce_peers = used - 1 if split == "k" else 0
-        first = chunks[0][1] - chunks[0][0]
-        Mc = first if split == "m" else g.M
-        Nc = first if split == "n" else g.N
-        Kc = first if split == "k" else g.K
-        bc = first if split == "batch" else g.batch
+        if g.split not in ("auto", "n", "m", "k", "batch", "tiles", "none"):
+            raise SimulatorError(f"{g.label}: split must be auto, n, m, k, batch, tiles or none, got {g.split!r}")
+        return g
+
+    def gemm(self, g: Gemm, mapping: Any = None) -> None:
+        """Lower a GEMM the way ``mapping`` says (default: the mapper's choice, see
+        :mod:`collectors.simulator.mapper`; fields the workload sets explicitly always win)."""
+        from collectors.simulator import mapper
+
+        g = self.check_gemm(g)
+        if mapping is None:
+            mapping = mapper.choose_gemm(self.m, g)
+        self.mapping = mapping
+        self.p.mappings.append({"op": g.label, **mapping.as_dict()})  # type: ignore[attr-defined]
+        g = _replace(g, split=mapping.split, buffering=mapping.buffering, loop_order=mapping.order)
+        if mapping.split == "tiles":
+            self._gemm_tiles(g, mapping)
+            return
+        if mapping.tm is not None and g.tile_m is None:
+            g = _replace(g, tile_m=mapping.tm, tile_n=mapping.tn, tile_k=mapping.tk)
+        split, chunks, Mc, Nc, Kc, bc, reduce_peers = self.split_shape(g, mapping.split)
+        used = len(chunks)
         plan = self.plan_gemm(g, Mc, Nc, Kc, bc, used, reduce_peers)
         self.begin_op(op=g.label, kind="gemm", M=g.M, N=g.N, K=g.K, batch=g.batch, split=split,
-                      tile=[plan.tm, plan.tn, plan.tk], buffering=g.buffering)
+                      tile=[plan.tm, plan.tn, plan.tk], buffering=g.buffering, mapping=mapping.describe(),
+                      op_kind=g.kind)
         gens = []
         for c, (lo, hi) in enumerate(chunks):
             rng = {"m": (0, g.M), "n": (0, g.N), "k": (0, g.K), "batch": (0, g.batch)}
@@ -348,6 +436,90 @@ class Compiler:
             if split == "k" and yielded:
                 msgs = self._reduce_tile(g, yielded, plan, msgs)
         self.end_op()
+
+    def _gemm_tiles(self, g: Gemm, mp: Any) -> None:
+        """Output tiles dealt round-robin over the cores (a GPU's CTAs over its SMs): core c computes
+        tiles c, c + used, ...; a tile streams its k-steps of A and B from DRAM, or from the shared
+        last-level cache when a core read them recently (:class:`LlcModel`).  The cores advance one
+        k-step at a time in turn, so the cache sees the accesses in about the order they happen.
+        A core's tiles run back to back, so the op takes as many tile times as it has waves.
+        """
+        from collectors.simulator.mapper import sram_scale, tile_order, tiles_footprint
+
+        m = self.m
+        dt = g.dtype or m.default_dtype()
+        dtb = m.dtype_bytes(dt)
+        buf = g.buffering or 2
+        tm, tn, tk = mp.tm, mp.tn, mp.tk
+        order = tile_order(g.batch, ceil_div(g.M, tm), ceil_div(g.N, tn), g.loop_order or "mnk")
+        used = min(m.cores, len(order))
+        fp = tiles_footprint(m, tm, tn, tk, buf, mp.cbuf, dtb)
+        self.check_fit(fp, f"{g.label}: tile {tm}x{tn}x{tk} ({dt}, buffering {buf})")
+        self.begin_op(op=g.label, kind="gemm", M=g.M, N=g.N, K=g.K, batch=g.batch, split="tiles",
+                      tile=[tm, tn, tk], buffering=buf, loop_order=g.loop_order, mapping=mp.describe(),
+                      op_kind=g.kind)
+        llc = LlcModel(m.llc_bytes)
+        r_llc = self.p.route_id(m.timing.llc or "llc", "sram")
+        scale = sram_scale(m, tk)
+        gens = [self._tiles_core(c, g, order[c::used], tm, tn, tk, buf, mp.cbuf, scale, llc, r_llc)
+                for c in range(used)]
+        while gens:
+            gens = [gen for gen in gens if next(gen, False) is not False]
+            llc.end_round()
+        self.end_op()
+
+    def _tiles_core(self, core: int, g: Gemm, tiles: list[tuple[int, int, int]], tm: int, tn: int, tk: int,
+                    buf: int, cbuf: int, scale: float, llc: LlcModel, r_llc: int) -> Generator[bool, None, None]:
+        """One core's tiles of :meth:`_gemm_tiles`; yields after each k-step."""
+        m = self.m
+        dt = g.dtype or m.default_dtype()
+        dtb = m.dtype_bytes(dt)
+        accb = max(4.0, dtb)
+        M, N, K = g.M, g.N, g.K
+        tks = ceil_div(K, tk)
+        a_ring, b_ring, c_ring = Ring(buf, self.launch), Ring(buf, self.launch), Ring(cbuf)
+        mx = m.matrix(core)
+        step_ns: dict[tuple[int, int, int, bool], tuple[float, float]] = {}
+        for b, i, j in tiles:
+            mi = min(tm, M - i * tm)
+            nj = min(tn, N - j * tn)
+            c_slot, c_dep = c_ring.take()
+            cbytes = mi * nj * accb
+            mm = -1
+            for k in range(tks):
+                kk = min(tk, K - k * tk)
+                last = k == tks - 1
+                a_slot, a_dep = a_ring.take()
+                nb_a = mi * kk * dtb
+                hit = llc.access(("A", b, i, k), nb_a)
+                a_id = self.emit(self.queue(core, nb_a), K_DMA, "load A", 0.0, nb_a, 0.0, a_dep, dt,
+                                 alloc=nb_a * scale, alloc_core=core, route=r_llc if hit else self.r_load)
+                b_slot, b_dep = b_ring.take()
+                nb_b = kk * nj * dtb
+                hit = llc.access(("B", b, k, j), nb_b)
+                b_id = self.emit(self.queue(core, nb_b), K_DMA, "load B", 0.0, nb_b, 0.0, b_dep, dt,
+                                 alloc=nb_b * scale, alloc_core=core, route=r_llc if hit else self.r_load)
+                shape = (mi, nj, kk, last)
+                got = step_ns.get(shape)
+                if got is None:
+                    sb = nb_a + nb_b + (cbytes if last else 0.0)
+                    got = step_ns[shape] = (m.matmul_ns(mi, nj, kk, dt, sb), sb)
+                dur, sb = got
+                mm = self.emit(mx, K_MATMUL, "matmul", 2.0 * mi * nj * kk, sb, dur,
+                               (a_id, b_id, *c_dep) if k == 0 else (a_id, b_id), dt,
+                               alloc=cbytes if k == 0 else 0.0, alloc_core=core,
+                               free=(nb_a + nb_b) * scale, free_core=core)
+                a_ring.users[a_slot] = mm
+                b_ring.users[b_slot] = mm
+                if self._n_pending[core]:
+                    self.flush_stores(core, everything=last)
+                yield True
+            if cbuf == 1:
+                c_ring.users[c_slot] = self.store(core, mi * nj * dtb, "store C", (mm,), dt, cbytes)
+            else:
+                chunks = min(tks, ceil_div(int(mi * nj * dtb), 1 << 18))
+                self.defer_store(core, mi * nj * dtb, "store C", (mm,), dt, cbytes, c_ring, c_slot, chunks)
+        self.flush_stores(core)
 
     def _reduce_tile(self, g: Gemm, yielded: dict[int, Any], plan: GemmPlan, msgs: list[Any]) -> list[Any]:
         """Tensor-parallel reduction of one output tile: peers send partials to the tile's root core,
@@ -391,11 +563,11 @@ class Compiler:
         accb = max(4.0, dtb)
         tm, tn, tk = plan.tm, plan.tn, plan.tk
         ti, tj, tks = ceil_div(M, tm), ceil_div(N, tn), ceil_div(K, tk)
-        if g.loop_order == "mnk":
+        if g.loop_order != "nmk":
             tiles = [(b, i, j) for b in range(B) for i in range(ti) for j in range(tj)]
         else:
             tiles = [(b, i, j) for b in range(B) for j in range(tj) for i in range(ti)]
-        a_ring, b_ring, c_ring = Ring(g.buffering), Ring(g.buffering), Ring(plan.cbuf)
+        a_ring, b_ring, c_ring = Ring(g.buffering, self.launch), Ring(g.buffering, self.launch), Ring(plan.cbuf)
         a_users, b_users = a_ring.users, b_ring.users
         depth = g.buffering
         n_a = n_b = 0  # loads issued into each ring
@@ -523,10 +695,14 @@ class Compiler:
             self.check_fit(per_row, f"{v.label}: one row of {v.cols} ({dt}, buffering {buf})")
             # ~256 KiB transfers amortize DMA latency; never more than half the SRAM
             tr = max(1, min(int((1 << 18) // row_bytes), int(m.sram_bytes / 2 // per_row), ceil_div(v.rows, used)))
-        self.begin_op(op=v.label, kind="vector", rows=v.rows, cols=v.cols, tile_rows=tr, buffering=buf)
+        self.begin_op(op=v.label, kind="vector", rows=v.rows, cols=v.cols, tile_rows=tr, buffering=buf,
+                      op_kind=v.kind)
+        passes = max(1, int(v.passes))
+        if 0 < m.timing.vector_row_bytes < row_bytes and v.kind in ("layernorm", "softmax"):
+            passes = max(passes, 2)  # the row does not stay on chip between the two passes
         for c in range(used):
             lo, hi = v.rows * c // used, v.rows * (c + 1) // used
-            in_ring, out_ring = Ring(buf), Ring(min(buf, 2))
+            in_ring, out_ring = Ring(buf, self.launch), Ring(min(buf, 2))
             vec = m.vector(c)
             for r0 in range(lo, hi, tr):
                 rows = min(tr, hi - r0)
@@ -534,6 +710,8 @@ class Compiler:
                 slot, dep = in_ring.take()
                 loads = tuple(self.load(c, nb, f"load x{n}" if v.inputs > 1 else "load x", dep, dt)
                               for n in range(v.inputs))
+                for _ in range(passes - 1):  # the input read again (module docstring of workloads)
+                    loads += tuple(self.load(c, nb, "reload x", loads, dt, alloc=False) for n in range(v.inputs))
                 self.flush_stores(c)
                 oslot, odep = out_ring.take()
                 fl = v.flops_per_element * rows * v.cols
@@ -582,10 +760,11 @@ class Compiler:
                     tq //= 2
         self.check_fit(footprint(g, tq, tkv), f"{a.label}: q tile {tq}, kv tile {tkv}, {g} head(s) ({dt})")
         self.begin_op(op=a.label, kind="flash_attention", batch=a.batch, heads=a.heads, seq_len=sq, kv_len=skv,
-                      head_dim=d, tile=[tq, tkv], head_group=g)
+                      head_dim=d, tile=[tq, tkv], head_group=g, op_kind=a.kind)
         for c in range(used):
             lo, hi = units_total * c // used, units_total * (c + 1) // used
-            q_ring, k_ring, v_ring, s_ring, o_ring = Ring(buf), Ring(buf), Ring(buf), Ring(2), Ring(min(buf, 2))
+            q_ring, k_ring, v_ring = Ring(buf, self.launch), Ring(buf, self.launch), Ring(buf, self.launch)
+            s_ring, o_ring = Ring(2), Ring(min(buf, 2))
             mx, vec = m.matrix(c), m.vector(c)
             for u0 in range(lo, hi, g):
                 gg = min(g, hi - u0)

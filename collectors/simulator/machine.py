@@ -49,6 +49,10 @@ class SimOptions:
     # Compile and simulate each distinct op once and place its schedule wherever it repeats (the
     # layers of an LLM).  Exact: every op starts on an idle machine (see collectors.simulator.program).
     reuse: bool = True
+    # How ops are mapped onto the cores: off (the compiler's fixed rules), fast (the mapper's analytic
+    # cost model picks split, tiles, loop order and buffering), search (the analytic model prunes and
+    # the event simulation confirms the best few).  Fields a workload sets explicitly always win.
+    mapper: str = "fast"
 
     def with_overrides(self, **kw: Any) -> SimOptions:
         return replace(self, **kw)
@@ -75,17 +79,28 @@ class Machine:
         self.cores = int(o.cores or spec.cores)
         if self.cores < 1 or self.cores > spec.cores:
             raise SimulatorError(f"cores={self.cores}: {spec.name} has {spec.cores} core(s)")
+        if o.mapper not in ("off", "fast", "search"):
+            raise SimulatorError(f"mapper must be off, fast or search, got {o.mapper!r}")
         share = self.cores / spec.cores  # a subset of cores gets its share of the chip-wide figures
+        tm = self.timing = spec.timing
         self.clock_hz = spec.clock_hz
-        self.dma_queues = int(o.dma_engines or spec.dma.engines)
+        # Tile loads of a core: the spec's [timing] load path (a GPU SM's loads through L2) when it
+        # gives one, else its [dma] engines (a DMA accelerator's descriptor queues).
+        lq = tm.load_queues or spec.dma.engines
+        self.dma_queues = int(o.dma_engines or lq)
         if self.dma_queues < 1:
             raise SimulatorError("dma_engines must be >= 1")
-        self.dma_bw = float(o.dma_bandwidth or spec.dma.bandwidth)
-        self.dma_latency_ns = float(spec.dma.latency_ns if o.dma_latency_ns is None else o.dma_latency_ns)
-        self.dram_bw = float(o.dram_bandwidth or spec.dram.bandwidth * share)
+        lbw = tm.load_bandwidth / lq if tm.load_bandwidth > 0 else spec.dma.bandwidth
+        self.dma_bw = float(o.dma_bandwidth or lbw)
+        lat = tm.load_latency_ns if tm.load_latency_ns >= 0 else spec.dma.latency_ns
+        self.dma_latency_ns = float(lat if o.dma_latency_ns is None else o.dma_latency_ns)
+        # achievable DRAM bandwidth: the peak times the spec's dram_efficiency
+        self.dram_bw = float(o.dram_bandwidth or spec.dram.bandwidth * share * tm.dram_efficiency)
         sram = spec.sram
         if o.sram_bytes is not None:
             self.sram_bytes = float(o.sram_bytes)
+        elif tm.core_sram_bytes > 0:
+            self.sram_bytes = tm.core_sram_bytes
         elif sram is not None:
             self.sram_bytes = sram.capacity / spec.cores
         else:
@@ -94,13 +109,17 @@ class Machine:
             raise SimulatorError("sram_bytes must be positive")
         if o.sram_bandwidth is not None:
             self.sram_bw = float(o.sram_bandwidth)
+        elif tm.core_sram_bandwidth > 0:
+            self.sram_bw = tm.core_sram_bandwidth
         else:
             self.sram_bw = (sram.bandwidth / spec.cores) if sram is not None else self.dram_bw * 8
+        # the shared last-level cache cores reuse operands from (bytes; 0: every load reads DRAM)
+        self.llc_bytes = spec.memory_level(tm.llc).capacity * share if tm.llc else 0.0
         if self.sram_bw <= 0:
             raise SimulatorError("sram_bandwidth must be positive")
         self._sram_ns_per_byte = 1e9 / self.sram_bw
         vec = spec.vector_flops or min(spec.peak_flops.values())
-        self.vector_rate = vec / spec.cores
+        self.vector_rate = vec / spec.cores * tm.vector_efficiency
         self.systolic = bool(o.systolic)
         sa = spec.systolic
         self.sa_rows = int(o.systolic_rows or (sa.rows if sa else 0))
@@ -118,6 +137,16 @@ class Machine:
             self.engines.append(EngineInfo(c, "vector", 0))
             for q in range(self.dma_queues):
                 self.engines.append(EngineInfo(c, "dma", q))
+        # Ops pay fixed costs when the spec gives any: the device's launch (on the "launch" engine,
+        # before any core starts) and the host's dispatch (on the "host" engine, in parallel).
+        self.fixed_costs = bool(tm.launch_ns or tm.host_ns)
+        self.launch_engine = self.host_engine = -1
+        if self.fixed_costs:
+            # (listed with the last core: the trace numbers engines core by core)
+            self.launch_engine = len(self.engines)
+            self.engines.append(EngineInfo(self.cores - 1, "launch", 0))
+            self.host_engine = len(self.engines)
+            self.engines.append(EngineInfo(self.cores - 1, "host", 0))
 
     # ------------------------------------------------------------ numbering
     @property
@@ -143,10 +172,12 @@ class Machine:
         return d
 
     def matrix_rate(self, dtype: str) -> float:
-        """FLOP/s of one core's matrix engine for ``dtype``."""
+        """FLOP/s of one core's matrix engine for ``dtype``: its share of the peak times the spec's
+        achievable fraction (``[timing] matmul_efficiency``)."""
         r = self._rates.get(dtype)
         if r is None:
-            r = self._rates[dtype] = self.spec.peak(dtype) / self.spec.cores
+            d = canonical_dtype(dtype)
+            r = self._rates[dtype] = self.spec.peak(d) / self.spec.cores * self.timing.matmul(d)
         return r
 
     def array_utilization(self, m: int, n: int) -> float:
@@ -174,9 +205,13 @@ class Machine:
 
             cycles = systolic_tile_cycles(m, n, k, self.sa_rows, self.sa_cols, self.dataflow)
             # The array does one MAC per PE per cycle at its native width; a dtype the spec gives a
-            # lower peak for takes proportionally more passes.
-            array_rate = 2.0 * self.sa_rows * self.sa_cols * self.clock_hz
-            slow = max(1.0, array_rate / self.matrix_rate(dtype))
+            # lower peak for takes proportionally more passes.  The ratio is the spec's own array's
+            # (its native rate over the dtype's peak), so an array resized by the options keeps it
+            # rather than inheriting the spec's peak (a 128x128 array is not capped at a 96x96 one's).
+            sa = self.spec.systolic
+            rows, cols = (sa.rows, sa.cols) if sa else (self.sa_rows, self.sa_cols)
+            native = 2.0 * rows * cols * self.clock_hz
+            slow = max(1.0, native / self.matrix_rate(dtype))
             t = cycles * slow / self.clock_hz * 1e9
             self._tile_cache[key] = t
         return t

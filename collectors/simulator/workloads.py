@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, ClassVar, Union
 
 
 @dataclass(frozen=True)
@@ -30,11 +30,14 @@ class Gemm:
     tile_m: int | None = None
     tile_n: int | None = None
     tile_k: int | None = None
-    buffering: int = 2
-    loop_order: str = "mnk"  # mnk | nmk (the reduction loop is innermost: output-stationary)
+    buffering: int | None = None  # ring slots per operand; None: the mapper's choice (2 without one)
+    # mnk | nmk | swizzle (output tiles in groups of 8 tile rows, column by column); the reduction
+    # loop is innermost (output-stationary).  None: the mapper's choice (mnk without one)
+    loop_order: str | None = None
     batch: int = 1
-    split: str = "auto"  # auto | n | m | k | batch | none
+    split: str = "auto"  # auto | n | m | k | batch | tiles | none
     label: str = "gemm"
+    kind: ClassVar[str] = "gemm"  # the op kind a spec's [timing] fixed costs are keyed by
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,10 @@ class VectorOp:
     inputs: int = 1
     flops_per_element: float = 1.0
     label: str = "vector"
+    # how many times the kernel reads its inputs from DRAM (a row too long to keep on chip is
+    # read once for its statistics and again to produce the output)
+    passes: int = 1
+    kind: ClassVar[str] = "vector"
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,18 @@ class Elementwise(VectorOp):
     inputs: int = 2
     flops_per_element: float = 1.0
     label: str = "add"
+    kind: ClassVar[str] = "elementwise"
+
+
+@dataclass(frozen=True)
+class Gelu(VectorOp):
+    """GELU over a rows x cols tensor (one input, one output)."""
+
+    inputs: int = 1
+    # tanh form: x^3, two multiply-adds, tanh, 1 + t, two multiplies (ASSUMPTION: ~8 FLOPs/element)
+    flops_per_element: float = 8.0
+    label: str = "gelu"
+    kind: ClassVar[str] = "gelu"
 
 
 @dataclass(frozen=True)
@@ -97,6 +116,7 @@ class LayerNorm(VectorOp):
     # mean, variance (sub, square, sum), normalize (sub, mul rsqrt), scale and shift
     flops_per_element: float = 8.0
     label: str = "layernorm"
+    kind: ClassVar[str] = "layernorm"
 
 
 @dataclass(frozen=True)
@@ -104,6 +124,10 @@ class Softmax(VectorOp):
     # max, sub, exp, sum, divide
     flops_per_element: float = 5.0
     label: str = "softmax"
+    # ASSUMPTION: a framework's softmax reads each row twice (max and sum, then normalise): the
+    # measured A100 rates (tests/data/measured_a100) sit at half of what one read would allow
+    passes: int = 2
+    kind: ClassVar[str] = "softmax"
 
 
 @dataclass(frozen=True)
@@ -122,6 +146,7 @@ class Attention:
     tile_kv: int | None = None
     buffering: int = 2
     label: str = "attention"
+    kind: ClassVar[str] = "attention"
 
     @property
     def kv(self) -> int:
@@ -271,6 +296,7 @@ WORKLOADS: dict[str, Any] = {
     "gemm": Gemm,
     "conv2d": Conv2d,
     "elementwise": Elementwise,
+    "gelu": Gelu,
     "layernorm": LayerNorm,
     "softmax": Softmax,
     "attention": lambda: Attention(flash=False),
@@ -353,7 +379,7 @@ def ceil_div(a: int, b: int) -> int:
 
 
 __all__ = [
-    "Attention", "CnnEncoder", "Conv2d", "Elementwise", "Gemm", "LayerNorm", "LlmDecodeStep", "ModelConfig",
+    "Attention", "CnnEncoder", "Conv2d", "Elementwise", "Gelu", "Gemm", "LayerNorm", "LlmDecodeStep", "ModelConfig",
     "Softmax", "TransformerBlock", "VectorOp", "WORKLOADS", "Workload", "apply_overrides", "expand",
     "workload_from_name", "ceil_div",
 ]

@@ -1,0 +1,297 @@
+"""The mapper: how one GEMM is laid onto the machine -- split, tiles, loop order, buffering.
+
+An analytic cost model (:func:`estimate`) scores every candidate mapping; ``fast`` takes the best,
+``search`` runs the event simulation on the best few and takes the fastest there.  Candidates:
+
+* ``tiles``: output tiles of ``tm x tn`` dealt round-robin over the cores (a GPU's CTAs over its
+  SMs).  The op then takes ``ceil(tiles / cores)`` tile times (wave quantisation); each tile
+  streams ``K`` in k-steps of A and B, from DRAM or -- with a shared last-level cache (``[timing]
+  llc``) -- from the cache when a core of the same wave read them already.  Loop orders: ``mnk``
+  (row by row), ``nmk`` (column by column), ``swizzle`` (groups of 8 tile rows, column by column:
+  a wave covers a squarer block, so it reads less of A and B);
+* the compiler's dimension splits (``n``, ``m``, ``batch``, ``none``) with its own tile planner.
+
+Every estimate includes the op's fixed costs: ``max(host, launch + device time)`` (see
+:meth:`collectors.simulator.compiler.Compiler.begin_op`).  Explicit workload fields win: a
+split, tile size, buffering or loop order the workload sets is never changed, only the rest is
+searched.  Results are cached by (spec, machine options, op shape, dtype).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from collectors.simulator.machine import Machine
+from collectors.simulator.workloads import Gemm, ceil_div
+
+#: At most about this many matmul instructions per op when the spec gives ``pipeline_k``: the
+#: k-step of an instruction then stands for several slices of the core's software pipeline (SRAM
+#: is accounted per real slice, see :func:`sram_scale`), so a large GEMM's program stays small.
+STEP_BUDGET = 8192
+#: ... but never fewer than this many k-steps per tile (when K has that many pipeline slices)
+MIN_STEPS = 4
+#: tile edges tried where the spec lists none
+_EDGES = (32, 64, 128, 256, 512, 1024, 2048)
+_SWIZZLE = 8
+#: how many of the model's best mappings ``search`` simulates
+SEARCH_TOP = 3
+
+_CACHE: dict[Any, Mapping] = {}
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """One way to run a GEMM.  ``tm`` None: the compiler's planner picks tiles (dimension splits)."""
+
+    split: str
+    tm: int | None
+    tn: int | None
+    tk: int | None
+    buffering: int
+    order: str
+    cbuf: int = 2
+    est_ns: float = 0.0
+    sim_ns: float | None = None
+    how: str = "rules"  # rules | model | search
+
+    def describe(self) -> str:
+        tile = f"{self.tm}x{self.tn}x{self.tk}" if self.tm else "planner"
+        s = f"{self.split} {tile} buffering={self.buffering} order={self.order} ({self.how}, est {self.est_ns / 1e3:.1f} us"
+        return s + (f", simulated {self.sim_ns / 1e3:.1f} us)" if self.sim_ns is not None else ")")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# ------------------------------------------------------------------ tile geometry
+def tile_order(batch: int, ti: int, tj: int, order: str) -> list[tuple[int, int, int]]:
+    """Output tiles (b, i, j) in the order they are dealt to the cores."""
+    if order == "nmk":
+        return [(b, i, j) for b in range(batch) for j in range(tj) for i in range(ti)]
+    if order == "swizzle":
+        return [(b, i, j) for b in range(batch) for i0 in range(0, ti, _SWIZZLE) for j in range(tj)
+                for i in range(i0, min(i0 + _SWIZZLE, ti))]
+    return [(b, i, j) for b in range(batch) for i in range(ti) for j in range(tj)]
+
+
+def sram_scale(m: Machine, tk: int) -> float:
+    """SRAM a k-step of ``tk`` really holds, as a fraction of its bytes: with ``pipeline_k`` the core
+    keeps only one pipeline slice per ring slot, not the whole (coarse) step."""
+    pk = m.timing.pipeline_k
+    return pk / tk if pk and tk > pk else 1.0
+
+
+def tiles_footprint(m: Machine, tm: int, tn: int, tk: int, buf: int, cbuf: int, dtb: float) -> float:
+    accb = max(4.0, dtb)
+    return buf * (tm + tn) * tk * dtb * sram_scale(m, tk) + cbuf * tm * tn * accb
+
+
+def _k_step(m: Machine, K: int, units: int, tk: int | None) -> int:
+    if tk is not None:
+        return min(tk, K)
+    pk = m.timing.pipeline_k
+    if not pk:
+        return min(K, 512)
+    most = ceil_div(K, pk)
+    # at least MIN_STEPS k-steps per tile, so loads stream alongside compute as in the real pipeline
+    steps = max(min(most, MIN_STEPS), min(most, STEP_BUDGET // max(1, units)))
+    return min(K, ceil_div(ceil_div(K, steps), pk) * pk)
+
+
+# ------------------------------------------------------------------ the cost model
+#: exponent of :func:`smooth_max`
+_P = 4.0
+
+
+def smooth_max(a: float, b: float) -> float:
+    """About max(a, b), but larger when the two are close: overlapped loads and compute (or DRAM
+    traffic and a core's own streaming) interfere near balance -- a transfer that arrives late
+    stalls the pipeline -- which the event simulation shows and a plain max misses."""
+    if a <= 0 or b <= 0:
+        return max(a, b)
+    return float((a**_P + b**_P) ** (1 / _P))
+
+
+def fixed_ns(m: Machine, kind: str, device_ns: float) -> float:
+    """An op's time with its fixed costs: max(host dispatch, launch + device time)."""
+    if not m.fixed_costs:
+        return device_ns
+    return max(m.timing.host(kind), m.timing.launch(kind) + device_ns)
+
+
+def dram_traffic(m: Machine, g: Gemm, tm: int, tn: int, order: str, used: int, dtb: float) -> float:
+    """Bytes of A and B the tiles read from DRAM.
+
+    Without a shared cache every tile reads its strips.  With one, a wave (``used`` consecutive
+    tiles) reads each distinct A row strip and B column strip once; a strip the previous wave read
+    is still cached when the previous wave's strips fit in the cache.  Everything fitting in the
+    cache caps it at reading A and B once.
+    """
+    ti, tj = ceil_div(g.M, tm), ceil_div(g.N, tn)
+    a_strip, b_strip = tm * g.K * dtb, tn * g.K * dtb
+    units = g.batch * ti * tj
+    if m.llc_bytes <= 0:
+        return units * (a_strip + b_strip)
+    once = g.batch * (g.M + g.N) * g.K * dtb
+    if once <= m.llc_bytes:
+        return once
+    o = np.asarray(tile_order(g.batch, ti, tj, order), dtype=np.int64)
+    wave = np.arange(len(o)) // used
+    first = o[:used]
+    foot = (np.unique(first[:, 0] * ti + first[:, 1]).size * a_strip
+            + np.unique(first[:, 0] * tj + first[:, 2]).size * b_strip)
+    reuse_prev = foot <= m.llc_bytes
+    total = 0.0
+    for rows, strip, n in ((o[:, 0] * ti + o[:, 1], a_strip, g.batch * ti),
+                           (o[:, 0] * tj + o[:, 2], b_strip, g.batch * tj)):
+        keys = np.unique(wave * n + rows)
+        count = int((~np.isin(keys - n, keys)).sum()) if reuse_prev else keys.size
+        total += strip * count
+    return max(min(total, units * (a_strip + b_strip)), once)
+
+
+def estimate_tiles(m: Machine, g: Gemm, mp: Mapping) -> float:
+    """Analytic time (ns) of a ``tiles`` mapping, fixed costs included."""
+    assert mp.tm and mp.tn and mp.tk
+    dt = g.dtype or m.default_dtype()
+    dtb = m.dtype_bytes(dt)
+    accb = max(4.0, dtb)
+    tm, tn = min(mp.tm, g.M), min(mp.tn, g.N)
+    ti, tj = ceil_div(g.M, mp.tm), ceil_div(g.N, mp.tn)
+    units = g.batch * ti * tj
+    used = min(m.cores, units)
+    waves = ceil_div(units, used)
+    kk = min(mp.tk, g.K)
+    tks = ceil_div(g.K, kk)
+    q, qbw = m.dma_queues, m.dma_bw / 1e9  # queues, bytes per ns each
+    lat = m.dma_latency_ns
+    nb_a, nb_b = tm * kk * dtb, kk * tn * dtb
+    nb = nb_a + nb_b
+    comp = m.matmul_ns(tm, tn, kk, dt, nb + tm * tn * accb / tks)
+    # a step's loads: A and B on two queues side by side, or one after the other on one queue
+    load = (max(nb_a, nb_b) / qbw + lat) if q >= 2 else (nb / qbw + 2 * lat)
+    # with ``buffering`` slots a load starts when the matmul buffering-1 steps back ends, so its
+    # latency and transfer hide behind buffering-1 matmuls; the queues must also keep up on average
+    if mp.buffering >= 2:
+        step = smooth_max(comp, max(load / (mp.buffering - 1), (nb / qbw + 2 * lat) / q))
+    else:
+        step = comp + load
+    store = tm * tn * dtb / (q * qbw) + lat
+    unit = tks * step + (store if mp.cbuf == 1 else 0.0)
+    dev = waves * unit + load + store
+    traffic = dram_traffic(m, g, mp.tm, mp.tn, mp.order, used, dtb) + g.batch * g.M * g.N * dtb
+    dev = smooth_max(dev, traffic / (m.dram_bw / 1e9) + load + store)
+    return fixed_ns(m, g.kind, dev)
+
+
+# ------------------------------------------------------------------ candidates
+def _edges(m: Machine, dim: int) -> list[int]:
+    sizes = m.timing.tile_sizes or _EDGES
+    out = {s for s in sizes if s < dim}
+    fit = [s for s in sizes if s >= dim]
+    out.add(min(fit) if fit else dim) if fit and m.timing.tile_sizes else out.add(dim)
+    return sorted(x for x in out if x <= max(dim, min(sizes)))
+
+
+def tiles_candidates(m: Machine, g: Gemm) -> list[Mapping]:
+    dtb = m.dtype_bytes(g.dtype or m.default_dtype())
+    bufs = (g.buffering,) if g.buffering else (2, 3)
+    orders: tuple[str, ...] = (g.loop_order,) if g.loop_order else (
+        ("mnk", "nmk", "swizzle") if m.llc_bytes > 0 else ("mnk",))
+    out = []
+    for tm in ([g.tile_m] if g.tile_m else _edges(m, g.M)):
+        for tn in ([g.tile_n] if g.tile_n else _edges(m, g.N)):
+            units = g.batch * ceil_div(g.M, tm) * ceil_div(g.N, tn)
+            tks = [g.tile_k] if g.tile_k else (
+                [_k_step(m, g.K, units, None)] if m.timing.pipeline_k else sorted({min(g.K, x) for x in (128, 256, 512, 1024, 2048)}))
+            for tk in tks:
+                for buf in bufs:
+                    cbuf = 2
+                    if tiles_footprint(m, tm, tn, tk, buf, cbuf, dtb) > m.sram_bytes:
+                        cbuf = 1
+                        if tiles_footprint(m, tm, tn, tk, buf, cbuf, dtb) > m.sram_bytes:
+                            continue
+                    for order in orders:
+                        out.append(Mapping("tiles", tm, tn, tk, buf, order, cbuf))
+    return out
+
+
+def _rules(m: Machine, g: Gemm) -> Mapping:
+    """What the compiler does without a mapper (and what explicit dimension splits get)."""
+    from collectors.simulator.compiler import Compiler
+    from collectors.simulator.program import Program
+
+    comp = Compiler(m, Program(m))
+    split = comp.legacy_split(g)
+    order = g.loop_order if g.loop_order in ("mnk", "nmk") else "mnk"
+    buf = g.buffering or 2
+    if split == "tiles":
+        best = min(tiles_candidates(m, g) or [Mapping("tiles", 128, 128, 128, buf, order)],
+                   key=lambda c: estimate_tiles(m, g, c))
+        return Mapping(**{**best.as_dict(), "est_ns": estimate_tiles(m, g, best)})
+    g2 = Gemm(**{**{f.name: getattr(g, f.name) for f in fields(g)}, "buffering": buf, "loop_order": order,
+                 "split": split})
+    split, chunks, Mc, Nc, Kc, bc, peers = comp.split_shape(g2, split)
+    plan = comp.plan_gemm(g2, Mc, Nc, Kc, bc, len(chunks), peers)
+    return Mapping(split, None, None, None, buf, order, plan.cbuf, fixed_ns(m, g.kind, plan.est))
+
+
+def _key(m: Machine, g: Gemm) -> tuple[Any, ...]:
+    o = m.options
+    opts = tuple((f.name, getattr(o, f.name)) for f in fields(o) if f.name not in ("flows", "counters", "reuse"))
+    shape = tuple(getattr(g, f.name) for f in fields(g) if f.name != "label")
+    return (repr(m.spec), opts, shape)
+
+
+def choose_gemm(m: Machine, g: Gemm) -> Mapping:
+    """The mapping the compiler runs ``g`` with on ``m`` (``SimOptions.mapper`` says how it is found)."""
+    key = _key(m, g)
+    hit = _CACHE.get(key)
+    if hit is not None:
+        return hit
+    mode = m.options.mapper
+    explicit_split = g.split not in ("auto", "tiles")
+    explicit_tiles = g.split != "tiles" and any(x is not None for x in (g.tile_m, g.tile_n, g.tile_k))
+    if mode == "off" or explicit_split or explicit_tiles or m.cores == 1 and g.split == "auto":
+        mp = _rules(m, g)
+    else:
+        cands = [(estimate_tiles(m, g, c), c) for c in tiles_candidates(m, g)]
+        if g.split == "auto":
+            for split in ("n", "m", "batch", "none"):
+                dim = {"n": g.N, "m": g.M, "batch": g.batch, "none": m.cores}[split]
+                if dim < m.cores and split != "none":
+                    continue
+                r = _rules(m, Gemm(**{**{f.name: getattr(g, f.name) for f in fields(g)}, "split": split}))
+                cands.append((r.est_ns, r))
+        cands.sort(key=lambda x: x[0])
+        est, best = cands[0]
+        mp = Mapping(**{**best.as_dict(), "est_ns": est, "how": "model"})
+        if mode == "search":
+            mp = _search(m, g, [Mapping(**{**c.as_dict(), "est_ns": e}) for e, c in cands[:SEARCH_TOP]])
+    if len(_CACHE) > 4096:
+        _CACHE.clear()
+    _CACHE[key] = mp
+    return mp
+
+
+def _search(m: Machine, g: Gemm, top: list[Mapping]) -> Mapping:
+    """Simulate each of ``top`` on its own and keep the fastest."""
+    from collectors.simulator.compiler import Compiler
+    from collectors.simulator.engine import simulate_segment
+    from collectors.simulator.program import Program
+
+    best: Mapping | None = None
+    for c in top:
+        prog = Program(m)
+        Compiler(m, prog).gemm(g, mapping=c)
+        seg = prog.segments[-1]
+        span = simulate_segment(seg, prog, m).span
+        done = Mapping(**{**c.as_dict(), "sim_ns": span, "how": "search"})
+        if best is None or span < (best.sim_ns or math.inf):
+            best = done
+    assert best is not None
+    return best
