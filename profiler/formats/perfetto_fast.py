@@ -23,11 +23,44 @@ import numpy as np
 import pyarrow as pa
 
 from profiler.builder import TraceBuilder
+from profiler.formats.perfetto_fields import (
+    ANN_ARGS,
+    ANN_BYTES,
+    ANN_DTYPE,
+    ANN_FLOPS,
+    F_DA_DOUBLE,
+    F_DA_JSON,
+    F_DA_NAME_IID,
+    F_DA_STRING_IID,
+    F_PKT_CHROME_EVENTS,
+    F_PKT_FIRST_PACKET_ON_SEQUENCE,
+    F_PKT_INCREMENTAL_STATE_CLEARED,
+    F_PKT_INTERNED_DATA,
+    F_PKT_SEQ_FLAGS,
+    F_PKT_SEQ_ID,
+    F_PKT_TIMESTAMP,
+    F_PKT_TRACK_DESCRIPTOR,
+    F_PKT_TRACK_EVENT,
+    F_TE_CATEGORY_IIDS,
+    F_TE_DEBUG_ANNOTATIONS,
+    F_TE_DOUBLE_COUNTER,
+    F_TE_FLOW_IDS,
+    F_TE_NAME_IID,
+    F_TE_TERMINATING_FLOW_IDS,
+    F_TE_TRACK_UUID,
+    F_TE_TYPE,
+    TYPE_COUNTER,
+    TYPE_INSTANT,
+    TYPE_SLICE_BEGIN,
+    TYPE_SLICE_END,
+)
+from profiler.formats.perfetto_proto import I64, LEN, VARINT
 from profiler.model import ImportStats
 
-_TE_FIELDS = {3, 4, 9, 10, 11, 44, 47, 48}
-_PKT_FIELDS = {8, 10, 11, 13}
-_DA_FIELDS = {1, 5, 9, 17}
+_TE_FIELDS = {F_TE_CATEGORY_IIDS, F_TE_DEBUG_ANNOTATIONS, F_TE_TYPE, F_TE_NAME_IID, F_TE_TRACK_UUID,
+              F_TE_DOUBLE_COUNTER, F_TE_FLOW_IDS, F_TE_TERMINATING_FLOW_IDS}
+_PKT_FIELDS = {F_PKT_TIMESTAMP, F_PKT_SEQ_ID, F_PKT_TRACK_EVENT, F_PKT_SEQ_FLAGS}
+_DA_FIELDS = {F_DA_NAME_IID, F_DA_DOUBLE, F_DA_JSON, F_DA_STRING_IID}
 _SPLIT_CLASS: Any = None
 _EMPTY_U64 = np.zeros(0, dtype=np.uint64)
 _EMPTY_I64 = np.zeros(0, dtype=np.int64)
@@ -108,12 +141,12 @@ def walk(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, allowed: set[int
         off = p
         length = np.zeros(msg.size, dtype=np.int64)
         nxt = np.empty(msg.size, dtype=np.int64)
-        w0 = wire == 0
+        w0 = wire == VARINT
         if w0.any():
             v, vl = _varints(buf, p[w0])
             value[w0] = v
             nxt[w0] = p[w0] + vl
-        w1 = wire == 1
+        w1 = wire == I64
         if w1.any():
             q = p[w1]
             raw = np.zeros(q.size, dtype=np.uint64)
@@ -121,7 +154,7 @@ def walk(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, allowed: set[int
                 raw |= buf[q + k].astype(np.uint64) << np.uint64(8 * k)
             value[w1] = raw
             nxt[w1] = q + 8
-        w2 = wire == 2
+        w2 = wire == LEN
         if w2.any():
             v, vl = _varints(buf, p[w2])
             off = p.copy()
@@ -198,8 +231,8 @@ class FastEvents:
         kind = self.kind
 
         # Pair begins and ends: on each track the begin at level d closes at the next end at level d.
-        sl = np.flatnonzero((kind == 1) | (kind == 2))
-        step = np.where(kind[sl] == 1, 1, -1)
+        sl = np.flatnonzero((kind == TYPE_SLICE_BEGIN) | (kind == TYPE_SLICE_END))
+        step = np.where(kind[sl] == TYPE_SLICE_BEGIN, 1, -1)
         tr = track[sl]
         order = np.argsort(tr, kind="stable")
         sl, step, tr = sl[order], step[order], tr[order]
@@ -249,10 +282,10 @@ class FastEvents:
             )
         else:
             sid = np.zeros(0, dtype=np.int64)
-        cm = np.flatnonzero(kind == 4)
+        cm = np.flatnonzero(kind == TYPE_COUNTER)
         if cm.size:
             b.add_counters(track[cm], ts[cm], self.value[cm])
-        for i in np.flatnonzero(kind == 3).tolist():
+        for i in np.flatnonzero(kind == TYPE_INSTANT).tolist():
             b.add_instant(int(track[i]), int(ts[i]), names.get(int(self.name_iid[i]), ""),
                           cats.get(int(self.cat_iid[i])), self.args.get(i))  # type: ignore[arg-type]
 
@@ -323,65 +356,69 @@ def decode_ours(data: bytes, n_header: int = 64) -> FastEvents | None:
     buf = np.zeros(len(data) + 16, dtype=np.uint8)
     buf[: len(data)] = np.frombuffer(data, dtype=np.uint8)
 
-    pf = walk(buf, starts, starts + lengths, _PKT_FIELDS | {12, 60, 5, 87, 41})
+    pf = walk(buf, starts, starts + lengths, _PKT_FIELDS | {F_PKT_INTERNED_DATA, F_PKT_TRACK_DESCRIPTOR, F_PKT_CHROME_EVENTS,
+                                                           F_PKT_FIRST_PACKET_ON_SEQUENCE, F_PKT_INCREMENTAL_STATE_CLEARED})
     if pf is None:
         return None
     is_te = np.zeros(lengths.size, dtype=bool)
-    is_te[pf.msg(11)] = True
+    is_te[pf.msg(F_PKT_TRACK_EVENT)] = True
     header_end = int(np.argmax(is_te)) if is_te.any() else lengths.size
     if is_te[header_end:].sum() != lengths.size - header_end:
         return None  # a non-event packet after the events
-    seq = pf.value(10)
+    seq = pf.value(F_PKT_SEQ_ID)
     if seq.size != lengths.size or (seq != seq[0]).any():
         return None
-    if (pf.msg(12) >= header_end).any():
+    if (pf.msg(F_PKT_INTERNED_DATA) >= header_end).any():
         return None  # interned data mid-stream: the general reader handles it
     header = [bytes(packets[i]) for i in range(header_end)]
 
-    ev_pkt = pf.msg(11)  # packet index of every event, in file order
+    ev_pkt = pf.msg(F_PKT_TRACK_EVENT)  # packet index of every event, in file order
     n = ev_pkt.size
-    ts = _first_value(pf, 8, lengths.size)[ev_pkt]
-    tf = walk(buf, pf.off(11), pf.off(11) + pf.length(11), _TE_FIELDS)
+    ts = _first_value(pf, F_PKT_TIMESTAMP, lengths.size)[ev_pkt]
+    te_off, te_len = pf.off(F_PKT_TRACK_EVENT), pf.length(F_PKT_TRACK_EVENT)
+    tf = walk(buf, te_off, te_off + te_len, _TE_FIELDS)
     if tf is None:
         return None
-    kind = _first_value(tf, 9, n).astype(np.int64)
-    if not np.isin(kind, (1, 2, 3, 4)).all():
+    kind = _first_value(tf, F_TE_TYPE, n).astype(np.int64)
+    if not np.isin(kind, (TYPE_SLICE_BEGIN, TYPE_SLICE_END, TYPE_INSTANT, TYPE_COUNTER)).all():
         return None
-    uuid = _first_value(tf, 11, n)
-    name_iid = _first_value(tf, 10, n).astype(np.int64)
-    cat_msg = tf.msg(3)
+    uuid = _first_value(tf, F_TE_TRACK_UUID, n)
+    name_iid = _first_value(tf, F_TE_NAME_IID, n).astype(np.int64)
+    cat_msg = tf.msg(F_TE_CATEGORY_IIDS)
     if np.bincount(cat_msg, minlength=1).max(initial=0) > 1:
         return None  # several categories on one event
     cat_iid = np.full(n, -1, dtype=np.int64)
-    cat_iid[cat_msg] = tf.value(3).astype(np.int64)
+    cat_iid[cat_msg] = tf.value(F_TE_CATEGORY_IIDS).astype(np.int64)
     value = np.zeros(n, dtype=np.float64)
-    value[tf.msg(44)] = tf.value(44).view(np.float64)
-    flow_event = np.concatenate([tf.msg(47), tf.msg(48)])
-    flow_id = np.concatenate([tf.value(47), tf.value(48)])
-    flow_term = np.concatenate([np.zeros(tf.msg(47).size, bool), np.ones(tf.msg(48).size, bool)])
+    value[tf.msg(F_TE_DOUBLE_COUNTER)] = tf.value(F_TE_DOUBLE_COUNTER).view(np.float64)
+    flow_event = np.concatenate([tf.msg(F_TE_FLOW_IDS), tf.msg(F_TE_TERMINATING_FLOW_IDS)])
+    flow_id = np.concatenate([tf.value(F_TE_FLOW_IDS), tf.value(F_TE_TERMINATING_FLOW_IDS)])
+    flow_term = np.concatenate([np.zeros(tf.msg(F_TE_FLOW_IDS).size, bool), np.ones(tf.msg(F_TE_TERMINATING_FLOW_IDS).size, bool)])
 
     flops = np.full(n, np.nan)
     nbytes = np.full(n, np.nan)
     dtype_iid = np.full(n, -1, dtype=np.int64)
     args: dict[int, str] = {}
-    if tf.msg(4).size:
-        owner = tf.msg(4)  # annotation -> event
-        df = walk(buf, tf.off(4), tf.off(4) + tf.length(4), _DA_FIELDS)
+    if tf.msg(F_TE_DEBUG_ANNOTATIONS).size:
+        owner = tf.msg(F_TE_DEBUG_ANNOTATIONS)  # annotation -> event
+        da_off, da_len = tf.off(F_TE_DEBUG_ANNOTATIONS), tf.length(F_TE_DEBUG_ANNOTATIONS)
+        df = walk(buf, da_off, da_off + da_len, _DA_FIELDS)
         if df is None:
             return None
-        ann_name = _first_value(df, 1, owner.size).astype(np.int64)
-        if ((ann_name < 1) | (ann_name > 4)).any():
+        ann_name = _first_value(df, F_DA_NAME_IID, owner.size).astype(np.int64)
+        if not np.isin(ann_name, (ANN_FLOPS, ANN_BYTES, ANN_DTYPE, ANN_ARGS)).all():
             return None
-        dm, dv = df.msg(5), df.value(5)
-        for iid, target in ((1, flops), (2, nbytes)):
+        dm, dv = df.msg(F_DA_DOUBLE), df.value(F_DA_DOUBLE)
+        for iid, target in ((ANN_FLOPS, flops), (ANN_BYTES, nbytes)):
             sel = ann_name[dm] == iid
             target[owner[dm[sel]]] = dv[sel].view(np.float64)
-        sm, sv = df.msg(17), df.value(17)
-        sel = ann_name[sm] == 3
+        sm, sv = df.msg(F_DA_STRING_IID), df.value(F_DA_STRING_IID)
+        sel = ann_name[sm] == ANN_DTYPE
         dtype_iid[owner[sm[sel]]] = sv[sel].astype(np.int64)
-        jm = df.msg(9)
-        sel = ann_name[jm] == 4
-        for e, o, ln in zip(owner[jm[sel]].tolist(), df.off(9)[sel].tolist(), df.length(9)[sel].tolist(), strict=True):
+        jm = df.msg(F_DA_JSON)
+        sel = ann_name[jm] == ANN_ARGS
+        for e, o, ln in zip(owner[jm[sel]].tolist(), df.off(F_DA_JSON)[sel].tolist(), df.length(F_DA_JSON)[sel].tolist(),
+                            strict=True):
             args[e] = data[o : o + ln].decode("utf-8", "replace")
     return FastEvents(header, kind, uuid, ts, name_iid, cat_iid, flops, nbytes, dtype_iid, args, value,
                       flow_event, flow_id, flow_term)

@@ -44,6 +44,35 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from profiler.formats import perfetto_proto as pp
+from profiler.formats.perfetto_fields import (
+    ANN_ARGS,
+    ANN_BYTES,
+    ANN_DTYPE,
+    ANN_FLOPS,
+    F_DA_DOUBLE,
+    F_DA_JSON,
+    F_DA_NAME_IID,
+    F_DA_STRING_IID,
+    F_PKT_SEQ_FLAGS,
+    F_PKT_SEQ_ID,
+    F_PKT_TIMESTAMP,
+    F_PKT_TRACK_EVENT,
+    F_TE_CATEGORY_IIDS,
+    F_TE_DEBUG_ANNOTATIONS,
+    F_TE_DOUBLE_COUNTER,
+    F_TE_FLOW_IDS,
+    F_TE_NAME_IID,
+    F_TE_TERMINATING_FLOW_IDS,
+    F_TE_TRACK_UUID,
+    F_TE_TYPE,
+    F_TRACE_PACKET,
+    SEQ_INCREMENTAL_STATE_CLEARED,
+    SEQ_NEEDS_INCREMENTAL_STATE,
+    TYPE_COUNTER,
+    TYPE_INSTANT,
+    TYPE_SLICE_BEGIN,
+    TYPE_SLICE_END,
+)
 from profiler.model import Trace
 
 SEQUENCE_ID = 1
@@ -52,20 +81,7 @@ FORMAT_VERSION = 1
 COUNTER_CHILD_UUID_BASE = 1 << 40
 FLOW_ID_OFFSET = 1
 
-# Interned debug-annotation names.
-ANN_FLOPS, ANN_BYTES, ANN_DTYPE, ANN_ARGS = 1, 2, 3, 4
 ANNOTATION_NAMES = {ANN_FLOPS: "flops", ANN_BYTES: "bytes", ANN_DTYPE: "dtype", ANN_ARGS: "args"}
-
-# TrackEvent.Type
-TYPE_SLICE_BEGIN, TYPE_SLICE_END, TYPE_INSTANT, TYPE_COUNTER = 1, 2, 3, 4
-SEQ_INCREMENTAL_STATE_CLEARED, SEQ_NEEDS_INCREMENTAL_STATE = 1, 2
-
-# Field numbers (perfetto/trace/trace_packet.proto, track_event.proto, debug_annotation.proto).
-F_TRACE_PACKET = 1
-F_PKT_TIMESTAMP, F_PKT_SEQ_ID, F_PKT_TRACK_EVENT, F_PKT_SEQ_FLAGS = 8, 10, 11, 13
-F_TE_TYPE, F_TE_NAME_IID, F_TE_TRACK_UUID, F_TE_CATEGORY_IIDS = 9, 10, 11, 3
-F_TE_DEBUG_ANNOTATIONS, F_TE_DOUBLE_COUNTER, F_TE_FLOW_IDS, F_TE_TERMINATING_FLOW_IDS = 4, 44, 47, 48
-F_DA_NAME_IID, F_DA_DOUBLE, F_DA_JSON, F_DA_STRING_IID = 1, 5, 9, 17
 
 
 def _dict_parts(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str | None]]:
