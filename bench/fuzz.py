@@ -72,6 +72,123 @@ def kineto_bytes() -> bytes:
     return gzip.decompress(KINETO_GZ.read_bytes())
 
 
+# ------------------------------------------------------------- attack cases
+#: Layouts of the whitespace in :func:`gzip_bomb`: between two events, inside one (between two
+#: keys), after the events array (before the closing brace).
+BOMB_LAYOUTS = {
+    "between": (b'{"traceEvents":[{"ph":"X","name":"a","pid":1,"tid":1,"ts":1,"dur":1},',
+                b'{"ph":"X","name":"b","pid":1,"tid":1,"ts":5,"dur":1}]}'),
+    "inside": (b'{"traceEvents":[{"ph":"X","name":"a","pid":1,"tid":1,"ts":1,"dur":1},{"ph":"X",',
+               b'"name":"b","pid":1,"tid":1,"ts":5,"dur":1}]}'),
+    "after": (b'{"traceEvents":[{"ph":"X","name":"a","pid":1,"tid":1,"ts":1,"dur":1}]',
+              b',"displayTimeUnit":"ns"}'),
+}
+
+
+def gzip_bomb(path: Path, content_bytes: int, layout: str = "between", block: int = 1 << 26) -> Path:
+    """A gzip file of ``content_bytes`` of JSON trace that is almost all whitespace (~1000:1).
+
+    One deflate block of whitespace is compressed once and repeated (each ends with a full flush,
+    so it refers to nothing before it); the trailer holds the real CRC and the size modulo 2**32,
+    so 2**32 + 64 MiB of content claims to be 64 MiB.  4 GiB take ~4 MB and a few seconds.
+    """
+    import struct
+    import zlib
+
+    head, tail = BOMB_LAYOUTS[layout]
+    ws_total = content_bytes - len(head) - len(tail)
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    with open(path, "wb") as f:
+        f.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff")  # gzip header, no name
+        f.write(c.compress(head) + c.flush(zlib.Z_FULL_FLUSH))
+        crc = zlib.crc32(head)
+        ws = b" " * min(block, max(ws_total, 0))
+        left = ws_total
+        if ws:
+            blk = c.compress(ws) + c.flush(zlib.Z_FULL_FLUSH)
+            while left >= len(ws):
+                f.write(blk)
+                crc = zlib.crc32(ws, crc)
+                left -= len(ws)
+        rest = b" " * left + tail
+        f.write(c.compress(rest) + c.flush())
+        crc = zlib.crc32(rest, crc)
+        f.write(struct.pack("<II", crc & 0xFFFFFFFF, content_bytes & 0xFFFFFFFF))
+    return path
+
+
+_X = {"ph": "X", "name": "a", "pid": 1, "tid": 1, "ts": 1, "dur": 1}
+_DEEP = "[" * 1000 + "]" * 1000
+
+
+def attack_json_cases() -> dict[str, bytes]:
+    """Small Chrome JSON inputs from the attack run: each once broke an importer."""
+    def doc(*events: dict[str, Any]) -> bytes:
+        return json.dumps({"traceEvents": list(events)}).encode()
+
+    return {
+        "lone_surrogate_name": b'{"traceEvents":[' + json.dumps(_X).encode() + b',{"ph":"X","name":"b\\udc80",'
+                               b'"pid":1,"tid":1,"ts":3,"dur":1},' + json.dumps({**_X, "ts": 5}).encode() + b"]}",
+        "lone_surrogate_args": b'{"traceEvents":[{"ph":"X","name":"a","pid":1,"tid":1,"ts":1,"dur":1,'
+                               b'"args":{"x":"\\ud800"}}]}',
+        "ts_past_int64_ns": doc({**_X, "ts": 9.3e15}, {**_X, "ts": 5}),
+        "ts_past_int64_ns_int": doc({**_X, "ts": 9_300_000_000_000_000}, {**_X, "ts": 5}),
+        "ts_plus_dur_overflow": doc({**_X, "ts": 9.0e15, "dur": 9.0e15}, {**_X, "ts": 5}),
+        "flow_on_thread_without_slices": doc(_X, {"ph": "s", "id": 1, "pid": 1, "tid": 2, "ts": 1, "name": "f", "cat": "c"},
+                                             {"ph": "f", "id": 1, "pid": 1, "tid": 3, "ts": 2, "name": "f", "cat": "c",
+                                              "bp": "e"}),
+        "args_nested_1000": ('{"traceEvents":[{"ph":"X","name":"a","pid":1,"tid":1,"ts":1,"dur":1,"args":{"x":'
+                             + _DEEP + "}}]}").encode(),
+        "header_nested_1000": ('{"traceEvents":[' + json.dumps(_X) + '],"otherData":' + _DEEP + "}").encode(),
+        "staircase_overlaps": doc(*[{**_X, "ts": i * 0.001, "dur": 10.0} for i in range(300)]),
+    }
+
+
+def attack_perfetto_cases() -> dict[str, bytes]:
+    """Perfetto files with a damaged ``accel_profiler`` metadata packet, and other attack cases."""
+    from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import Trace as PbTrace
+
+    def pf(meta: Any, chain: int = 1, instant_flow: bool = False, category_iid: bool = False) -> bytes:
+        t = PbTrace()
+        for u in range(1, chain + 1):
+            p = t.packet.add()
+            p.trusted_packet_sequence_id = 1
+            d = p.track_descriptor
+            d.uuid, d.name = u, f"t{u}"
+            if u > 1:
+                d.parent_uuid = u - 1
+        for ts, typ in ((10, 1), (15, 3), (20, 2)):
+            p = t.packet.add()
+            p.timestamp, p.trusted_packet_sequence_id = ts, 1
+            te = p.track_event
+            te.type, te.track_uuid = typ, chain
+            if typ != 2:
+                te.name = "s"
+            if typ == 3 and instant_flow:
+                te.flow_ids.append(7)
+            if typ == 1 and category_iid:
+                te.category_iids.append(42)
+        if meta is not None:
+            p = t.packet.add()
+            p.trusted_packet_sequence_id = 1
+            m = p.chrome_events.metadata.add()
+            m.name, m.string_value = "accel_profiler", json.dumps(meta)
+        return t.SerializeToString()
+
+    bad_meta = {"not_an_object": [1, 2], "metadata_list": {"version": 1, "metadata": [1]},
+                "counter_children_text": {"version": 1, "counter_children": {"a": "b"}},
+                "ts_offset_text": {"version": 1, "ts_offset_ns": "x"}, "flow_offset_null": {"version": 1, "flow_id_offset": None},
+                "flow_names_no_index": {"version": 1, "flow_names": {"ids": [1]}},
+                "flow_names_bad_index": {"version": 1, "flow_names": {"ids": [1], "index": [5], "names": []}},
+                "reversed_flows_number": {"version": 1, "reversed_flows": 5},
+                "extra_number": {"version": 1, "metadata": {"extra": 5}}}
+    out = {f"meta_{k}": pf(v) for k, v in bad_meta.items()}
+    out["flow_id_on_instant"] = pf(None, instant_flow=True)
+    out["category_not_interned"] = pf(None, category_iid=True)
+    out["track_parent_chain_2000"] = pf(None, chain=2000)
+    return out
+
+
 # ---------------------------------------------------------- the property
 class UnexpectedError(AssertionError):
     """An exception other than the project's own, or an own error that does not name the file."""
@@ -374,6 +491,24 @@ def check_budget_struct(x: tuple[int, list[Any]]) -> None:
     _budget_check(toml_doc(edit_doc(doc, edits)).encode())
 
 
+def check_attack(x: tuple[str, list[Any] | None]) -> None:
+    """An attack case as it is, or mutated."""
+    name, ops = x
+    cases = {**attack_json_cases(), **attack_perfetto_cases()}
+    data = cases[name] if not ops else mutate(cases[name], ops)
+    suffix = ".pftrace" if name in attack_perfetto_cases() else ".json"
+    expect_trace_or_format_error(_read_trace(None), _file(f"attack{suffix}", data))
+    if suffix == ".json":
+        from profiler.formats.json_stream import read_json_streaming
+
+        expect_trace_or_format_error(lambda p: read_json_streaming(p), _file("attack_s.json", data))
+
+
+@functools.cache
+def attack_names() -> list[str]:
+    return sorted({**attack_json_cases(), **attack_perfetto_cases()})
+
+
 def targets() -> list[Target]:
     pick = st.integers(0, 63)
     return [
@@ -389,6 +524,7 @@ def targets() -> list[Target]:
         Target("spec_toml_bytes", lambda: st.tuples(pick, mutations), check_spec_bytes),
         Target("budget_toml_struct", lambda: st.tuples(pick, TOML_EDITS), check_budget_struct),
         Target("budget_toml_bytes", lambda: st.tuples(pick, mutations), check_budget_bytes),
+        Target("attack_cases", lambda: st.tuples(st.sampled_from(attack_names()), st.none() | mutations), check_attack),
     ]
 
 

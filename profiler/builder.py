@@ -388,16 +388,18 @@ class TraceBuilder:
         track = track.copy()
         dur_copy = dur.copy()
         lanes: dict[int, int] = {}  # lane track -> the track it relieves
-        for _ in range(64):
+        for round_ in range(128):
             nst = nest(track, ts, dur_copy)
             over = nst.overhang
             if not over.any():
                 return nst.order, nst.depth, nst.parent, track, dur_copy
             # Clamp only a child that still starts inside its parent: when the nesting itself is
             # broken (the inferred parent ends before the child starts) the child needs a lane.
+            # A clamp settles one level per round, so a long staircase of small overhangs would
+            # need as many rounds as it has steps: after 32 rounds overhangs go to lanes only.
             dur_sorted = dur_copy[nst.order]
             fits = dur_sorted - over > 0
-            small = (over > 0) & (over <= self.clamp_tolerance_ns) & fits
+            small = (over > 0) & (over <= self.clamp_tolerance_ns) & fits & (round_ < 32)
             if small.any():
                 rows = nst.order[small]
                 dur_copy[rows] -= over[small]
@@ -418,6 +420,9 @@ class TraceBuilder:
         import heapq
 
         moved = 0
+        n_lanes: dict[int, int] = {}  # track -> lanes beside it so far (a count, not a scan of all lanes)
+        for v in lanes.values():
+            n_lanes[v] = n_lanes.get(v, 0) + 1
         order = rows[np.lexsort((-dur[rows], ts[rows], track[rows]))]
         by_track: dict[int, list[int]] = {}
         for r in order.tolist():
@@ -427,15 +432,16 @@ class TraceBuilder:
             while base in lanes:  # a lane's overflow goes beside the original track
                 base = lanes[base]
             info = self._tracks[base]
+            base_attrs = json.loads(info["attrs"]) if info["attrs"] else {}
             free: list[tuple[int, int]] = []  # (end, lane id) of this round's lanes
             for r in rs:
                 start, end = int(ts[r]), int(ts[r] + dur[r])
                 if free and free[0][0] <= start:
                     _, lane = heapq.heappop(free)
                 else:
-                    attrs = json.loads(info["attrs"]) if info["attrs"] else {}
-                    attrs["lane_of"] = base
-                    n = sum(1 for v in lanes.values() if v == base) + 2
+                    attrs = {**base_attrs, "lane_of": base}
+                    n_lanes[base] = n_lanes.get(base, 0) + 1
+                    n = n_lanes[base] + 1
                     lane = self.add_track(f"{info['name']} (overlap {n})", info["kind"], info["parent"],
                                           info["device"], attrs, sort_index=info["sort_index"])
                     lanes[lane] = base

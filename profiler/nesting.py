@@ -77,6 +77,30 @@ def canonical_order(track: np.ndarray, ts: np.ndarray, dur: np.ndarray) -> np.nd
     return order
 
 
+def parents_from_depth(depth: np.ndarray) -> np.ndarray:
+    """Parent of each slice in canonical order: the last slice before it one level up (-1 at depth 0).
+
+    One sort of (depth, position) and one sorted search, O(n log n) whatever the depth: a loop
+    over depth levels cost O(n * depth), minutes for 100k fully nested slices.
+    """
+    depth = np.asarray(depth, dtype=np.int64)
+    n = depth.size
+    parent = np.full(n, -1, dtype=np.int64)
+    if n == 0:
+        return parent
+    idx = np.arange(n, dtype=np.int64)
+    key = depth * n + idx  # (depth, position) packed: depth <= n, so it fits int64 below 3e9 slices
+    order = np.argsort(key, kind="stable")
+    keys = key[order]
+    child = np.flatnonzero(depth > 0)
+    # Rightmost entry below (depth - 1, own position): the last slice one level up that comes first.
+    at = np.searchsorted(keys, (depth[child] - 1) * n + child, side="left") - 1
+    cand = order[np.maximum(at, 0)]
+    ok = (at >= 0) & (depth[cand] == depth[child] - 1)
+    parent[child[ok]] = cand[ok]
+    return parent
+
+
 def nest(track: np.ndarray, ts: np.ndarray, dur: np.ndarray) -> Nesting:
     """Sort slices canonically (track, ts, longest first) and compute depth and parent.
 
@@ -129,16 +153,7 @@ def nest(track: np.ndarray, ts: np.ndarray, dur: np.ndarray) -> Nesting:
     depth = (local_idx - zcum - p).astype(np.int32)
     np.maximum(depth, 0, out=depth)
 
-    parent = np.full(n, -1, dtype=np.int64)
-    idx = np.arange(n, dtype=np.int64)
-    max_depth = int(depth.max())
-    for d in range(1, max_depth + 1):
-        at_d = depth == d
-        if not at_d.any():
-            continue
-        cand = np.where(depth == d - 1, idx, -1)
-        last = np.maximum.accumulate(cand)
-        parent[at_d] = last[at_d]
+    parent = parents_from_depth(depth)
     overhang = np.zeros(n, dtype=np.int64)
     has_parent = parent >= 0
     overhang[has_parent] = np.maximum(en[has_parent] - en[parent[has_parent]], 0)

@@ -206,7 +206,7 @@ CHROME_CASES: dict[str, tuple[list[Any], str]] = {
     "unknown_phase": ([{**_X, "ph": "Q"}], "unknown_phase"),
     "phase_not_a_string": ([{**_X, "ph": 5}], "ph_wrong_type"),
     "ts_not_a_number": ([{**_X, "ts": "abc"}], "ts_not_a_number"),
-    "ts_out_of_range": ([{**_X, "ts": 1e300}], "ts_not_a_number"),
+    "ts_out_of_range": ([{**_X, "ts": 1e300}], "ts_out_of_range"),
     "missing_ts": ([{k: v for k, v in _X.items() if k != "ts"}], "missing_ts"),
     "pid_wrong_type": ([{**_X, "pid": [1]}], "pid_wrong_type"),
     "event_not_an_object": ([5], "event_not_an_object"),

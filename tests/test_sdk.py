@@ -628,3 +628,297 @@ def test_bad_values_raise_in_the_caller_and_corrupt_nothing(sdk, tmp_path, expec
             instant("i")
     df = read_trace(out).slices_df()
     assert df["name"].astype(str).tolist() == ["load"] and df["flops"].tolist() == [3.0]
+
+
+# ------------------------------------------------- signals, forks, memory, writes: real processes
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _child_env(impl: str) -> dict[str, str]:
+    return {**os.environ, "ACCEL_PROFILER_SDK": impl, "PYTHONPATH": ROOT}
+
+
+def _run_script(tmp_path, impl: str, code: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ``code`` as a script in a fresh interpreter (killed, never left behind, on timeout)."""
+    script = tmp_path / "child.py"
+    script.write_text(code)
+    return subprocess.run([sys.executable, "-W", "ignore", str(script), *args], env=_child_env(impl), cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _names(path) -> list[str]:
+    return sorted(read_trace(path).slices_df()["name"].astype(str).tolist())
+
+
+SIGNAL_CHILD = """
+import signal, sys, time
+from collectors.runtime import start, region
+if sys.argv[3] == "chain":
+    def previous(signum, frame):
+        print("previous handler", signum, flush=True)
+        sys.exit(3)
+    signal.signal(getattr(signal, sys.argv[2]), previous)
+start(sys.argv[1])
+with region("setup", flops=1.0, engine="mxu"):
+    pass
+print("ready", flush=True)
+while True:
+    with region("work"):
+        time.sleep(0.002)
+"""
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("mode", ["default", "chain"])
+def test_sigterm_and_sighup_write_the_trace_then_go_on(tmp_path, impl, signame, mode) -> None:
+    """The trace is written, then the default action (death by the signal) or the previous handler."""
+    import signal
+
+    out = tmp_path / "killed.pftrace"
+    script = tmp_path / "child.py"
+    script.write_text(SIGNAL_CHILD)
+    proc = subprocess.Popen([sys.executable, "-W", "ignore", str(script), str(out), signame, mode],
+                            env=_child_env(impl), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        time.sleep(0.3)
+        proc.send_signal(getattr(signal, signame))
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if mode == "default":
+        assert proc.returncode == -getattr(signal, signame), stderr
+    else:
+        assert proc.returncode == 3 and "previous handler" in stdout, stderr
+    names = _names(out)
+    assert names[0] == "setup" and set(names[1:]) == {"work"} and len(names) > 1
+
+
+SIGNAL_SAFE_CHILD = """
+import signal, sys, time
+from collectors.runtime import session, region, counter, instant
+calls = []  # list.append: a handler may interrupt a handler, a += could lose a count
+def handler(signum, frame):
+    calls.append(1)
+    with region("in_handler", flops=1.0, engine="irq"):
+        instant("irq_point")
+    with region(f"handler_site_{len(calls) % 40}"):
+        counter("fired", 1.0)
+signal.signal(signal.SIGALRM, handler)
+n = 0
+with session(sys.argv[1]) as s:
+    signal.setitimer(signal.ITIMER_REAL, 0.0003, 0.0003)
+    t_end = time.monotonic() + 1.5
+    while time.monotonic() < t_end:
+        # a new site on every call: the main thread keeps interning while signals arrive
+        with region(f"main_{n}", engine=f"e{n % 5}", flops=float(n)):
+            instant("tick")
+        counter("n", n)
+        n += 1
+    signal.setitimer(signal.ITIMER_REAL, 0, 0)
+print(len(calls), n)
+"""
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_regions_in_a_signal_handler_neither_deadlock_nor_corrupt(tmp_path, impl) -> None:
+    """A handler records (new sites, points, counters) thousands of times while the main thread
+    is interning sites and recording: nothing waits, nothing is lost, nothing is mismatched."""
+    out = tmp_path / "signals.trace"
+    res = _run_script(tmp_path, impl, SIGNAL_SAFE_CHILD, str(out), timeout=90)
+    assert res.returncode == 0, res.stderr[-3000:]
+    fired, n = map(int, res.stdout.split())
+    assert fired > 100 and n > 100
+    tr = read_trace(out)
+    df = tr.slices_df()
+    names = df["name"].astype(str)
+    assert (names == "in_handler").sum() == fired
+    assert names.str.startswith("handler_site_").sum() == fired
+    main = df[names.str.startswith("main_")]
+    assert len(main) == n
+    assert (main["flops"] == main["name"].astype(str).str[5:].astype(float)).all()  # numbers stay with their region
+    inst = tr.instants_df()
+    assert (inst["name"] == "tick").sum() == n and (inst["name"] == "irq_point").sum() == fired
+    tracks = tr.tracks_df().set_index("id")
+    irq_points = inst[inst["name"] == "irq_point"]
+    assert set(tracks.loc[irq_points["track"], "name"]) <= {"MainThread"}
+    c = tr.counters_df()
+    by_track = {tracks.loc[k, "name"]: sorted(g["value"].tolist()) for k, g in c.groupby("track")}
+    assert by_track == {"n": [float(i) for i in range(n)], "fired": [1.0] * fired}
+    assert tr.metadata.import_stats.dropped == {}
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_memory_limit_drops_and_counts_and_keeps_regions_whole(impl, tmp_path) -> None:
+    limit = 1 << 20
+    n = 150_000
+    prev = rt.implementation()
+    rt.use(impl)
+    try:
+        with pytest.warns(RuntimeWarning, match="memory limit"):
+            with session(memory_limit=limit) as s:
+                with rt.region("outer"):
+                    for i in range(n):
+                        with rt.region("r", flops=float(i)) if i % 2 else rt.region("b"):
+                            with rt.region("inner"):
+                                pass
+                        counter("c", i)
+                        instant("i")
+    finally:
+        rt.use(prev)
+    tr = s.trace
+    st = tr.metadata.import_stats
+    df = tr.slices_df()
+    kept_points = len(tr.instants_df()) + len(tr.counters_df())
+    assert len(df) + kept_points + st.dropped["sdk_memory_limit"] == 1 + 2 * n + 2 * n
+    assert len(df) < n  # most was refused
+    # what was kept fits the budget (stream words; points and counters as estimated)
+    assert st.events_read * 8 <= limit
+    outer = df[df["name"] == "outer"].iloc[0]
+    assert outer["depth"] == 0 and outer["ts"] + outer["dur"] < tr.metadata.extra["session_stop_ns"]
+    assert st.repaired == {} and set(st.dropped) == {"sdk_memory_limit"}
+    kept = df[df["name"] != "outer"]
+    assert (kept[kept["name"] == "inner"]["depth"] == 2).all() and (kept[kept["name"] != "inner"]["depth"] == 1).all()
+    r = kept[kept["name"] == "r"]
+    assert len(r) and (r["flops"] % 2 == 1).all()
+
+
+MEMORY_CHILD = """
+import sys
+import collectors.runtime as rt
+from collectors.runtime import session, region
+
+def rss_kb():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+s = session(memory_limit=int(sys.argv[1])).start()
+step = rt.Region("step")
+before = rss_kb()
+for _ in range(2_000_000):
+    with step:
+        pass
+grown = rss_kb() - before
+tr = s.stop()
+print(grown, len(tr.slices), tr.metadata.import_stats.dropped.get("sdk_memory_limit", 0))
+"""
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_memory_limit_bounds_resident_memory(tmp_path, impl) -> None:
+    """2M regions need 32 MB of events; with a 2 MB limit the process grows by a few MB."""
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("needs /proc (Linux)")
+    res = _run_script(tmp_path, impl, MEMORY_CHILD, str(2 << 20), timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    grown_kb, kept, dropped = map(int, res.stdout.split())
+    assert kept + dropped == 2_000_000 and kept <= (2 << 20) // 16
+    assert grown_kb < 12 * 1024, f"grew by {grown_kb} kB"
+
+
+FORK_CHILD = """
+import os, sys
+from collectors.runtime import start, stop, region
+out = sys.argv[1]
+start(out)
+with region("before_fork"):
+    pass
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(w)
+    os.read(r, 1)  # the parent has written its file
+    with region("in_child", flops=1.0):
+        pass
+    sys.exit(0)  # normal exit: the child's session writes at exit
+os.close(r)
+with region("after_fork"):
+    pass
+stop()
+os.write(w, b"x")
+_, status = os.waitpid(pid, 0)
+print(pid, os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_forked_child_writes_its_own_file_and_the_parent_keeps_its_regions(tmp_path, impl) -> None:
+    from collectors.runtime.session import pid_path
+
+    out = tmp_path / "run.pftrace"
+    res = _run_script(tmp_path, impl, FORK_CHILD, str(out))
+    assert res.returncode == 0, res.stderr[-3000:]
+    pid, code = map(int, res.stdout.split())
+    assert code == 0
+    assert _names(out) == ["after_fork", "before_fork"]
+    child = pid_path(out, pid)
+    assert child == tmp_path / f"run.{pid}.pftrace"
+    ct = read_trace(child)
+    assert ct.slices_df()["name"].astype(str).tolist() == ["in_child"]
+    assert ct.metadata.extra["parent_pid"] != pid and ct.metadata.extra["pid"] == pid
+
+
+MP_CHILD = """
+import multiprocessing as mp, sys
+from collectors.runtime import session, region
+
+def work(i):
+    with region("child_work", flops=float(i)):
+        pass
+
+if __name__ == "__main__":
+    with session(sys.argv[1]):
+        with region("parent"):
+            ps = [mp.get_context("fork").Process(target=work, args=(i,)) for i in range(2)]
+            for p in ps:
+                p.start()
+            for p in ps:
+                p.join()
+    print(" ".join(str(p.pid) for p in ps))
+"""
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_multiprocessing_children_write_their_traces(tmp_path, impl) -> None:
+    out = tmp_path / "mp.json"
+    res = _run_script(tmp_path, impl, MP_CHILD, str(out))
+    assert res.returncode == 0, res.stderr[-3000:]
+    pids = [int(p) for p in res.stdout.split()]
+    assert _names(out) == ["parent"]
+    for i, pid in enumerate(pids):
+        df = read_trace(tmp_path / f"mp.{pid}.json").slices_df()
+        assert df["name"].astype(str).tolist() == ["child_work"] and df["flops"].tolist() == [float(i)]
+
+
+ATOMIC_CHILD = """
+import os, resource, signal, sys
+from collectors.runtime import session, region
+out = sys.argv[1]
+with session(out):
+    with region("small"):
+        pass
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # over the limit, write() fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), resource.RLIM_INFINITY))
+try:
+    with session(out):
+        for i in range(20000):
+            with region(f"big_{i % 500}", flops=float(i), args={"i": i % 7}):
+                pass
+except OSError as e:  # EFBIG, or a writer's own message about a short write
+    print("failed", type(e).__name__)
+"""
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("suffix", [".pftrace", ".json", ".json.gz", ".trace"])
+def test_a_failed_write_keeps_the_previous_trace(tmp_path, impl, suffix) -> None:
+    """A write that fails part way (file size limit: what a full disk does) leaves the old file."""
+    out = tmp_path / f"run{suffix}"
+    res = _run_script(tmp_path, impl, ATOMIC_CHILD, str(out), str(12 * 1024))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.split() == ["failed", "OSError"]
+    assert _names(out) == ["small"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["child.py", out.name]  # no temporaries left

@@ -20,8 +20,11 @@ FORMATS = ("text", "md", "json", "junit")
 def emit(text: str, output: str | None) -> None:
     """Write to a file (``-o``) or stdout."""
     if output:
+        from profiler.atomic import atomic_path
+
         try:
-            Path(output).write_text(text, encoding="utf-8")
+            with atomic_path(output) as tmp:  # all or nothing: a failed write keeps the old report
+                tmp.write_text(text, encoding="utf-8")
         except OSError as exc:
             raise InputError(f"{output}: cannot write: {exc.strerror}") from None
     else:

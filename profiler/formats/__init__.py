@@ -107,40 +107,64 @@ def read_trace(path: str | Path, fmt: str | None = None, *, stream: bool | None 
     """Read any supported trace file; the format is detected from content unless given.
 
     JSON files larger than :func:`profiler.formats.json_stream.stream_threshold` (uncompressed)
-    are read piece by piece with bounded memory; ``stream`` forces either way.
+    are read piece by piece with bounded memory; ``stream`` forces either way.  A gzip file whose
+    trailer understates its size switches to the streaming reader once the content passes the
+    threshold.  No reader takes more than :func:`profiler.formats.source.content_limit` bytes
+    of content (``ACCEL_PROFILER_MAX_BYTES``).
     """
     name = fmt or detect_format(path)
     if name not in FORMATS:
         raise UnknownFormatError(str(path), f"unknown format {name!r}")
+    reader = FORMATS[name].load("reader")
     if name in ("kineto", "chrome_json") and stream is not False:
         from profiler.formats import json_stream
+        from profiler.formats.source import StreamInstead, stream_past
 
-        if stream or json_stream.uncompressed_size(path) > json_stream.stream_threshold():
+        limit = json_stream.stream_threshold()
+        if stream or json_stream.uncompressed_size(path) > limit:
             return json_stream.read_json_streaming(path, name)
-    trace: Trace = FORMATS[name].load("reader")(path)
+        try:  # gzip gives its size only modulo 2**32: switch once the content proves larger
+            with stream_past(limit):
+                out: Trace = reader(path)
+            return out
+        except StreamInstead:
+            return json_stream.read_json_streaming(path, name)
+    trace: Trace = reader(path)
     return trace
 
 
 def write_trace(trace: Trace, path: str | Path, fmt: str | None = None) -> str:
-    """Write ``trace`` to ``path`` in ``fmt`` (or the format its extension names); returns the format."""
+    """Write ``trace`` to ``path`` in ``fmt`` (or the format its extension names); returns the format.
+
+    All or nothing: the file is written to a temporary sibling and renamed over ``path``
+    (:mod:`profiler.atomic`), so an interrupted or failed write leaves the old file as it was.
+    """
+    from profiler.atomic import atomic_path
+
     name = format_for_output(path, fmt)
     writer = FORMATS[name].load("writer")
+    if name == "trace":
+        writer(trace, path)  # save_trace replaces the directory as a whole itself
+        return name
+    if Path(path).is_dir():
+        raise TraceFormatError(str(path), "is a directory", f"a {name} output is a file")
     gz = str(path).lower().endswith(".gz")
-    if gz and name != "trace":
-        import gzip
-        import tempfile
+    with atomic_path(path) as out:
+        if gz:
+            import gzip
+            import tempfile
 
-        with tempfile.NamedTemporaryFile(suffix=Path(str(path)[:-3]).suffix, delete=False) as tmp:
-            tmp_path = Path(tmp.name)
-        try:
-            writer(trace, tmp_path)
-            with open(tmp_path, "rb") as src, gzip.open(path, "wb", compresslevel=6) as dst:
-                while chunk := src.read(1 << 20):
-                    dst.write(chunk)
-        finally:
-            tmp_path.unlink(missing_ok=True)
-    else:
-        writer(trace, path)
+            with tempfile.NamedTemporaryFile(suffix=Path(str(path)[:-3]).suffix, delete=False) as tmp:
+                plain = Path(tmp.name)
+            try:
+                writer(trace, plain)
+                with open(plain, "rb") as src, gzip.open(out, "wb", compresslevel=6) as dst:
+                    while chunk := src.read(1 << 20):
+                        dst.write(chunk)
+            finally:
+                plain.unlink(missing_ok=True)
+        else:
+            writer(trace, out)
     return name
 
 

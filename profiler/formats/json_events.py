@@ -22,6 +22,7 @@ import gc
 import json
 import math
 import mmap
+import os
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -36,7 +37,7 @@ import orjson
 import pyarrow as pa
 
 from profiler.errors import TraceFormatError
-from profiler.formats.source import GZIP_MAGIC, read_bytes
+from profiler.formats.source import GZIP_MAGIC, content_limit, read_bytes, too_large
 from profiler.model import ImportStats
 
 _EMPTY = msgspec.Raw(b"")
@@ -78,6 +79,9 @@ _EVENTS = msgspec.json.Decoder(list[Event])
 _EVENTS_EXACT = msgspec.json.Decoder(list[EventExactTs])
 _TS_SAMPLE = re.compile(rb'"ts"\s*:\s*-?(\d{13,})')
 _TS_TEXT = msgspec.json.Decoder(list[_TsText])
+#: Nanosecond value given to a timestamp that is a number but does not fit int64 nanoseconds
+#: (its valid flag is False): the importer counts those as ``ts_out_of_range``, not as non-numbers.
+TS_OUT_OF_RANGE = np.iinfo(np.int64).min
 #: Below this many microseconds float64 keeps every 3-decimal value apart (ulp < 1 ns), so
 #: :func:`us_to_ns` is exact; 2**43 us is about 100 days.
 EXACT_FLOAT_US = float(2**43)
@@ -139,12 +143,75 @@ def _map_plain_file(path: str | Path) -> bytes | None:
         with open(path, "rb") as f:
             if f.read(2) == GZIP_MAGIC:
                 return None
+            size = os.fstat(f.fileno()).st_size
+            if size > content_limit():
+                raise too_large(path, content_limit())
             return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)  # type: ignore[return-value]
     except (OSError, ValueError):
         return None
 
 
+class _LoneSurrogates(Exception):
+    """The text holds a \\uXXXX escape of half a UTF-16 pair, which msgspec and orjson refuse."""
+
+
+#: An escaped backslash (kept), a whole surrogate pair (kept), or half of one (replaced).
+_SURROGATE_ESC = re.compile(rb"\\(?:\\|u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|u[dD][89a-fA-F][0-9a-fA-F]{2})")
+_REPLACEMENT_ESC = b"\\ufffd"
+#: Nesting deeper than msgspec and orjson decode (both stop near 1000 levels).
+MAX_DEPTH_MESSAGE = "values nested too deeply (1000 levels or more)"
+
+
+def repair_surrogates(data: bytes | bytearray | memoryview) -> tuple[bytes, int]:
+    """``data`` with every lone surrogate escape (``\\udc80``) replaced by ``\\ufffd``, and how many.
+
+    The replacement has the same length, so byte offsets (damage positions, cut points) stay
+    valid.  Escaped backslashes are matched as a unit, so ``\\\\udc80`` (a backslash, then text) is
+    left alone.  Python's own ``json`` would accept the escape, but the string cannot become
+    UTF-8 (Arrow, Parquet, Perfetto), so the character is replaced as invalid UTF-8 is.
+    """
+    n = 0
+
+    def sub(m: re.Match[bytes]) -> bytes:
+        nonlocal n
+        g = m.group(0)
+        if len(g) != 6:  # an escaped backslash or a whole pair
+            return g
+        n += 1
+        return _REPLACEMENT_ESC
+
+    out = _SURROGATE_ESC.sub(sub, bytes(data))
+    return out, n
+
+
+def _has_lone_surrogate(exc: Exception, text: bytes | bytearray | memoryview) -> bool:
+    """Did decoding ``text`` fail on a lone surrogate escape?  msgspec says so for a lone low
+    half but reports a lone high half as "truncated", so the text is looked at (failures only)."""
+    if "surrogate" in str(exc):
+        return True
+    return any(len(m.group(0)) == 6 for m in _SURROGATE_ESC.finditer(bytes(text)))
+
+
 def decode_bytes(data: bytes, path: str, stats: ImportStats) -> Decoded:
+    """Decode a whole JSON trace text.  Lone surrogate escapes are repaired (and counted) first
+    when decoding meets one; nesting beyond the decoders' depth is a TraceFormatError."""
+    try:
+        return _decode_bytes(data, path, stats)
+    except _LoneSurrogates:
+        pass
+    except RecursionError:
+        raise TraceFormatError(path, MAX_DEPTH_MESSAGE) from None
+    fixed, n = repair_surrogates(data)
+    stats.repair("lone_surrogate_replaced", n)
+    try:
+        return _decode_bytes(fixed, path, stats)
+    except _LoneSurrogates:  # cannot happen: the repair leaves no lone surrogate to find
+        raise TraceFormatError(path, "invalid UTF-16 surrogate escape") from None
+    except RecursionError:
+        raise TraceFormatError(path, MAX_DEPTH_MESSAGE) from None
+
+
+def _decode_bytes(data: bytes, path: str, stats: ImportStats) -> Decoded:
     start = _first_non_space(data)
     if start >= len(data):
         raise TraceFormatError(path, "empty file", where="byte 0")
@@ -163,7 +230,11 @@ def decode_bytes(data: bytes, path: str, stats: ImportStats) -> Decoded:
         data = bytes(data)  # the slow paths slice and hand it to orjson: plain bytes (a mapped file is not)
         try:
             top = _TOP.decode(data)
-        except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec: bad UTF-8 in a string
+        except msgspec.DecodeError as exc:
+            if _has_lone_surrogate(exc, data):
+                raise _LoneSurrogates from None
+            return _damaged_object(data, path, stats, start)
+        except UnicodeDecodeError:  # msgspec: bad UTF-8 in a string
             return _damaged_object(data, path, stats, start)
         except msgspec.ValidationError as exc:
             raise TraceFormatError(path, "not a trace-event JSON object", str(exc), where="byte 0") from None
@@ -240,6 +311,10 @@ def _decode_list(text: bytes | memoryview) -> list[Event]:
         if huge:
             return cast(list[Event], _EVENTS_EXACT.decode(text))
         return _EVENTS.decode(text)
+    except msgspec.DecodeError as exc:
+        if _has_lone_surrogate(exc, text):
+            raise _LoneSurrogates from None
+        raise
     except UnicodeDecodeError as exc:  # msgspec raises this (not DecodeError) for bad UTF-8 in a string
         raise msgspec.DecodeError(f"JSON is malformed: invalid UTF-8 (byte {exc.start})") from None
 
@@ -338,6 +413,8 @@ def _tolerant(raw: bytes, path: str, stats: ImportStats) -> list[Event]:
     try:
         items = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if _has_lone_surrogate(exc, raw):
+            raise _LoneSurrogates from None
         # orjson refuses numbers beyond float64 (1e999); Python's parser reads them as inf, which
         # the event checks then drop and count (one bad value must not cost the whole file).
         try:
@@ -470,7 +547,12 @@ def raw_numbers_to_ns_present(raws: Sequence[msgspec.Raw] | Sequence[bytes]) -> 
             return (*_slow_ns(arr, valid), present)
     words = np.frombuffer(dec.buffers()[1], dtype=np.int64)[2 * dec.offset : 2 * (dec.offset + n)]
     ns = words[0::2].copy()
-    ns[~valid] = 0
+    # The decimal is 128 bits: where its high word is not the low word's sign, the value does not fit int64.
+    out_of_range = valid & (words[1::2] != (ns >> 63))
+    if out_of_range.any():
+        valid = valid & ~out_of_range
+        ns[out_of_range] = TS_OUT_OF_RANGE
+    ns[~valid & ~out_of_range] = 0
     return ns, valid, present
 
 
@@ -483,7 +565,10 @@ def _round_decimal(arr: pa.Array, valid: np.ndarray) -> np.ndarray:
     n = len(arr)
     words = np.frombuffer(r.buffers()[1], dtype=np.int64)[2 * r.offset : 2 * (r.offset + n)]
     ns = words[0::2].copy()
+    bad = valid & (words[1::2] != (ns >> 63))
     ns[~valid] = 0
+    ns[bad] = TS_OUT_OF_RANGE
+    valid &= ~bad
     return ns
 
 
@@ -497,8 +582,12 @@ def _slow_ns(arr: pa.Array, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             continue
         try:
             d = Decimal(s) * 1000
-            if not d.is_finite() or abs(d) >= 2**63:
+            if not d.is_finite():
                 raise InvalidOperation
+            if abs(d) >= 2**63:
+                ns[i] = TS_OUT_OF_RANGE
+                valid[i] = False
+                continue
             ns[i] = int(d.to_integral_value())
         except (InvalidOperation, ValueError):
             valid[i] = False

@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 from profiler.builder import TraceBuilder
 from profiler.formats.json_events import (
     EXACT_FLOAT_US,
+    TS_OUT_OF_RANGE,
     Decoded,
     Event,
     EventExactTs,
@@ -345,12 +346,14 @@ class JsonImporter:
         code = np.array([_PHASES.get(k[0], UNKNOWN) for k in keys], dtype=np.int8)[combo]
         stats.drop("unknown_phase", int((code == UNKNOWN).sum()))
         ts, ts_ok, ts_present = self._timestamps()
+        needs_ts = (code != META) & (code != UNKNOWN)
+        beyond = needs_ts & ts_present & ~ts_ok & (ts == TS_OUT_OF_RANGE)  # numbers past int64 ns
         base = self._time_base()
         if base:
             ts = ts + np.int64(base)
-        needs_ts = (code != META) & (code != UNKNOWN)
         stats.drop("missing_ts", int((needs_ts & ~ts_present).sum()))
-        stats.drop("ts_not_a_number", int((needs_ts & ts_present & ~ts_ok).sum()))
+        stats.drop("ts_out_of_range", int(beyond.sum()))
+        stats.drop("ts_not_a_number", int((needs_ts & ts_present & ~ts_ok & ~beyond).sum()))
         code = np.where(needs_ts & ~ts_ok, UNKNOWN - 1, code)  # -1: dropped, counted above
 
         self._read_meta(np.flatnonzero(code == META))
@@ -463,7 +466,9 @@ class JsonImporter:
             ns, ok = exact
             return ns, ok & present, present
         ok = present & (np.abs(us) < _MAX_US)  # the tolerant path had floats only: best effort
-        return us_to_ns(np.where(ok, us, 0.0)), ok, present
+        ns = us_to_ns(np.where(ok, us, 0.0))
+        ns[present & ~ok] = TS_OUT_OF_RANGE
+        return ns, ok, present
 
     # ---------------------------------------------------------- pieces
     def _time_base(self) -> int:
@@ -669,7 +674,7 @@ class JsonImporter:
         sub = np.flatnonzero(on)
         binder = Binder(s_pt[sub], s_ts[sub], np.maximum(s_dur[sub], 0))
         for rule, need in (("enclosing", used & enclosing), ("next", used & ~enclosing)):
-            if need.any():
+            if need.any() and sub.size:  # no slice on the threads the flows touch: nothing binds
                 got = binder.enclosing(q_pt[need], q_ts[need]) if rule == "enclosing" else binder.next(q_pt[need], q_ts[need])
                 bound[need] = np.where(got >= 0, sub[np.maximum(got, 0)], -1)
         ok = (bound[src] >= 0) & (bound[dst] >= 0)

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 import re
-import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
@@ -42,7 +41,7 @@ import pyarrow as pa
 
 from profiler.errors import TraceFormatError
 from profiler.formats import json_events as je
-from profiler.formats.source import GZIP_MAGIC, open_binary
+from profiler.formats.source import GZIP_MAGIC, content_blocks, open_binary
 from profiler.model import ImportStats, Trace
 
 DEFAULT_CHUNK = 16 << 20
@@ -82,34 +81,36 @@ def uncompressed_size(path: str | Path) -> int:
 
 # ------------------------------------------------------------------ bytes in
 def _blocks(path: Path, stats: ImportStats) -> Iterator[bytes]:
-    """The decompressed content in blocks; a damaged gzip stream ends early and is counted."""
+    """The decompressed content in blocks (at most the content limit, see
+    :func:`profiler.formats.source.content_blocks`); a damaged gzip stream ends early and is counted."""
     f = open_binary(path)
     with f:
-        gz = f.read(2) == GZIP_MAGIC
-        f.seek(0)
-        if not gz:
-            while block := f.read(_READ):
-                yield block
-            return
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        fed = False  # has the current gzip member decompressor seen input?
-        try:
-            while raw := f.read(_READ // 8):
-                while raw:
-                    out = d.decompress(raw)
-                    fed = True
-                    if out:
-                        yield out
-                    if not d.eof:
-                        break
-                    raw = d.unused_data  # another gzip member follows
-                    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                    fed = False
-        except zlib.error:
-            stats.drop("gzip_stream_damaged", 1)
-            return
-        if fed and not d.eof:
-            stats.drop("gzip_stream_damaged", 1)
+        yield from content_blocks(f, path, lambda _why: stats.drop("gzip_stream_damaged", 1), block=_READ)
+
+
+def _raw_pieces(body: bytes) -> list[msgspec.Raw]:
+    """The events of a ``[...]`` text as raw values; lone surrogate escapes are looked past here
+    (:func:`profiler.formats.json_events.decode_bytes` repairs and counts them when the piece is decoded)."""
+    try:
+        return _RAW_LIST.decode(body)
+    except msgspec.DecodeError:
+        fixed, n = je.repair_surrogates(body)
+        if not n:
+            raise
+    return _RAW_LIST.decode(fixed)
+
+
+_WS = b" \t\r\n"
+#: Text around the events array (header fields) kept at most: the rest is dropped and counted.
+_MAX_HEADER = 64 << 20
+
+
+def _lstrip_ws(buf: bytearray) -> None:
+    """Drop the whitespace at the start of ``buf`` (it starts between two events, where JSON
+    whitespace means nothing): megabytes of it must not pile up waiting for the next event."""
+    if buf[:1] and buf[0] in _WS:
+        n = len(buf) - len(buf.lstrip(_WS))
+        del buf[:n]
 
 
 # ------------------------------------------------------------------ pieces
@@ -335,6 +336,13 @@ def _parse_header(head: bytes, tail: bytes) -> dict[str, Any]:
 
 def stream_decode(path: str | Path, chunk_bytes: int = DEFAULT_CHUNK, importer: type[Any] | None = None) -> je.Decoded:
     """Decode ``path`` piece by piece into a :class:`Decoded` whose events are a :class:`StreamEvents`."""
+    try:
+        return _stream_decode(path, chunk_bytes, importer)
+    except RecursionError:  # msgspec and orjson stop near 1000 levels of nesting
+        raise TraceFormatError(str(path), je.MAX_DEPTH_MESSAGE) from None
+
+
+def _stream_decode(path: str | Path, chunk_bytes: int, importer: type[Any] | None) -> je.Decoded:
     from profiler.formats.json_import import JsonImporter
 
     imp: type[Any] = importer or JsonImporter
@@ -361,6 +369,8 @@ def stream_decode(path: str | Path, chunk_bytes: int = DEFAULT_CHUNK, importer: 
             head = bytes(buf[start : m.start()])
             del buf[: m.end()]
             break
+        if len(buf) > _MAX_HEADER:
+            raise TraceFormatError(ps, f"no traceEvents array in the first {_MAX_HEADER >> 20} MB", where="byte 0")
     else:
         start = je._first_non_space(bytes(buf[:4096]))
         if start >= len(buf):
@@ -373,16 +383,18 @@ def stream_decode(path: str | Path, chunk_bytes: int = DEFAULT_CHUNK, importer: 
     eof = False
     damaged = False
     while True:
+        _lstrip_ws(buf)
         while not eof and len(buf) < chunk_bytes:
             nxt = next(blocks, None)
             if nxt is None:
                 eof = True
             else:
                 buf += nxt
+                _lstrip_ws(buf)
         if eof:
             body = b"[" + bytes(buf)
             try:
-                _RAW_LIST.decode(body)
+                _raw_pieces(body)
                 end = len(body)
             except msgspec.DecodeError as exc:
                 pos = _error_pos(exc)
@@ -392,7 +404,7 @@ def stream_decode(path: str | Path, chunk_bytes: int = DEFAULT_CHUNK, importer: 
                 damaged = True
                 _add_piece(events, body, ps, stats, damaged=True, importer=imp)
             else:
-                if _RAW_LIST.decode(body[:end]):
+                if _raw_pieces(body[:end]):
                     _add_piece(events, body[:end], ps, stats, damaged=False, importer=imp)
                 tail = body[end:]
             break
@@ -408,7 +420,7 @@ def stream_decode(path: str | Path, chunk_bytes: int = DEFAULT_CHUNK, importer: 
         end, kind = cut
         if kind == "array_end":
             _add_piece(events, b"[" + bytes(buf[: end + 1]), ps, stats, damaged=False, importer=imp)
-            tail = bytes(buf[end + 1 :]) + b"".join(blocks)
+            tail = _read_tail(bytes(buf[end + 1 :]), blocks, stats)
             break
         if kind == "damage":
             damaged = True
@@ -431,16 +443,36 @@ def stream_decode(path: str | Path, chunk_bytes: int = DEFAULT_CHUNK, importer: 
     return je.Decoded(ps, events, header, stats, source=None)  # type: ignore[arg-type]
 
 
+def _read_tail(first: bytes, blocks: Iterator[bytes], stats: ImportStats) -> bytes:
+    """The text after the events array (more header fields) without blocks that are all whitespace;
+    beyond :data:`_MAX_HEADER` it is not kept (counted as ``header_after_events_too_large``)."""
+    parts = [first]
+    size = len(first)
+    for b in blocks:
+        if not b.strip(_WS):
+            continue
+        size += len(b)
+        if size > _MAX_HEADER:
+            stats.drop("header_after_events_too_large", 1)
+            for _ in blocks:  # drain: the content limit and gzip damage still apply
+                pass
+            return b"}"
+        parts.append(b)
+    return b"".join(parts)
+
+
 def _cut_piece(buf: bytearray, chunk_bytes: int) -> tuple[int, str] | None:
     """Where to cut ``buf``: (index of the closing ``}``, "event"), the array's end, damage, or None."""
     lo = max(0, min(len(buf), chunk_bytes) - (8 << 20))
     cands = [m.start() for m in _CUT.finditer(buf, lo, min(len(buf), chunk_bytes + 1))]
+    if not cands and lo:  # a long run without event ends (whitespace, one huge event): look further back
+        cands = [m.start() for m in _CUT.finditer(buf, 0, lo)][-64:]
     for tries, c in enumerate(reversed(cands)):
         if tries >= 64:
             break
         body = b"[" + bytes(buf[: c + 1]) + b"]"
         try:
-            _RAW_LIST.decode(body)
+            _raw_pieces(body)
         except msgspec.DecodeError as exc:
             pos = _error_pos(exc)
             if pos is not None and "trailing characters" in str(exc) and pos <= c + 1:

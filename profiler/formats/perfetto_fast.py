@@ -294,6 +294,7 @@ class FastEvents:
             slice_of[bi] = sid
             s = slice_of[self.flow_event]
             ok = s >= 0
+            stats.drop("flow_on_instant", int((kind[self.flow_event] == TYPE_INSTANT).sum()))  # as the general reader
             fid, term, s = self.flow_id[ok], self.flow_term[ok], s[ok]
             o = np.lexsort((term, fid))
             fid, term, s = fid[o], term[o], s[o]
