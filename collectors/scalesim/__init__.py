@@ -56,8 +56,13 @@ def run_scalesim_result(
     python: str | None = None,
     on_layer: Callable[[int, int], None] | None = None,
     timeout_s: float | None = None,
+    save_traces: bool = True,
 ) -> ScaleSimResult:
-    """Run SCALE-Sim and parse its output (no trace yet); ``keep_dir`` keeps the raw output there."""
+    """Run SCALE-Sim and parse its output (no trace yet); ``keep_dir`` keeps the raw output there.
+
+    ``save_traces=False`` skips SCALE-Sim's per-cycle trace files (reports only; much faster for
+    big layers, but the result then has no per-cycle DRAM streams or stall windows).
+    """
     cfg = _as_config(config)
     layers = _as_layers(topology)
     kind = topology_kind(layers)
@@ -72,6 +77,7 @@ def run_scalesim_result(
         run_dir = run_scalesim_process(
             cfg_path, topo_path, layout_path, out, gemm=(kind == "gemm"), python=python,
             on_layer=(lambda i: on_layer(i, n)) if on_layer else None, timeout_s=timeout_s,
+            save_traces=save_traces,
         )
         if on_layer:
             on_layer(n, n)

@@ -1,24 +1,21 @@
-"""Run our simulator configured like a SCALE-Sim config, layer by layer, and line the totals up.
+"""Run our simulator configured like a SCALE-Sim config, layer by layer, and line the cycles up.
 
-How a SCALE-Sim config maps onto :class:`collectors.simulator.SimOptions`:
+:func:`compare_layers` is the comparison: every layer of a SCALE-Sim result is lowered with
+:mod:`collectors.simulator.systolic_lowering` (SCALE-Sim's fold order, its double-buffered
+IFMAP/filter prefetch, OFMAP drains with ``ws``/``is`` partial sums, small-SRAM refetches and
+stalls; see :mod:`collectors.simulator.systolic_memory`) and run on the discrete-event engine on
+a machine that is the configured array, then set next to SCALE-Sim's "Total Cycles (incl.
+prefetch)" (first DRAM read to last DRAM write).  A layer of any size works at any SRAM size.
 
-* array rows/cols and dataflow -> ``systolic_rows``/``systolic_cols``/``dataflow`` with
-  ``systolic=True``: the matrix engine times tiles with :mod:`collectors.simulator.systolic`,
-  which reproduces SCALE-Sim's compute cycles exactly;
-* SCALE-Sim reads IFMAP and filter from DRAM on two ports and writes OFMAP on a third, each at
-  ``bandwidth`` words per cycle -> three DMA queues of ``bandwidth x word size x clock`` bytes/s,
-  a DRAM that can feed all three at once, and no per-transfer latency (SCALE-Sim has none);
-* SRAM: the three SCALE-Sim buffers together -> ``sram_bytes`` of one core.
+How the config maps (:func:`systolic_config`): array rows/cols and dataflow as they are; each SRAM
+in SCALE-Sim's words (one byte each: its memory model hard-wires the word size); the USER-mode
+interface bandwidth in words per cycle for all three interfaces.  Convolution layers are run as
+their GEMM (``M`` output pixels, ``N`` filters, ``K`` window x channels); SCALE-Sim's im2col IFMAP
+repeats addresses across overlapping windows, which a GEMM does not, so its IFMAP SRAM hits can
+differ for convolutions with windows larger than 1x1.
 
-When the SRAMs hold a layer's operands, SCALE-Sim prefetches all of A and B before cycle 0, computes,
-then drains C: one tile, single-buffered.  The workload is therefore one Gemm tile of the whole layer
-(``buffering=1``), which is the same schedule in our simulator.
-
-One SCALE-Sim modelling choice we do not copy: with ``ws`` and ``is`` it writes a partial-sum OFMAP
-to DRAM after every fold of the reduction dimension (DRAM OFMAP writes = ``M x N x ceil(K / rows)``),
-where the simulator accumulates in SRAM.  Those writes partly overlap compute, so they cannot simply
-be subtracted: :func:`compare_with_simulator` also reports SCALE-Sim's own prefetch and compute
-phases followed by a single OFMAP write (``scalesim_total_single_ofmap``).
+:func:`simulator_setup` is the older whole-layer-as-one-tile mapping onto the general simulator
+(kept for ``bench/bench_scalesim.py``); it needs the layer to fit the SRAMs.
 """
 
 from __future__ import annotations
@@ -29,8 +26,9 @@ from typing import Any
 from collectors.scalesim.config import ScaleSimConfig
 from collectors.scalesim.reader import ScaleSimResult
 from collectors.scalesim.topology import Layer
-from collectors.simulator import Gemm, SimOptions, simulate
-from profiler.hardware import HardwareSpec, load_spec
+from collectors.simulator import Gemm, SimOptions
+from collectors.simulator.systolic_lowering import SystolicConfig, layer_cycles
+from profiler.hardware import DTYPE_BYTES, HardwareSpec, load_spec
 
 #: A spec with a systolic array and an int8 datapath; every figure that matters is overridden.
 DEFAULT_SPEC = "edge-npu"
@@ -59,31 +57,52 @@ def simulator_setup(cfg: ScaleSimConfig, layer: Layer, spec: HardwareSpec | None
     return SimSetup(gemm, sp, opts)
 
 
-def compare_with_simulator(result: ScaleSimResult, spec: HardwareSpec | None = None) -> list[dict[str, Any]]:
-    """One row per layer: SCALE-Sim's cycles next to the simulator's for the same layer and config."""
+def systolic_config(cfg: ScaleSimConfig) -> SystolicConfig:
+    """The simulator's model of the array and memory system ``cfg`` describes."""
+    if cfg.interface_bandwidth != "USER":
+        raise ValueError("comparing needs InterfaceBandwidth = USER (CALC mode sizes the bandwidth itself)")
+    return SystolicConfig(
+        rows=cfg.rows, cols=cfg.cols, dataflow=cfg.dataflow,
+        ifmap_words=cfg.ifmap_sram_kb * 1024, filter_words=cfg.filter_sram_kb * 1024,
+        ofmap_words=cfg.ofmap_sram_kb * 1024, bandwidth=cfg.bandwidth, word_bytes=cfg.word_size,
+        clock_hz=cfg.clock_ghz * 1e9, dtype=cfg.dtype if cfg.dtype in DTYPE_BYTES else "int8",
+    )
+
+
+def compare_layers(result: ScaleSimResult) -> list[dict[str, Any]]:
+    """One row per layer: SCALE-Sim's total cycles next to the simulator's for the same layer and config.
+
+    ``error_pct`` is ``100 * (ours - SCALE-Sim) / SCALE-Sim``.
+    """
     cfg = result.config
     if cfg is None:
         raise ValueError("comparing needs the SCALE-Sim config the run used")
+    sc = systolic_config(cfg)
     rows: list[dict[str, Any]] = []
     for lr in result.layers:
         if lr.layer is None:
             raise ValueError("comparing needs the topology the run used")
-        setup = simulator_setup(cfg, lr.layer, spec)
-        sim = simulate(setup.workload, setup.spec, options=setup.options)
-        m, n, _ = lr.layer.gemm
-        extra_words = max(lr.dram_count("ofmap") - m * n, 0)
-        extra_cycles = -(-extra_words // cfg.bandwidth)
-        starts = [int(s.cycles[0]) for op, s in lr.dram.items() if op != "ofmap" and s.cycles.size]
-        prefetch = -min([0, *starts])
-        matrix_ns = float(sim.stats.get("busy_ns_by_kind", {}).get("matrix", 0.0))
+        m, n, k = lr.layer.gemm
+        ours = layer_cycles(lr.name, m, n, k, sc)
+        ss = lr.overall_cycles
         rows.append({
-            "layer": lr.name, "M": m, "N": n, "K": lr.layer.gemm[2], "dataflow": cfg.dataflow,
-            "scalesim_total": lr.overall_cycles, "scalesim_compute": lr.compute_cycles,
-            "scalesim_stall": lr.stall_cycles, "scalesim_partial_sum_drain": extra_cycles,
-            "scalesim_prefetch": prefetch,
-            # SCALE-Sim's prefetch and compute phases followed by one write of the final OFMAP.
-            "scalesim_total_single_ofmap": prefetch + lr.compute_cycles + 1 + -(-m * n // cfg.bandwidth),
-            "sim_total": sim.total_cycles, "sim_matrix": int(round(matrix_ns * setup.spec.clock_hz / 1e9)),
+            "layer": lr.name, "M": m, "N": n, "K": k, "dataflow": cfg.dataflow, "array": f"{cfg.rows}x{cfg.cols}",
+            "scalesim_cycles": ss, "scalesim_compute": lr.compute_cycles, "scalesim_stall": lr.stall_cycles,
+            "sim_cycles": ours, "error_pct": 100.0 * (ours - ss) / ss if ss else 0.0,
         })
     return rows
 
+
+def format_comparison(rows: list[dict[str, Any]]) -> str:
+    """The per-layer table ``profiler scalesim --compare`` prints, with a summary line."""
+    head = f"{'layer':<24} {'M':>6} {'N':>6} {'K':>6} {'SCALE-Sim':>12} {'ours':>12} {'error %':>8}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r['layer'][:24]:<24} {r['M']:>6} {r['N']:>6} {r['K']:>6} {r['scalesim_cycles']:>12,} "
+                     f"{r['sim_cycles']:>12,} {r['error_pct']:>+8.1f}")
+    if rows:
+        errs = [abs(r["error_pct"]) for r in rows]
+        within = sum(e <= 10.0 for e in errs)
+        lines.append(f"{within}/{len(rows)} layers within 10 %, max |error| {max(errs):.1f} %, "
+                     f"mean |error| {sum(errs) / len(errs):.1f} %")
+    return "\n".join(lines)

@@ -25,6 +25,17 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 ENV_VAR = "SCALESIM_PYTHON"
 
 
+#: ``python -c`` program: what ``scalesim.scale`` does, with ``save_disk_space=True`` (reports only).
+_NO_TRACE_DRIVER = (
+    "import sys\n"
+    "from scalesim.scale_sim import scalesim\n"
+    "cfg, topo, layout, out, kind = sys.argv[1:6]\n"
+    "s = scalesim(save_disk_space=True, verbose=True, config=cfg, topology=topo, layout=layout,\n"
+    "             input_type_gemm=(kind == 'gemm'))\n"
+    "s.run_scale(top_path=out)\n"
+)
+
+
 class ScaleSimError(ProfilerError):
     """SCALE-Sim is missing or failed; the message says which and how to fix it."""
 
@@ -70,15 +81,22 @@ def run_scalesim_process(
     python: str | None = None,
     on_layer: Callable[[int], None] | None = None,
     timeout_s: float | None = None,
+    save_traces: bool = True,
 ) -> Path:
     """Run SCALE-Sim; returns the directory holding its reports (``out_dir/<run_name>``).
 
     ``on_layer(i)`` is called as SCALE-Sim starts layer ``i`` (it prints "Running Layer i").
+    ``save_traces=False`` writes only the three reports, not the per-cycle ``layer*/`` traces
+    (SCALE-Sim 3.0's ``-s N`` flag is ignored by its ``scale.py``, so we call its API directly).
     """
     py = python or find_scalesim_python()
     assert py is not None
-    cmd = [py, "-m", "scalesim.scale", "-c", str(config_path), "-t", str(topology_path), "-l", str(layout_path),
-           "-p", str(out_dir), "-i", "gemm" if gemm else "conv", "-s", "Y"]
+    if save_traces:
+        cmd = [py, "-m", "scalesim.scale", "-c", str(config_path), "-t", str(topology_path), "-l", str(layout_path),
+               "-p", str(out_dir), "-i", "gemm" if gemm else "conv", "-s", "Y"]
+    else:
+        cmd = [py, "-c", _NO_TRACE_DRIVER, str(config_path), str(topology_path), str(layout_path), str(out_dir),
+               "gemm" if gemm else "conv"]
     env = dict(os.environ, PYTHONUNBUFFERED="1", TQDM_DISABLE="1")
     tail: list[str] = []
     try:
