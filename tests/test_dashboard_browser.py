@@ -235,7 +235,7 @@ def test_clicking_a_roofline_dot_selects_its_longest_slice(server: tuple[str, An
     load(driver, url)
     name = driver.execute_script("""
         const gd = document.querySelector('#roofline .js-plotly-plot');
-        const t = gd.data.findIndex(d => d.mode === 'markers');
+        const t = gd.data.findIndex(d => d.mode === 'markers' && d.customdata);
         const pt = {curveNumber: t, pointNumber: 0, customdata: gd.data[t].customdata[0], data: gd.data[t],
                     x: gd.data[t].x[0], y: gd.data[t].y[0]};
         gd.emit('plotly_click', {points: [pt], event: {}});

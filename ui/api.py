@@ -59,11 +59,14 @@ def view_answer(lt: LoadedTrace, args: Any) -> dict[str, Any]:
     rows = vd.rows_for(lt, collapsed_of(args))
     r0 = _int(args, "r0", 0, 0, len(rows))
     r1 = _int(args, "r1", len(rows), 0, len(rows))
+    error = None
     try:
         match = vd.name_matcher(lt, args.get("q"), args.get("re") == "1")
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from None
-    return vd.view_payload(lt, rows, t0, t1, w, r0, r1, match)
+    except ValueError as exc:  # the view is still drawn, without highlights, and says why
+        match, error = None, str(exc)
+    out = vd.view_payload(lt, rows, t0, t1, w, r0, r1, match)
+    out["error"] = error
+    return out
 
 
 def search_answer(lt: LoadedTrace, args: Any) -> dict[str, Any]:

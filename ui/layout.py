@@ -8,6 +8,7 @@ State between callbacks lives in hidden stores only: ``trace-key`` (the trace sh
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from dash import dash_table, dcc, html
@@ -21,6 +22,14 @@ from ui.state import LoadedTrace, Registry
 
 TABLE_STYLE: dict[str, Any] = {"style_table": {"overflowX": "auto"}, "style_cell": {"fontSize": 12, "padding": "2px 6px",
                                                                                    "textAlign": "left"}}
+
+
+_US = re.compile(r"(?<=\d) ?us\b")
+
+
+def micro(text: str) -> str:
+    """Analyzer text with "us" spelled "µs", the one spelling the dashboard uses."""
+    return _US.sub(" µs", text)
 
 
 def report_of(lt: LoadedTrace, spec: HardwareSpec | None) -> Any:
@@ -49,12 +58,32 @@ def summary(lt: LoadedTrace, spec: HardwareSpec | None) -> list[Any]:
     rep = report_of(lt, spec)
     s = rep.summary if rep is not None else {}
     start, end = lt.index.span
-    top = rep.findings[0].title if rep is not None and rep.findings else MISSING
+    top = micro(rep.findings[0].title) if rep is not None and rep.findings else MISSING
     items = [("trace", lt.label), ("total", fmt_ns(s.get("total_ns", end - start))), ("MFU", share(s.get("mfu"))),
              ("bandwidth", share(s.get("mbu"))), ("hardware", s.get("hardware") or MISSING), ("top bottleneck", top)]
     out = [html.Span([html.B(k + ": "), str(v)], className="summary-item") for k, v in items]
+    split = headline_text(rep)
+    if split is not None:
+        out.insert(2, html.Span([html.B("idle / compute / non-compute: "), split], className="summary-item",
+                                id="headline"))
     imported = import_stats_line(lt.trace)
     return out if imported is None else [*out, imported]
+
+
+def headline_text(rep: Any) -> str | None:
+    """"20.2 % / 0.8 % / 79.0 %" from :func:`analysis.breakdown.headline`, the same numbers as the
+    summary and the report (None when the analyzers failed or the trace has no such split)."""
+    if rep is None:
+        return None
+    try:
+        from analysis.breakdown import headline
+    except ImportError:
+        return None
+    h = headline(rep)
+    vals = [h.get("idle_pct"), h.get("compute_pct"), h.get("non_compute_pct")]
+    if all(v is None for v in vals):
+        return None
+    return " / ".join(MISSING if v is None else f"{v:.1f} %" for v in vals)
 
 
 def import_stats_line(trace: Trace) -> Any | None:
@@ -84,9 +113,9 @@ def findings(lt: LoadedTrace, spec: HardwareSpec | None) -> list[Any]:
     if rep is None or not rep.findings:
         return [html.Div("No findings.", className="muted")]
     return [
-        html.Button([html.Span(f.severity, className=f"sev sev-{f.severity}"), f" {f.title} ",
+        html.Button([html.Span(f.severity, className=f"sev sev-{f.severity}"), f" {micro(f.title)} ",
                      html.Span(f"(costs {fmt_ns(f.gain_ns)})", className="muted")],
-                    id={"type": "finding", "index": i}, className="finding", n_clicks=0, title=f.suggestion)
+                    id={"type": "finding", "index": i}, className="finding", n_clicks=0, title=micro(f.suggestion))
         for i, f in enumerate(rep.findings[:30])
     ]
 

@@ -95,7 +95,7 @@ def table(lt: LoadedTrace, spec: HardwareSpec | None, t0: int | None = None, t1:
     total = float(tot[present].sum()) or 1.0
     df = pd.DataFrame({
         "name": [p["names"][i] for i in present], "dtype": dts, "count": count[present],
-        "time_ms": np.round(tot[present] / 1e6, 4), "share_pct": np.round(100 * tot[present] / total, 2),
+        "time_ms": np.round(tot[present] / 1e6, 4), "share_pct": np.round(100 * tot[present] / total, 1),
         "ai": np.round(ai, 3), "achieved_tflops": np.round(ach / 1e12, 5), "roof_tflops": np.round(roof / 1e12, 5),
         "bound": bound, "headroom": np.round(head, 2),
     })
@@ -122,13 +122,22 @@ def figure(df: pd.DataFrame, spec: HardwareSpec | None, selected: str | None = N
             data.append({"type": "scatter", "mode": "lines", "x": x, "y": [lo * bw / 1e12, top / 1e12],
                          "name": f"{level} {bw / 1e9:.0f} GB/s", "line": {"dash": "dot", "width": 1.5},
                          "hoverinfo": "name"})
+        ridge_x, ridge_y, ridge_text = [], [], []
         for dt, peak in compute.items():
             data.append({"type": "scatter", "mode": "lines", "x": [lo, hi], "y": [peak / 1e12, peak / 1e12],
                          "name": f"{dt} peak {peak / 1e12:.3g} TFLOP/s", "line": {"width": 1.5}, "hoverinfo": "name"})
             r = ridges[dt][spec.dram.name]
-            annotations.append({"x": float(np.log10(r)), "y": float(np.log10(peak / 1e12)), "xref": "x", "yref": "y",
-                                "text": f"ridge {dt}/{spec.dram.name}: {r:.3g}", "showarrow": True, "arrowhead": 2,
-                                "ax": -8, "ay": 16, "xanchor": "right", "yanchor": "top", "font": {"size": 10}})
+            ridge_x.append(r)
+            ridge_y.append(peak / 1e12)
+            ridge_text.append(f"{dt} {r:.3g}")
+        # Ridge points are markers; their values are listed once, in a corner, so that labels of
+        # dtypes with nearby ridges (7 on a GPU) can never overlap one another.
+        data.append({"type": "scatter", "mode": "markers", "x": ridge_x, "y": ridge_y, "name": "ridge points",
+                     "marker": {"symbol": "diamond", "size": 9, "color": "#333"}, "text": ridge_text,
+                     "hovertemplate": "ridge %{text} FLOP/B<extra></extra>", "showlegend": False})
+        annotations.append({"xref": "paper", "yref": "paper", "x": 0.01, "y": 0.99, "xanchor": "left", "yanchor": "top",
+                            "showarrow": False, "align": "left", "font": {"size": 10}, "bgcolor": "rgba(255,255,255,0.8)",
+                            "text": f"ridge ({spec.dram.name}, FLOP/B): " + ", ".join(ridge_text)})
     if len(df):
         share = df["share_pct"].astype(float).to_numpy()
         size = np.round(8 + 40 * np.sqrt(share / 100), 1)
@@ -146,6 +155,6 @@ def figure(df: pd.DataFrame, spec: HardwareSpec | None, selected: str | None = N
     return {"data": data, "layout": {
         "xaxis": {"type": "log", "title": {"text": "arithmetic intensity (FLOP/byte)"}, "range": [np.log10(lo), np.log10(hi)]},
         "yaxis": {"type": "log", "title": {"text": "TFLOP/s"}}, "annotations": annotations, "hovermode": "closest",
-        "margin": {"l": 60, "r": 10, "t": 10, "b": 40}, "height": 380, "clickmode": "event",
-        "legend": {"font": {"size": 10}, "orientation": "h", "y": -0.25},
+        "margin": {"l": 60, "r": 10, "t": 10, "b": 60}, "height": 440, "clickmode": "event",
+        "legend": {"font": {"size": 10}, "orientation": "h", "y": -0.22, "yanchor": "top"},
     }}

@@ -52,11 +52,13 @@
   // Tick positions and labels for [t0, t1) over px pixels: labels in one unit, chosen by the step.
   function ticks(t0, t1, px) {
     const step = niceStep((t1 - t0) / Math.max(px / 110, 1));
-    const [s, u] = unitFor(step);
-    const dec = Math.max(0, Math.ceil(-Math.log10(step / s) + 1e-9));
+    // The unit follows the largest time shown, with the decimals the step needs: a 500 ns window
+    // 1 ms into the run reads "1.0001 ms", not "1000100 ns".
+    const [s, u] = unitFor(Math.max(Math.abs(t0), Math.abs(t1), step));
+    const dec = Math.max(0, Math.ceil(-Math.log10(step / s) - 1e-9));
     const out = [];
     for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) {
-      out.push([t, (t / s).toFixed(Math.min(dec, 6)) + ' ' + u]);
+      out.push([t, (t / s).toFixed(Math.min(dec, 9)) + ' ' + u]);
     }
     return out;
   }
@@ -183,7 +185,7 @@
       st.drawnSeq = seq;
       st.stats.roundTrips.push(performance.now() - began);
       if (st.stats.roundTrips.length > 200) { st.stats.roundTrips.shift(); }
-      TL.count.classList.remove('error');
+      if (d.error) { TL.count.textContent = d.error.slice(0, 120); TL.count.classList.add('error'); } else { TL.count.classList.remove('error'); }
     }).catch(e => {
       if (e.name === 'AbortError') { return; }
       if (st.q) { TL.count.textContent = String(e.message || e).slice(0, 120); TL.count.classList.add('error'); }
@@ -524,6 +526,7 @@
       }
       // bars, their names where they fit
       const bars = d.bars;
+      st.drawnLabels = [];
       g.font = '10px system-ui, sans-serif';
       for (let k = 0; k < bars.id.length; k++) {
         if (bars.r[k] < a || bars.r[k] >= b) { continue; }
@@ -539,7 +542,9 @@
           const fit = Math.floor((w - 6) / 5.6);
           if (fit >= 3) {
             g.fillStyle = matched ? '#000' : '#fff';
-            g.fillText(name.length > fit ? name.slice(0, fit - 1) + '…' : name, x + 3, y + h / 2);
+            const text = name.length > fit ? name.slice(0, fit - 1) + '…' : name;
+            g.fillText(text, x + 3, y + h / 2);
+            if (st.drawnLabels.length < 500) { st.drawnLabels.push(text); }
           }
         }
       }
@@ -633,7 +638,7 @@
     return {key: st.key, t0: st.t0, t1: st.t1, sel: st.sel, q: st.q, collapsed: Array.from(st.collapsed).sort((x, y) => x - y),
       rows: st.meta ? st.meta.rows.length : 0, shownRows: [a, b], fetchedRows: d ? [d.r0, d.r1] : null,
       bars: d ? d.bars.id.length : 0, visible: d ? d.visible : 0, binned: d ? d.binned : 0, marks: d ? d.marks.id.length : 0,
-      drawnSeq: st.drawnSeq, seq: st.seq, range: st.range, ticks: st.tickLabels || [], hlTrack: st.hlTrack,
+      drawnSeq: st.drawnSeq, seq: st.seq, labels: (st.drawnLabels || []).slice(0, 500), range: st.range, ticks: st.tickLabels || [], hlTrack: st.hlTrack,
       roundTrips: st.stats.roundTrips.slice(-50), canvasH: TL.canvas ? TL.canvas.height : 0};
   };
   TL.hit = function (x, y) { return hit(x, y); };
