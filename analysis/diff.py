@@ -1,8 +1,12 @@
 """Diff of two traces: which ops and engines got slower, which ops are new or gone.
 
-Ops are matched by name; an op's time is the summed duration of its slices (stall slices
-excluded: a wait is not the op).  Engines are matched by their track path ("npu0 / mxu"), their
-time is active time (work, waits excluded).  A change counts as a regression when it is both
+Ops are matched by name and side (device work, or host ops such as ``aten::`` calls and launch
+calls: a slower host is a regression too); an op's time is the summed duration of its slices
+(stall slices excluded: a wait is not the op).  Engines are matched by role and by their stream
+or engine name within their device ("compute stream 7"), not by device index: rank 3's "GPU 3 /
+stream 7" is rank 1's "GPU 1 / stream 7".  Their time is active time (work, waits excluded).
+When the two runs were recorded on different hardware or with a different world size, the
+summary's ``warnings`` say so: the comparison is then not like for like.  A change counts as a regression when it is both
 relatively large (``threshold_pct``) and absolutely large (``min_delta_ns``, by default 0.1% of the
 baseline run and at least 1 us) so that jitter in tiny ops does not fail a CI job.  The run's total
 time is checked the same way: ops can keep their durations while the run slows down between them.
@@ -17,35 +21,75 @@ import pandas as pd
 
 from analysis import intervals as iv
 from analysis.common import fmt_ns, pct, severity_for
-from analysis.context import DMA, AnalysisContext
+from analysis.context import DMA, HOST, AnalysisContext
 from analysis.findings import AnalyzerResult, Finding
 from profiler.model import Trace
 
 NAME = "diff"
-COLUMNS = ["name", "base_count", "new_count", "base_ns", "new_ns", "delta_ns", "delta_pct", "status"]
+COLUMNS = ["name", "side", "base_count", "new_count", "base_ns", "new_ns", "delta_ns", "delta_pct", "status"]
 
 
 def op_times(ctx: AnalysisContext) -> pd.DataFrame:
-    """Per op name: count and total ns (vectorized over the name dictionary)."""
-    m = ctx.class_mask((*ctx.work_classes, DMA))
-    codes = ctx.name_code[m]
-    n_names = len(ctx.name_words) + 1
-    codes = np.where(codes < 0, n_names - 1, codes)
-    cnt = np.bincount(codes, minlength=n_names)
-    tot = np.bincount(codes, weights=ctx.dur[m].astype(np.float64), minlength=n_names)
-    present = np.flatnonzero(cnt > 0)
-    words = [*ctx.name_words, ""]
-    df = pd.DataFrame({"name": [words[i] or "" for i in present], "count": cnt[present].astype(np.int64),
-                       "ns": tot[present].astype(np.int64)})
-    return df.groupby("name", as_index=False).sum()  # two dictionary entries may decode alike
+    """Per op name and side ("device" or "host"): count and total ns (vectorized over the name dictionary)."""
+    parts = []
+    host_cls = (HOST,) if not ctx.host_as_compute else ()
+    for side, classes in (("device", (*ctx.work_classes, DMA)), ("host", host_cls)):
+        if not classes:
+            continue
+        m = ctx.class_mask(classes)
+        codes = ctx.name_code[m]
+        n_names = len(ctx.name_words) + 1
+        codes = np.where(codes < 0, n_names - 1, codes)
+        cnt = np.bincount(codes, minlength=n_names)
+        tot = np.bincount(codes, weights=ctx.dur[m].astype(np.float64), minlength=n_names)
+        present = np.flatnonzero(cnt > 0)
+        words = [*ctx.name_words, ""]
+        parts.append(pd.DataFrame({"name": [words[i] or "" for i in present], "side": side,
+                                   "count": cnt[present].astype(np.int64), "ns": tot[present].astype(np.int64)}))
+    df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["name", "side", "count", "ns"])
+    return df.groupby(["name", "side"], as_index=False).sum()  # two dictionary entries may decode alike
 
 
 def engine_times(ctx: AnalysisContext) -> dict[str, int]:
+    """Active time per engine, keyed by role and name within its device (see the module docstring)."""
     out: dict[str, int] = {}
+    engines = [e for role in ("compute", "dma") for e in ctx.engine_ids[role]]
+    unit_of = ctx.units.track_unit[0]
+    units = sorted({int(unit_of[e]) for e in engines}, key=lambda u: ctx.devices[u])
+    ordinal = {u: i for i, u in enumerate(units)}
     for role in ("compute", "dma"):
         for e in ctx.engine_ids[role]:
             busy = ctx.busy(e)
-            out[ctx.track_names.get(e, str(e))] = iv.total(busy) - iv.overlap_total(busy, ctx.stalled(e))
+            path = ctx.track_names.get(e, str(e)).split(" / ")
+            local = " / ".join(path[1:]) or path[0]
+            d = ordinal[int(unit_of[e])]
+            key = f"{role} {local}" + (f" (device #{d})" if len(units) > 1 else "")
+            out[key] = out.get(key, 0) + iv.total(busy) - iv.overlap_total(busy, ctx.stalled(e))
+    return out
+
+
+def run_facts(trace: Trace) -> dict[str, Any]:
+    """What the run ran on: hardware names (spec or Kineto deviceProperties) and world size."""
+    md = trace.metadata
+    hw: set[str] = set()
+    if md.hardware:
+        hw.add(str(md.hardware))
+    for p in md.extra.get("deviceProperties") or []:
+        if isinstance(p, dict) and p.get("name"):
+            hw.add(str(p["name"]))
+    dist = md.extra.get("distributedInfo")
+    world = dist.get("world_size") if isinstance(dist, dict) else None
+    return {"hardware": sorted(hw), "world_size": world}
+
+
+def run_warnings(base: Trace, new: Trace) -> list[str]:
+    """Why a diff of these two runs may not be like for like."""
+    b, n = run_facts(base), run_facts(new)
+    out = []
+    if b["hardware"] and n["hardware"] and b["hardware"] != n["hardware"]:
+        out.append(f"different hardware: base ran on {', '.join(b['hardware'])}, new on {', '.join(n['hardware'])}")
+    if b["world_size"] is not None and n["world_size"] is not None and b["world_size"] != n["world_size"]:
+        out.append(f"different world size: base {b['world_size']} ranks, new {n['world_size']}")
     return out
 
 
@@ -55,7 +99,7 @@ def diff(base: Trace, new: Trace, threshold_pct: float = 5.0, min_delta_ns: int 
     if min_delta_ns is None:
         min_delta_ns = max(1_000, int(bc.duration * 0.001))
     b, n = op_times(bc), op_times(nc)
-    df = b.merge(n, on="name", how="outer", suffixes=("_base", "_new"))
+    df = b.merge(n, on=["name", "side"], how="outer", suffixes=("_base", "_new"))
     df = df.rename(columns={"count_base": "base_count", "count_new": "new_count", "ns_base": "base_ns", "ns_new": "new_ns"})
     present_base = df["base_ns"].notna()
     present_new = df["new_ns"].notna()
@@ -89,6 +133,7 @@ def diff(base: Trace, new: Trace, threshold_pct: float = 5.0, min_delta_ns: int 
         "new_ops": df.loc[df["status"] == "new", "name"].tolist(),
         "removed_ops": df.loc[df["status"] == "removed", "name"].tolist(),
         "engines": engines,
+        "warnings": run_warnings(base, new),
     }
     findings = _findings(df, nc, threshold_pct, min_delta_ns)
     total_delta = nc.duration - bc.duration

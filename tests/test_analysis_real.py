@@ -245,3 +245,40 @@ def test_accelerator_spec_on_a_cpu_only_trace_says_they_do_not_match(cpu_trace) 
     assert any(n.startswith("spec mismatch") for n in run_all(gpu, CPU_SPEC).summary["notes"])
     assert run_all(gpu, A100).summary["notes"] == []
     assert run_all(cpu_trace, CPU_SPEC).summary["notes"] == []
+
+
+def test_diff_matches_engines_by_stream_not_device_index_and_compares_host_ops() -> None:
+    """Rank 0 ran on GPU 0, rank 1 on GPU 1 of the same job: streams pair up by name."""
+    r0, r1 = read_trace(kineto("two_ranks_rank0.json.gz")), read_trace(kineto("two_ranks_rank1.json.gz"))
+    d = diff(r0, r1)
+    eng = {e["engine"]: e for e in d.summary["engines"]}
+    assert "compute stream 7" in eng and not any("GPU" in k for k in eng)
+    assert all(e["base_ns"] > 0 and e["new_ns"] > 0 for e in eng.values())  # nothing "0 ns -> X"
+    m = d.metrics
+    assert set(m["side"]) == {"device", "host"}
+    host = m[(m["side"] == "host") & (m["name"] == "aten::_foreach_mul_")]
+    assert len(host) == 1 and host["base_ns"].iloc[0] > 0 and host["new_ns"].iloc[0] > 0
+    assert d.summary["warnings"] == []
+
+
+def test_diff_warns_on_different_hardware_or_world_size(tmp_path: Path) -> None:
+    a100 = read_trace(kineto("a100_alexnet.json.gz"))
+    mtia = read_trace(kineto("mtia_inference_rank0.json.gz"))
+    (w,) = diff(a100, mtia).summary["warnings"]
+    assert w == "different hardware: base ran on NVIDIA A100-PG509-200, new on ARTEMIS"
+    raw = json.loads(gzip.decompress(kineto("two_ranks_rank1.json.gz").read_bytes()))
+    raw["distributedInfo"]["world_size"] = 64
+    p = tmp_path / "rank1_of_64.json"
+    p.write_text(json.dumps(raw))
+    (w,) = diff(read_trace(kineto("two_ranks_rank0.json.gz")), read_trace(p)).summary["warnings"]
+    assert w == "different world size: base 128 ranks, new 64"
+
+
+def test_cli_diff_prints_the_hardware_warning() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "profiler", "diff", str(kineto("a100_alexnet.json.gz")),
+                          str(kineto("mtia_inference_rank0.json.gz"))], capture_output=True, text=True, timeout=120)
+    assert out.returncode in (0, 1), out.stderr
+    assert "warning: different hardware: base ran on NVIDIA A100-PG509-200, new on ARTEMIS" in out.stdout

@@ -1,5 +1,8 @@
 """``profiler diff BASE NEW``: per-op and per-engine time deltas between two traces.
 
+Device and host ops are compared; engines are matched by role and stream name (not device index);
+a warning line says when the two runs ran on different hardware or world sizes.
+
 Exit status 1 when an op, or the whole run, got slower by more than ``--threshold`` percent (and
 by more than the noise floor), 0 otherwise, 2 on bad input: usable as a CI gate on its own.
 """
@@ -58,6 +61,7 @@ def diff(base_path: str, new_path: str, fmt: str, threshold_pct: float, min_delt
         eng = [[e["engine"], fmt_ns(e["base_ns"]), fmt_ns(e["new_ns"]), delta(e["delta_pct"] if e["delta_pct"] is not None else float("nan"))]
                for e in s["engines"]]
         text = (f"## Trace diff: {title}\n\n**{'✅' if passed else '❌'} {verdict}**\n\n"
+                + "".join(f"> **warning:** {w}\n\n" for w in s["warnings"])
                 + _md_table(["op", "status", "base", "new", "delta"], rows) + "\n\n"
                 + (_md_table(["engine", "base active", "new active", "delta"], eng) + "\n" if eng else ""))
     elif fmt == "junit":
@@ -72,7 +76,7 @@ def diff(base_path: str, new_path: str, fmt: str, threshold_pct: float, min_delt
                                       f"({s['total_delta_pct']:+.1f}%)"))
         text = to_junit(Report({"diff": res}, res.findings, s), checks, suite="accel-profiler diff")
     else:
-        lines = [title, verdict, ""]
+        lines = [title, verdict, *[f"warning: {w}" for w in s["warnings"]], ""]
         names = [str(n) if len(str(n)) <= 60 else str(n)[:57] + "..." for n in df["name"]]
         w = max([len(n) for n in names] + [2])
         lines += [f"  {nm.ljust(w)}  {r.status:9}  {fmt_ns(r.base_ns):>12} -> {fmt_ns(r.new_ns):>12}  {delta(r.delta_pct)}"
