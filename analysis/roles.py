@@ -25,12 +25,12 @@ import re
 import numpy as np
 import pyarrow.compute as pc
 
+from profiler.engine_names import is_dma_engine_name
 from profiler.formats.kineto import DEVICE_PROCESS
 from profiler.model import Trace
 
 ROLES = ("compute", "dma", "host", "memory", "counter", "group", "other")
 
-_DMA_NAME = re.compile(r"memcpy|memset|\bdma\b|dma[0-9_ ]|copy engine|\bcopy\b|\bh2d\b|\bd2h\b", re.I)
 _COMPUTE_NAME = re.compile(r"stream|\bgpu\b|kernel|\bsm\b|mxu|tensor core|\bnpu\b|\bcore\b|vector|matrix", re.I)
 _HOST_NAME = re.compile(r"thread|\bcpu\b|python|\btid\b|main|host|worker|pt_", re.I)
 _NOT_WORK = re.compile(r"sync|annotation|^trace$|^overhead$|marker|^event", re.I)
@@ -88,8 +88,8 @@ def infer_roles(trace: Trace) -> np.ndarray:
         elif slice_count[tid] == 0 and has_child[tid]:
             role = "group"
         elif "stream" in at or _COMPUTE_NAME.search(name) and not _HOST_NAME.search(name):
-            role = "dma" if (slice_count[tid] and dma_share[tid] >= 0.999) or _DMA_NAME.search(name) else "compute"
-        elif _DMA_NAME.search(name) or at.get("engine") == "dma":
+            role = "dma" if (slice_count[tid] and dma_share[tid] >= 0.999) or is_dma_engine_name(name) else "compute"
+        elif is_dma_engine_name(name) or at.get("engine") == "dma":
             role = "dma"
         elif on_device[tid]:
             role = "dma" if slice_count[tid] and dma_share[tid] >= 0.999 else "compute"

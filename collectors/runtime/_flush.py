@@ -25,9 +25,8 @@ import pyarrow as pa
 from collectors.runtime._recorder import FLOW_IN, FLOW_OUT, INSTANT, ThreadBuffer
 from collectors.runtime._sites import MAX_SESSION_NS, METRICS_FLAG, POINT_SITE, TIME_BITS, SiteTable
 from profiler.builder import TraceBuilder
+from profiler.engine_names import is_dma_engine_name
 from profiler.model import Trace
-
-_DMA_PREFIXES = ("dma", "copy", "memcpy", "h2d", "d2h", "d2d", "sdma", "xfer", "transfer")
 
 
 @dataclass
@@ -161,7 +160,7 @@ def site_dict_column(values: Sequence[str | None], site: np.ndarray) -> pa.Array
 
 def engine_kind(engine: str) -> str:
     """Track kind for an engine name: copy/DMA queues are ``dma``, everything else ``compute``."""
-    return "dma" if engine.lower().startswith(_DMA_PREFIXES) else "compute"
+    return "dma" if is_dma_engine_name(engine) else "compute"
 
 
 def build_trace(
