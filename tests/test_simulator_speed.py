@@ -179,22 +179,39 @@ def test_compiled_and_python_loops_place_a_many_core_program_identically() -> No
 
     w = workload_from_name("transformer-prefill", seq_len=64, hidden=256, ffn=512, heads=4)
     prog = simulate(w, H100).program
-    saved = engine.COMPILED_MIN_PROGRAM
+    saved = engine.USE_COMPILED
     try:
-        engine.COMPILED_MIN_PROGRAM = 1 << 62
+        engine.USE_COMPILED = False
         for s in prog.segments:
             s.timing = None
         py = engine.run(prog, prog.machine)
-        engine.COMPILED_MIN_PROGRAM = 0
+        engine.USE_COMPILED = True
         for s in prog.segments:
             s.timing = None
         nb = engine.run(prog, prog.machine)
     finally:
-        engine.COMPILED_MIN_PROGRAM = saved
+        engine.USE_COMPILED = saved
     for name in ("start", "end", "stall_engine", "stall_start", "stall_end", "stall_by", "sram_core", "sram_ts",
                  "sram_val", "bw_ts", "bw_val"):
         assert np.array_equal(getattr(py, name), getattr(nb, name)), name
     assert py.sram_peak == nb.sram_peak
+
+
+def test_compiled_loop_once_loaded_serves_small_programs_too() -> None:
+    pytest.importorskip("numba")
+    from collectors.simulator import engine
+
+    prog = simulate(Gemm(M=512, N=512, K=512, dtype="int8", tile_m=64, tile_n=64, tile_k=64), EDGE).program
+    seg = prog.segments[0]
+    assert len(seg) >= engine.COMPILED_MIN_INSTRUCTIONS
+    engine.simulate_segment(seg, prog, prog.machine, compiled=True)  # loads the compiled loop
+    assert engine.use_compiled(100)  # loaded: no import cost left to avoid
+    saved = engine.USE_COMPILED
+    try:
+        engine.USE_COMPILED = False
+        assert not engine.use_compiled(10**9)
+    finally:
+        engine.USE_COMPILED = saved
 
 
 def test_large_elementwise_summary_moves_every_byte() -> None:

@@ -23,6 +23,7 @@ records those.  Results are flat lists and numpy arrays, never per-event objects
 from __future__ import annotations
 
 import heapq
+import sys
 import warnings
 from collections import deque
 from collections.abc import Callable
@@ -80,10 +81,28 @@ class RunResult:
 #: Segments at least this long run in the compiled loop (collectors.simulator.kernel) when numba is
 #: installed; shorter ones are not worth converting to arrays.
 COMPILED_MIN_INSTRUCTIONS = 64
-#: ... and only in programs at least this long: importing numba and loading the compiled loop costs
-#: about a second once per process, more than the Python loop needs for smaller programs.
+#: ... and only in programs at least this long, unless the compiled loop is already loaded in this
+#: process: importing numba and loading the loop costs about a second once per process, more than
+#: the Python loop needs for smaller programs, but nothing once it is loaded.
 COMPILED_MIN_PROGRAM = 10_000
+#: None: choose as above; False: always the Python loop (what an installation without numba gets);
+#: True: the compiled loop for every segment of at least COMPILED_MIN_INSTRUCTIONS.
+USE_COMPILED: bool | None = None
 _compiled_broken = False
+
+
+def _compiled_loaded() -> bool:
+    """Whether the compiled loop has run in this process already (so using it costs nothing more)."""
+    kernel = sys.modules.get("collectors.simulator.kernel")
+    loop = getattr(kernel, "segment_loop", None)
+    return bool(getattr(kernel, "HAVE_NUMBA", False) and getattr(loop, "signatures", None))
+
+
+def use_compiled(n_instructions: int) -> bool:
+    """Whether :func:`run` uses the compiled loop for a program of ``n_instructions``."""
+    if USE_COMPILED is not None:
+        return USE_COMPILED
+    return n_instructions >= COMPILED_MIN_PROGRAM or _compiled_loaded()
 
 
 def simulate_segment(seg: Segment, prog: Program, machine: Machine, compiled: bool | None = None) -> SegmentTiming:
@@ -93,7 +112,7 @@ def simulate_segment(seg: Segment, prog: Program, machine: Machine, compiled: bo
     loops give the same schedule to the last bit.
     """
     if compiled is None:
-        compiled = len(seg) >= COMPILED_MIN_INSTRUCTIONS
+        compiled = len(seg) >= COMPILED_MIN_INSTRUCTIONS and USE_COMPILED is not False
     global _compiled_broken
     if compiled and not _compiled_broken:
         from collectors.simulator import kernel
@@ -359,7 +378,7 @@ def run(prog: Program, machine: Machine, progress: Callable[[int], None] | None 
     peak = [0.0] * machine.cores
     t0 = 0.0
     placed = 0
-    compiled = len(prog) >= COMPILED_MIN_PROGRAM
+    compiled = use_compiled(len(prog))
     for k, seg in enumerate(segs):
         n = len(seg)
         if not n:
