@@ -21,7 +21,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from analysis.breakdown import device_breakdown
+from analysis.breakdown import grouped_breakdown
 from analysis.common import fmt_ns, severity_for
 from analysis.context import AnalysisContext
 from analysis.findings import AnalyzerResult, Finding
@@ -90,31 +90,33 @@ def hta_window(ctx: AnalysisContext) -> np.ndarray:
 
 def analyze(ctx: AnalysisContext) -> AnalyzerResult:
     st = steps(ctx)
-    it = iteration_of(ctx) if len(st) else np.zeros(0, dtype=np.int64)
-    rows = []
-    for k, s in enumerate(st.itertuples(index=False)):
-        for d in device_breakdown(ctx, it == k):
-            rows.append({"iteration": k, "step": int(s.step), "device": d["device"], "start_ns": int(s.start_ns),
-                         "end_ns": int(s.end_ns), "step_ns": int(s.end_ns - s.start_ns),
-                         **{c: d[c] for c in COLUMNS[6:]}})
-    metrics = pd.DataFrame(rows, columns=COLUMNS)
-    dur = (st["end_ns"] - st["start_ns"]).to_numpy() if len(st) else np.zeros(0)
+    it = iteration_of(ctx) if len(st) else np.full(ctx.n, -1, dtype=np.int64)
+    per = grouped_breakdown(ctx, it, len(st))
+    starts, ends, nums = st["start_ns"].to_numpy(), st["end_ns"].to_numpy(), st["step"].to_numpy()
+    rows = [{"iteration": r["group"], "step": int(nums[r["group"]]), "device": r["device"],
+             "start_ns": int(starts[r["group"]]), "end_ns": int(ends[r["group"]]),
+             "step_ns": int(ends[r["group"]] - starts[r["group"]]), **{c: r[c] for c in COLUMNS[6:]}} for r in per]
+    metrics = pd.DataFrame(rows, columns=COLUMNS).sort_values(["iteration", "device"], ignore_index=True)
+    dur = ends - starts if len(st) else np.zeros(0)
     med = float(np.median(dur)) if dur.size else 0.0
-    summary = {"steps": int(len(st)), "step_numbers": [int(x) for x in st["step"]],
+    summary = {"steps": int(len(st)), "step_numbers": [int(x) for x in nums],
                "step_ns_median": med, "step_ns_max": float(dur.max()) if dur.size else 0.0,
                "hta_window_drops_last_step": bool(len(st) >= 2)}
     findings: list[Finding] = []
-    if dur.size >= 3 and med > 0:
-        total = float(dur.sum())
-        for k in np.flatnonzero(dur > SLOW_STEP * med).tolist():
-            s = st.iloc[k]
-            extra = float(dur[k] - med)
-            findings.append(Finding(
-                kind="slow_iteration", severity=severity_for(extra, total),
-                title=f"ProfilerStep#{int(s.step)} took {fmt_ns(dur[k])}, {dur[k] / med:.1f}x the median step",
-                track=int(ctx.track[int(s.row)]), track_name=ctx.track_names.get(int(ctx.track[int(s.row)])),
-                start_ns=int(s.start_ns), end_ns=int(s.end_ns), metric="step_ns", value=float(dur[k]),
-                threshold=SLOW_STEP * med, unit="ns", gain_ns=int(extra), subject=f"ProfilerStep#{int(s.step)}",
-                suggestion="compare this step's device breakdown with a median one (data loading, a sync, a recompile)",
-            ))
+    slow = np.flatnonzero(dur > SLOW_STEP * med) if dur.size >= 3 and med > 0 else np.zeros(0, dtype=np.int64)
+    if slow.size:  # one finding for all slow steps, named by the slowest
+        k = int(slow[np.argmax(dur[slow])])
+        extra = float((dur[slow] - med).sum())
+        row = int(st["row"].iloc[k])
+        others = f" and {slow.size - 1} more" if slow.size > 1 else ""
+        findings.append(Finding(
+            kind="slow_iteration", severity=severity_for(extra, float(dur.sum())),
+            title=f"ProfilerStep#{int(nums[k])}{others} slower than the median step: {fmt_ns(dur[k])}, "
+                  f"{dur[k] / med:.1f}x the median {fmt_ns(med)}",
+            track=int(ctx.track[row]), track_name=ctx.track_names.get(int(ctx.track[row])),
+            start_ns=int(starts[k]), end_ns=int(ends[k]), metric="step_ns", value=float(dur[k]),
+            threshold=SLOW_STEP * med, unit="ns", gain_ns=int(extra), subject="iterations",
+            suggestion="compare a slow step's device breakdown with a median one (data loading, a sync, a recompile)",
+            details={"slow_steps": [int(nums[j]) for j in slow.tolist()]},
+        ))
     return AnalyzerResult(NAME, findings, metrics, summary)

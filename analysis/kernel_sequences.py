@@ -39,9 +39,21 @@ def _windows(codes: np.ndarray, stream: np.ndarray, n: int) -> tuple[np.ndarray,
     return pos, w[pos]
 
 
+def _hash_rows(w: np.ndarray) -> np.ndarray:
+    """One uint64 per window row (polynomial hash; equal rows, equal hashes)."""
+    h = np.zeros(w.shape[0], dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(w.shape[1]):
+            h = h * np.uint64(1_000_003) + w[:, j].astype(np.uint64) + np.uint64(1)
+    return h
+
+
 def sequences(ctx: AnalysisContext, min_len: int = MIN_LEN, max_len: int = MAX_LEN,
-              min_count: int = MIN_COUNT) -> pd.DataFrame:
-    """Every kernel sequence occurring at least ``min_count`` times (before dropping contained ones)."""
+              min_count: int = MIN_COUNT, limit: int | None = None) -> pd.DataFrame:
+    """Kernel sequences occurring at least ``min_count`` times (before dropping contained ones).
+
+    ``limit`` keeps, per length, only the most frequent sequences (what ranking needs).
+    """
     ops = device_ops(ctx)
     cls = ctx.slice_class[ops.rows]
     k = (cls == COMPUTE) | (cls == COMM)
@@ -55,18 +67,23 @@ def sequences(ctx: AnalysisContext, min_len: int = MIN_LEN, max_len: int = MAX_L
         pos, w = _windows(codes, stream, n)
         if pos.size == 0:
             break
-        uniq, inv, cnt = np.unique(w, axis=0, return_inverse=True, return_counts=True)
+        h = _hash_rows(w)
+        uniq, first, inv, cnt = np.unique(h, return_index=True, return_inverse=True, return_counts=True)
         inv = inv.reshape(-1)
         keep = np.flatnonzero(cnt >= min_count)
         if keep.size == 0:
             break  # a longer run cannot be more frequent than all of its prefixes
-        time = np.bincount(inv, weights=(cum[pos + n] - cum[pos]).astype(float), minlength=uniq.shape[0])
-        n_streams = np.array([np.unique(stream[pos[inv == u]]).size for u in keep.tolist()])
-        for j, u in enumerate(keep.tolist()):
-            out.append({"sequence": " -> ".join(str(words[c] or "") for c in uniq[u].tolist()), "codes": tuple(uniq[u].tolist()),
+        if limit is not None and keep.size > limit:
+            keep = keep[np.argsort(-cnt[keep], kind="stable")[:limit]]
+        time = np.bincount(inv, weights=(cum[pos + n] - cum[pos]).astype(float), minlength=uniq.size)
+        pair = np.unique(inv.astype(np.int64) * (len(ops.names) + 1) + stream[pos])
+        n_streams = np.bincount(pair // (len(ops.names) + 1), minlength=uniq.size)
+        for u in keep.tolist():
+            seq = tuple(w[first[u]].tolist())
+            out.append({"sequence": " -> ".join(str(words[c] or "") for c in seq), "codes": seq,
                         "length": n, "count": int(cnt[u]), "launches_saved": int(cnt[u]) * (n - 1),
                         "total_ns": int(time[u]), "mean_kernel_ns": float(time[u] / (cnt[u] * n)),
-                        "streams": int(n_streams[j])})
+                        "streams": int(n_streams[u])})
     return pd.DataFrame(out, columns=[*COLUMNS, "codes"])
 
 
@@ -78,7 +95,7 @@ def _contained(short: tuple[int, ...], long: tuple[int, ...]) -> bool:
 def analyze(ctx: AnalysisContext) -> AnalyzerResult:
     df = sequences(ctx, int(ctx.options.get("sequence_min_len") or MIN_LEN),
                    int(ctx.options.get("sequence_max_len") or MAX_LEN),
-                   int(ctx.options.get("sequence_min_count") or MIN_COUNT))
+                   int(ctx.options.get("sequence_min_count") or MIN_COUNT), limit=10 * TOP_K)
     if len(df):
         # Drop a run contained in a longer one that occurs as often (the longer one is the candidate).
         by_count: dict[int, list[tuple[int, ...]]] = {}

@@ -201,3 +201,18 @@ def test_frequent_kernel_sequences_counted_by_hand() -> None:
     top, n = trigrams.most_common(1)[0]
     assert got[top] == n > 50
     assert got == {k: v for k, v in trigrams.items() if " -> " not in "".join(k)}
+
+
+def test_per_iteration_rows_use_the_one_breakdown_formula() -> None:
+    """The vectorized per-iteration pass gives what the device breakdown gives on each step's slices."""
+    from analysis.breakdown import grouped_breakdown
+    from analysis.iterations import iteration_of, steps
+
+    ctx = ctx_of("v100_ns_resolution")
+    it = iteration_of(ctx)
+    rows = grouped_breakdown(ctx, it, len(steps(ctx)))
+    assert len(rows) == 5
+    for r in rows:
+        (d,) = device_breakdown(ctx, it == r["group"])
+        assert {k: d[k] for k in ("span_ns", "idle_ns", "compute_ns", "non_compute_ns")} == \
+            {k: r[k] for k in ("span_ns", "idle_ns", "compute_ns", "non_compute_ns")}
