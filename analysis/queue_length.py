@@ -7,7 +7,7 @@ the device never waits for launches); a queue at the runtime's limit means the h
 the launch call until a slot frees up (CUDA: 1024 pending launches per stream).
 
 * :func:`time_series` - the step function per stream: one row per change (stream, ts, length);
-  :func:`counter_samples` gives it as counter-track samples named "<stream> queue length";
+  :func:`with_queue_counters` adds it to a trace as one counter track per stream;
 * :func:`analyze` - per stream: count/mean/std/min/percentiles/max of the samples (as HTA's
   ``get_queue_length_summary``), the time-weighted mean (ours: the samples' mean weighs a burst
   of launches as much as a long steady stretch), and the time at or above ``max_queue_length``
@@ -19,13 +19,18 @@ Where ts ties between a launch and a start, the start is counted first.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from analysis.common import fmt_ns, pct, severity_for
 from analysis.context import AnalysisContext
 from analysis.device_ops import device_ops
 from analysis.findings import AnalyzerResult, Finding
+from profiler.model import Trace
 
 NAME = "queue_length"
 #: CUDA's per-stream limit of pending launches (HTA's default ``max_queue_length``).
@@ -58,11 +63,36 @@ def time_series(ctx: AnalysisContext, keep: np.ndarray | None = None) -> pd.Data
     return pd.DataFrame({"stream": names[stream], "ts": ts, "queue_length": run - base})
 
 
-def counter_samples(ctx: AnalysisContext) -> pd.DataFrame:
-    """The time series as counter-track samples: name ("<stream> queue length"), ts, value."""
-    ts = time_series(ctx)
-    return pd.DataFrame({"name": ts["stream"].astype(str) + " queue length", "ts": ts["ts"],
-                         "value": ts["queue_length"].astype(float)})
+def with_queue_counters(trace: Trace) -> Trace:
+    """``trace`` plus one counter track per stream ("<stream> queue length", under the stream's
+    device), holding :func:`time_series`: the queue shows next to the stream on a timeline."""
+    ctx = AnalysisContext(trace)
+    series = time_series(ctx)
+    if series.empty:
+        return trace
+    ops = device_ops(ctx)
+    parents = trace.tracks["parent"].to_pylist()
+    ids = trace.tracks["id"].to_pylist()
+    parent_of = dict(zip(ids, parents, strict=True))
+    first_track = {ops.names[int(k)]: int(ctx.track[ops.rows[i]]) for i, k in enumerate(ops.stream.tolist())}
+    names = sorted(series["stream"].unique())
+    new_id = {nm: max(ids) + 1 + i for i, nm in enumerate(names)}
+    tracks = pa.table({
+        "id": pa.array([new_id[nm] for nm in names], pa.int64()),
+        "parent": pa.array([parent_of.get(first_track[nm]) for nm in names], pa.int64()),
+        "name": pa.array([f"{nm.split(' / ')[-1]} queue length" for nm in names], pa.string()),
+        "kind": pa.array(["counter"] * len(names), pa.string()),
+        "device": pa.array([None] * len(names), pa.string()),
+        "sort_index": pa.array([1_000_000 + i for i in range(len(names))], pa.int32()),
+        "attrs": pa.array([json.dumps({"series": "queue_length", "stream": nm}) for nm in names], pa.string()),
+    }).cast(trace.tracks.schema)
+    counters = pa.table({"track": pa.array(series["stream"].map(new_id).to_numpy(np.int64)),
+                         "ts": pa.array(series["ts"].to_numpy(np.int64)),
+                         "value": pa.array(series["queue_length"].to_numpy(np.float64))}).cast(trace.counters.schema)
+    allc = pa.concat_tables([trace.counters, counters])
+    allc = allc.take(pc.sort_indices(allc, [("track", "ascending"), ("ts", "ascending")]))
+    return Trace(pa.concat_tables([trace.tracks, tracks]), trace.slices, allc, trace.instants, trace.flows,
+                 trace.metadata)
 
 
 def summarize(series: pd.DataFrame, run_end: int, max_queue_length: int = MAX_QUEUE_LENGTH,

@@ -216,3 +216,19 @@ def test_per_iteration_rows_use_the_one_breakdown_formula() -> None:
         (d,) = device_breakdown(ctx, it == r["group"])
         assert {k: d[k] for k in ("span_ns", "idle_ns", "compute_ns", "non_compute_ns")} == \
             {k: r[k] for k in ("span_ns", "idle_ns", "compute_ns", "non_compute_ns")}
+
+
+def test_queue_length_counter_tracks_hold_htas_time_series() -> None:
+    """The counter track of stream 7 on the AlexNet trace: HTA's sample count and maximum, and a
+    valid trace (the timeline can show it)."""
+    from analysis.queue_length import with_queue_counters
+
+    t = with_queue_counters(read_trace(DATA / "kineto" / "a100_alexnet.json.gz"))
+    t.validate()
+    tracks = t.tracks_df().set_index("id")
+    q = tracks[tracks["name"] == "stream 7 queue length"]
+    assert len(q) == 1 and tracks.loc[q["parent"].iloc[0], "name"] == "GPU 0"
+    c = t.counters_df()
+    vals = c.loc[c["track"] == q.index[0], "value"]
+    ref = [r for r in hta("a100_alexnet")["queue_length_summary"] if r["stream"] == 7][0]
+    assert len(vals) == ref["queue_length_count"] and vals.max() == ref["queue_length_max"]
