@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
+from profiler.columns import dict_codes, numpy_column
 from profiler.hardware import HardwareSpec
 from profiler.model import Trace
+from profiler.stall_labels import is_stall_label
 from ui.lod import TimelineIndex
 from ui.tracks import TrackTree
 
@@ -27,23 +28,9 @@ TRACE_SUFFIXES = (".pftrace", ".perfetto-trace", ".pb", ".json", ".json.gz", ".p
 
 
 def is_stall(category: str | None, name: str | None) -> bool:
-    """Stalls are slices whose category or name says so (``stall``, ``wait...``, ``idle``)."""
-    text = f"{category or ''} {name or ''}".lower()
-    return "stall" in text or text.startswith("wait") or " wait" in text or "idle" in text
-
-
-def _dict_column(col: pa.ChunkedArray) -> tuple[np.ndarray, list[str | None]]:
-    """(codes, dictionary) of a dictionary-encoded column; null -> code -1."""
-    if col.num_chunks == 0:
-        return np.zeros(0, dtype=np.int64), []
-    arr = col.unify_dictionaries().combine_chunks() if col.num_chunks > 1 else col.chunk(0)
-    codes = arr.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
-    return codes, arr.dictionary.to_pylist()
-
-
-def _float_column(col: pa.ChunkedArray) -> np.ndarray:
-    return col.to_numpy().astype(np.float64) if col.null_count == 0 else np.asarray(
-        col.fill_null(np.nan).to_numpy(), dtype=np.float64)
+    """Stalls are slices whose category or name says so: the analyzers' rule
+    (:func:`profiler.stall_labels.is_stall_label`), so the timeline and the findings agree."""
+    return is_stall_label(category, name)
 
 
 @dataclass
@@ -78,11 +65,11 @@ class LoadedTrace:
     def columns(self) -> dict[str, Any]:
         """Decoded slice columns for hover text and highlighting."""
         s = self.trace.slices
-        name, names = _dict_column(s["name"])
-        cat, cats = _dict_column(s["category"])
-        dt, dts = _dict_column(s["dtype"])
+        name, names = dict_codes(s["name"])
+        cat, cats = dict_codes(s["category"])
+        dt, dts = dict_codes(s["dtype"])
         return {"name": name, "names": names, "cat": cat, "cats": cats, "dtype": dt, "dtypes": dts,
-                "flops": _float_column(s["flops"]), "bytes": _float_column(s["bytes"])}
+                "flops": numpy_column(s["flops"]), "bytes": numpy_column(s["bytes"])}
 
     @cached_property
     def max_depth(self) -> dict[int, int]:

@@ -12,13 +12,12 @@ import re
 import numpy as np
 
 from analysis.roles import is_dma_slice_name
+from profiler.stall_labels import is_stall_category, is_stall_name
 
 #: Per-slice classes (int8 codes in :attr:`analysis.context.AnalysisContext.slice_class`).
 COMPUTE, DMA, COMM, STALL, HOST, OTHER = range(6)
 CLASS_NAMES = ("compute", "dma", "comm", "stall", "host", "other")
 
-_STALL_CAT = {"stall", "wait", "idle"}
-_STALL_NAME = {"stall", "wait"}
 _COMM = re.compile(r"nccl|rccl|all_?reduce|all_?gather|reduce_?scatter|all_?to_?all|broadcast|sendrecv|c10d", re.I)
 
 
@@ -45,8 +44,8 @@ def classify(track_roles: np.ndarray, track: np.ndarray,
     cls = track_cls[track]
     cat_codes, cat_words = categories
     name_codes, name_words = names
-    stall_cat = _word_flags(cat_words, lambda w: w.lower() in _STALL_CAT)
-    stall_name = _word_flags(name_words, lambda w: w.lower() in _STALL_NAME)
+    stall_cat = _word_flags(cat_words, is_stall_category)
+    stall_name = _word_flags(name_words, is_stall_name)
     comm_name = _word_flags(name_words, _COMM.search)
     dma_cat = np.append(is_dma_slice_name(cat_words), False)
     dma_name = np.append(is_dma_slice_name(name_words), False)
