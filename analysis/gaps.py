@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.common import fmt_ns, pct, severity_for
-from analysis.context import HOST, AnalysisContext
+from analysis.context import COMPUTE, HOST, AnalysisContext
 from analysis.findings import AnalyzerResult, Finding
 
 NAME = "gaps"
@@ -30,7 +30,9 @@ def analyze(ctx: AnalysisContext) -> AnalyzerResult:
     stretches: list[dict[str, object]] = []
     for e in ctx.engine_ids["compute"]:
         r = ctx.rows_of_engine(e)
-        work = r[(ctx.depth[r] == 0) & ~ctx.is_stall[r]]
+        # Only compute ops: a gap between two collectives (an NCCL stream, a device's link) is the
+        # other ranks or the data not being ready, not an op too small to keep the engine busy.
+        work = r[(ctx.depth[r] == 0) & (ctx.slice_class[r] == COMPUTE)]
         name = ctx.track_names.get(e, str(e))
         if work.size < 2:
             rows.append({"engine": e, "track_name": name, "ops": int(work.size), "gaps": 0, "gap_ns": 0,

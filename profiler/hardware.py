@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from profiler.errors import SpecError
+from profiler.system import SystemSpec, system_from_dict
 
 #: dtype names a spec may give a peak for; aliases map common spellings to these.
 DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4")
@@ -123,6 +124,7 @@ class HardwareSpec:
     systolic: SystolicArray | None = None
     sources: dict[str, str] = field(default_factory=dict)
     timing: TimingSpec = field(default_factory=TimingSpec)
+    system: SystemSpec | None = None  # how several such devices are wired ([system]); None: one device
 
     def peak(self, dtype: str) -> float:
         """Peak FLOP/s for ``dtype``; raises SpecError if the device has no such datapath."""
@@ -163,6 +165,7 @@ class HardwareSpec:
             "memory": [m.__dict__ for m in self.memory], "dma": self.dma.__dict__,
             "systolic": self.systolic.__dict__ if self.systolic else None,
             "timing": self.timing.to_dict(),
+            **({"system": self.system.to_dict()} if self.system is not None else {}),
         }
 
 
@@ -232,8 +235,9 @@ def spec_from_dict(d: dict[str, Any], origin: str = "<spec>") -> HardwareSpec:
             raise SpecError(f"{w}: dataflow must be os, ws or is, got {flow!r}")
         systolic = SystolicArray(int(_req(s, "rows", w, int)), int(_req(s, "cols", w, int)), flow)
     timing = timing_from_dict(_table(d, "timing", where), f"{where} timing", {m.name for m in memory})
+    system = system_from_dict(_table(d, "system", where), f"{where} system") if "system" in d else None
     known = {"name", "description", "clock_hz", "cores", "peak_flops", "memory", "dma", "vector_flops", "systolic",
-             "sources", "timing"}
+             "sources", "timing", "system"}
     extra = set(d) - known
     if extra:
         raise SpecError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
@@ -249,6 +253,7 @@ def spec_from_dict(d: dict[str, Any], origin: str = "<spec>") -> HardwareSpec:
         systolic=systolic,
         sources={str(k): str(v) for k, v in _table(d, "sources", where).items()},
         timing=timing,
+        system=system,
     )
 
 

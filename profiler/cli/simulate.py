@@ -37,9 +37,15 @@ def simulate(workload: str, hw: str, dtype: str | None, sets: tuple[str, ...], o
     \b
     WORKLOAD: gemm, conv2d, elementwise, layernorm, softmax, attention, flash-attention,
               transformer-prefill, transformer-decode, cnn-encoder, llm-decode, llm-decode-7b
+    many devices (the spec's [system] interconnect; --set devices=, topology=, link_bandwidth=):
+              allreduce, allgather, reducescatter, alltoall (--set bytes=, algorithm=ring|tree),
+              llm-decode, llm-decode-7b, llm-prefill-7b with --set tp=, pp=, microbatches=,
+              moe-decode (--set ep=, experts=, top_k=, imbalance=)
     \b
     profiler simulate gemm --set M=4096 --set buffering=1 -o gemm.pftrace
     profiler simulate llm-decode-7b --hw edge-npu --dtype int8 -o decode.trace
+    profiler simulate llm-decode-7b --set tp=4 --set pp=2 --hw a100-sxm -o tp4pp2.pftrace
+    profiler simulate allreduce --set bytes=1073741824 --set devices=8 --hw a100-sxm -o ar.pftrace
     """
     from collectors.simulator import SimOptions, SimulatorError, workload_from_name
     from collectors.simulator import simulate as run_sim
@@ -49,6 +55,11 @@ def simulate(workload: str, hw: str, dtype: str | None, sets: tuple[str, ...], o
     spec = resolve_spec(hw)
     assert spec is not None
     kv = _parse_sets(sets)
+    from collectors.simulator.system import is_system_workload
+
+    if is_system_workload(workload, set(kv)):
+        _simulate_system(workload, spec, dtype, kv, output, fmt)
+        return
     detail = kv.pop("detail", None) or detail or "full"
     if detail not in ("full", "summary"):
         raise InputError(f"--set detail={detail}: expected full or summary")
@@ -83,3 +94,28 @@ def simulate(workload: str, hw: str, dtype: str | None, sets: tuple[str, ...], o
                    f"order={mp['order']} ({mp['how']})")
     if len(maps) > 8:
         click.echo(f"  ... {len(maps) - 8} more GEMM mappings in the trace metadata")
+
+
+def _simulate_system(workload: str, spec: object, dtype: str | None, kv: dict[str, str], output: str,
+                     fmt: str | None) -> None:
+    """``simulate`` of a multi-device workload: one trace with a group per device."""
+    from collectors.simulator.system import SYSTEM_KEYS, simulate_system, system_workload_from_name
+    from profiler.formats import write_trace
+
+    sys_kv: dict[str, object] = {k: kv.pop(k) for k in list(kv) if k in SYSTEM_KEYS}
+    kv.pop("detail", None)  # every op is timed at summary detail already
+    try:
+        w = system_workload_from_name(workload, **kv)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    res = run_or_fail(simulate_system, w, spec, dtype=dtype, system=sys_kv)
+    written = run_or_fail(write_trace, res.trace, output, fmt)
+    s = res.stats
+    secs = res.total_ns * 1e-9
+    comm = max((d["link_ns"] for d in s["per_device"]), default=0)
+    sent = sum(d["link_bytes"] for d in s["per_device"])
+    sy = s["system"]
+    click.echo(f"{workload} on {s['devices']} x {s['hardware']} ({sy['topology']}, "
+               f"{sy['link_bandwidth'] / 1e9:.0f} GB/s links): {res.total_ns / 1e6:.3f} ms, "
+               f"{s['collectives']} collectives, busiest link {comm / 1e6:.3f} ms, "
+               f"{sent / secs / 1e9 if secs else 0:.1f} GB/s sent in all; wrote {output} ({written}, {s['events']:,} events)")
