@@ -25,6 +25,7 @@ import numpy as np
 from analysis import intervals as iv
 from analysis.common import pct
 from analysis.context import COMM, COMPUTE, DMA, HOST, AnalysisContext
+from analysis.device_ops import slices_of_roles
 from profiler.model import Trace
 
 DEVICE_KEYS = ("device", "span_ns", "idle_ns", "compute_ns", "non_compute_ns", "dma_ns", "comm_ns",
@@ -70,8 +71,7 @@ def device_breakdown(ctx: AnalysisContext, keep: np.ndarray | None = None) -> li
     for name, classes in (("c", compute_classes), ("dm", (DMA,)), ("cm", (COMM,))):
         sets[name] = top & ctx.class_mask(classes)
         if not ctx.host_as_compute:
-            roles = ctx.roles[ctx.engine[ctx.track]]
-            sets[name] &= (roles == "compute") | (roles == "dma")
+            sets[name] &= slices_of_roles(ctx, ("compute", "dma"))
     for d, dev in enumerate(ctx.devices):
         on = ctx.slice_device == d
         got = [iv.merge(ctx.ts[m & on], ctx.end[m & on]) for m in (sets["c"], sets["dm"], sets["cm"])]
@@ -107,8 +107,7 @@ def grouped_breakdown(ctx: AnalysisContext, group: np.ndarray, n_groups: int) ->
     compute_classes = (COMPUTE, HOST) if ctx.host_as_compute else (COMPUTE,)
     top = (ctx.depth == 0) & (group >= 0)
     if not ctx.host_as_compute:
-        roles = ctx.roles[ctx.engine[ctx.track]]
-        top &= (roles == "compute") | (roles == "dma")
+        top &= slices_of_roles(ctx, ("compute", "dma"))
     is_c = ctx.class_mask(compute_classes)
     any_work = is_c | ctx.class_mask((DMA, COMM))
     rows: list[dict[str, Any]] = []

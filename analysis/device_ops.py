@@ -40,6 +40,14 @@ class DeviceOps:
         return np.searchsorted(self.stream, np.arange(len(self.names) + 1))
 
 
+def slices_of_roles(ctx: AnalysisContext, roles: tuple[str, ...], rows: np.ndarray | None = None) -> np.ndarray:
+    """Per slice (or per given row): does its engine have one of ``roles``?  A per-track lookup,
+    not a string compare per slice."""
+    per_track = np.isin(ctx.roles, roles)[ctx.engine] if len(ctx.roles) else np.zeros(0, dtype=bool)
+    tr = ctx.track if rows is None else ctx.track[rows]
+    return per_track[tr] if tr.size else np.zeros(0, dtype=bool)
+
+
 def _stream_keys(ctx: AnalysisContext) -> tuple[np.ndarray, list[str]]:
     """Per track id: stream code and stream names (device path + stream)."""
     tr = ctx.trace.tracks
@@ -78,8 +86,7 @@ def device_ops(ctx: AnalysisContext, keep: np.ndarray | None = None) -> DeviceOp
     key = None if keep is None else id(keep)
     if key in cache and (keep is None or cache[key][0] is keep):
         return cache[key][1]
-    roles = ctx.roles[ctx.engine[ctx.track]] if ctx.n else np.zeros(0, dtype=object)
-    on_device = (roles == "compute") | (roles == "dma")
+    on_device = slices_of_roles(ctx, ("compute", "dma"))
     if ctx.host_as_compute:
         on_device &= False  # a CPU-only trace has no device ops
     m = on_device & ctx.class_mask(_WORK) & (ctx.depth == 0)
@@ -93,7 +100,7 @@ def device_ops(ctx: AnalysisContext, keep: np.ndarray | None = None) -> DeviceOp
     src = ctx.gating_source[rows] if rows.size else np.zeros(0, dtype=np.int64)
     ok = src >= 0
     host_src = np.zeros(rows.size, dtype=bool)
-    host_src[ok] = ctx.roles[ctx.engine[ctx.track[src[ok]]]] == "host"
+    host_src[ok] = slices_of_roles(ctx, ("host",), src[ok])
     launch = np.where(host_src, src, -1)
     ops = DeviceOps(rows=rows, stream=stream, names=names, device=ctx.slice_device[rows], launch=launch)
     cache[key] = (keep, ops)

@@ -24,6 +24,7 @@ import pandas as pd
 from analysis.breakdown import grouped_breakdown
 from analysis.common import fmt_ns, severity_for
 from analysis.context import AnalysisContext
+from analysis.device_ops import slices_of_roles
 from analysis.findings import AnalyzerResult, Finding
 
 NAME = "iterations"
@@ -44,7 +45,7 @@ def steps(ctx: AnalysisContext) -> pd.DataFrame:
     code = np.where(ctx.name_code < 0, len(words), ctx.name_code)
     rows = np.flatnonzero(num[code] >= 0)
     if rows.size:
-        host = ctx.roles[ctx.engine[ctx.track[rows]]] == "host"
+        host = slices_of_roles(ctx, ("host",), rows)
         rows = rows[host]
     rows = rows[np.argsort(ctx.ts[rows], kind="stable")]
     return pd.DataFrame({"step": num[code[rows]], "row": rows, "start_ns": ctx.ts[rows], "end_ns": ctx.end[rows]})
@@ -79,8 +80,7 @@ def hta_window(ctx: AnalysisContext) -> np.ndarray:
     if len(st) < 2:
         return keep
     last = int(st["start_ns"].max())
-    roles = ctx.roles[ctx.engine[ctx.track]]
-    host = roles == "host"
+    host = slices_of_roles(ctx, ("host",))
     keep = host & (ctx.ts < last)
     src = ctx.gating_source
     dev = ~host & (src >= 0)

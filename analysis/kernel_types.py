@@ -61,11 +61,17 @@ def analyze(ctx: AnalysisContext, keep: np.ndarray | None = None) -> AnalyzerRes
                 rows.append({"device": ctx.devices[d], "kernel_type": label(m), "ns": int(ex[m]),
                              "pct": pct(int(ex[m]), busy)})
     metrics = pd.DataFrame(rows, columns=COLUMNS)
-    names = ctx.names_of(ctx.name_code[ops.rows])
-    type_of = np.array([_TYPE_OF.get(c, "") for c in range(8)], dtype=object)
-    per_kernel = pd.DataFrame({"name": names, "type": type_of[cls], "ns": ctx.dur[ops.rows]})
-    top = (per_kernel.groupby(["type", "name"], as_index=False)["ns"].agg(["count", "sum", "mean"])
-           .sort_values("sum", ascending=False).head(20))
+    # Per (type, name): grouped on integer codes; strings only for the top rows.
+    n_names = len(ctx.name_words) + 1
+    code = np.where(ctx.name_code[ops.rows] < 0, n_names - 1, ctx.name_code[ops.rows]).astype(np.int64)
+    key = cls.astype(np.int64) * n_names + code
+    uk, inv = np.unique(key, return_inverse=True)
+    cnt = np.bincount(inv)
+    tot = np.bincount(inv, weights=ctx.dur[ops.rows].astype(float))
+    words = [*ctx.name_words, ""]
+    best = np.argsort(-tot, kind="stable")[:20]
+    top = [{"type": _TYPE_OF.get(int(uk[i] // n_names), ""), "name": words[int(uk[i] % n_names)] or "",
+            "count": int(cnt[i]), "total_ns": int(tot[i]), "mean_ns": float(tot[i] / cnt[i])} for i in best.tolist()]
     summary = {"by_type_ns": {r["kernel_type"]: r["ns"] for r in rows},
-               "top_kernels": top.rename(columns={"sum": "total_ns", "mean": "mean_ns"}).to_dict(orient="records")}
+               "top_kernels": top}
     return AnalyzerResult(NAME, [], metrics, summary)
