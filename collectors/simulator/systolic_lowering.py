@@ -35,7 +35,13 @@ import numpy as np
 
 from collectors.simulator.machine import Machine, SimOptions
 from collectors.simulator.program import K_DMA, K_MATMUL, Program, Segment
-from collectors.simulator.systolic_memory import ACTIVE_FRACTION, LayerMemory, layer_memory
+from collectors.simulator.systolic_memory import (
+    ACTIVE_FRACTION,
+    LayerMemory,
+    ScaleSimTiming,
+    layer_memory,
+    scalesim_timing,
+)
 from profiler.hardware import DmaSpec, HardwareSpec, MemoryLevel, SystolicArray
 
 #: DMA queue of each SCALE-Sim interface; the final OFMAP flush has its own (see the module docstring).
@@ -100,11 +106,12 @@ def _stores(mem: LayerMemory, cfg: SystolicConfig) -> tuple[np.ndarray, np.ndarr
 
 
 def lower_layer(prog: Program, mem: LayerMemory, cfg: SystolicConfig, label: str,
-                triggered: int | None = None) -> dict[str, Any]:
+                triggered: int | None = None, timing: ScaleSimTiming | None = None) -> dict[str, Any]:
     """Append one layer's segment to ``prog``; returns the numbers the op's slices carry.
 
     ``triggered``: how many half-buffer drains happen during compute (None: every one whose
-    trigger word is written); the rest of the outputs go to the final flush.
+    trigger word is written); the rest of the outputs go to the final flush.  ``timing``: SCALE-Sim's
+    own accounting of the layer (:func:`scalesim_timing`), for the stalls it charges twice.
     """
     m = prog.machine
     seg = Segment()
@@ -157,8 +164,15 @@ def lower_layer(prog: Program, mem: LayerMemory, cfg: SystolicConfig, label: str
     store_ids: list[int] = []
     trig_piece = np.searchsorted(ends, trig_rows, side="left")  # piece that writes the trigger word
     next_store = 0
+    # SCALE-Sim charges a row that waited for a prefetch the wait a second time; that second charge is
+    # an explicit matrix-engine instruction before the row, after the loads it waited for
+    extra = dict(zip(timing.extra_rows.tolist(), timing.extra_cycles.tolist(), strict=True)) if timing else {}
+    nid_echo = prog.name_id("prefetch stall counted twice")
     for p in range(starts.size):
         deps = [load_ids["ifmap"][int(need["ifmap"][p])], load_ids["filter"][int(need["filter"][p])]]
+        x = extra.get(int(starts[p]), 0)
+        if x:
+            rows.append((mx, K_MATMUL, nid_echo, 0.0, 0.0, x * ns_per_cycle, tuple(deps), 0.0, 0, -1, dti))
         js = int(must_start[p]) - 2
         if 0 <= js < len(store_ids):
             deps.append(store_ids[js])
@@ -196,7 +210,7 @@ def systolic_machine(cfg: SystolicConfig) -> Machine:
                                     dataflow=cfg.dataflow, flows=False, reuse=False))
 
 
-def _triggered_drains(mem: LayerMemory, cfg: SystolicConfig, label: str) -> int:
+def _triggered_drains(mem: LayerMemory, cfg: SystolicConfig, label: str, timing: ScaleSimTiming) -> int:
     """How many drains start during compute: a drain SCALE-Sim would only trigger with an output
     written after the previous drain ended, so one that cannot start before the last compute row
     ends never happens there (its words go out with the final flush).  Found by simulating the
@@ -207,7 +221,7 @@ def _triggered_drains(mem: LayerMemory, cfg: SystolicConfig, label: str) -> int:
     keep: int | None = None
     for _ in range(4):
         prog = Program(machine)
-        info = lower_layer(prog, mem, cfg, label, keep)
+        info = lower_layer(prog, mem, cfg, label, keep, timing)
         ids = info["drain_ids"]
         if not ids:
             return 0
@@ -230,7 +244,8 @@ def simulate_systolic_layers(layers: list[tuple[str, int, int, int]], cfg: Systo
     for name, M, N, K in layers:  # noqa: N806
         mem = layer_memory(M, N, K, cfg.rows, cfg.cols, cfg.dataflow, cfg.ifmap_words, cfg.filter_words,
                            cfg.bandwidth)
-        info = lower_layer(prog, mem, cfg, name, _triggered_drains(mem, cfg, name))
+        timing = scalesim_timing(mem, cfg.ofmap_words, cfg.bandwidth)
+        info = lower_layer(prog, mem, cfg, name, _triggered_drains(mem, cfg, name, timing), timing)
         info.pop("drain_ids")
         info.pop("last_piece")
     res = run(prog, machine)

@@ -340,3 +340,170 @@ def layer_memory(M: int, N: int, K: int, rows: int, cols: int, dataflow: str,  #
     mem.reads["filter"] = _read_stream("filter", lay_f, flo, fhi, filter_words, bandwidth)
     mem.ofmap_per_row = ofmap
     return mem
+
+
+@dataclass
+class ScaleSimTiming:
+    """SCALE-Sim's cycle accounting of one layer (what its COMPUTE_REPORT says), replayed."""
+
+    overall_cycles: int  # first DRAM read to last DRAM write ("Total Cycles (incl. prefetch)")
+    compute_cycles: int  # cycle of the last OFMAP SRAM write ("Total Cycles")
+    stall_cycles: int
+    #: per demand row that waited on a prefetch: the stall SCALE-Sim charged beyond the wait itself
+    #: (``read_buffer.service_reads`` adds a positive wait to its offset twice)
+    extra_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    extra_cycles: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+
+class _OfmapBuffer:
+    """``write_buffer.write_buffer`` with outputs counted, not addressed: lines of ``bw`` words."""
+
+    def __init__(self, total: int, bw: int) -> None:
+        self.total = total
+        self.active = math.ceil(total * ACTIVE_FRACTION)
+        self.drain_size = total - self.active
+        self.bw = bw
+        self.lines_per_drain = max(1, math.ceil(self.drain_size / bw))
+        self.free = total
+        self.drain_end = 0
+        self.partial = 0  # words in the line being filled
+        self.runs: list[list[int]] = []  # undrained lines: [count, valid words each]
+        self.last_drain_end = -(1 << 62)
+
+    def add(self, words: int) -> None:
+        """Store ``words`` without any drain or stall check (bulk rows between events)."""
+        self.free -= words
+        t = self.partial + words
+        full, self.partial = divmod(t, self.bw)
+        if full:
+            self._push(full, self.bw)
+
+    def _push(self, n: int, valid: int) -> None:
+        if self.runs and self.runs[-1][1] == valid:
+            self.runs[-1][0] += n
+        else:
+            self.runs.append([n, valid])
+
+    def drain(self, start: int) -> int:
+        """Drain up to half the buffer from ``start`` (forcing the partial line out); returns its end."""
+        if self.partial:
+            self._push(1, self.partial)
+            self.partial = 0
+        n, last_valid = 0, self.bw
+        while self.runs and n < self.lines_per_drain:
+            run = self.runs[0]
+            take = min(run[0], self.lines_per_drain - n)
+            n += take
+            last_valid = run[1]
+            run[0] -= take
+            if not run[0]:
+                self.runs.pop(0)
+        if not n:
+            return start - 1
+        self.free += (n - 1) * self.bw + last_valid
+        end = start + n - 1
+        self.last_drain_end = max(self.last_drain_end, end)
+        return end
+
+    def has_data(self) -> bool:
+        return bool(self.runs) or self.partial > 0
+
+    def write_row(self, words: int, cycle: int) -> int:
+        """One demand row's outputs arriving at ``cycle``; returns the cycle the row is served."""
+        cur = cycle
+        for _ in range(words):
+            self.add(1)
+            if cur < self.drain_end:
+                if self.free <= 0:
+                    cur = self.drain_end
+            elif self.free < self.active:
+                self.drain_end = self.drain(cur)
+        return cur
+
+
+def scalesim_timing(mem: LayerMemory, ofmap_words: int, bandwidth: int) -> ScaleSimTiming:
+    """Replay ``double_buffered_scratchpad.service_memory_requests`` at the granularity of events.
+
+    Row ``i`` is issued at cycle ``i + S`` (``S``: stalls so far).  A row that needs prefetches
+    waits for them (each ends ``lines + 1`` cycles after the previous one, the first before cycle
+    0); SCALE-Sim adds a positive wait to the row's offset twice.  The OFMAP buffer stalls the row
+    when it fills while a drain is in flight.  The row's stall is the largest of the three.
+    Rows between events only store outputs, so they are skipped in bulk.
+    """
+    n = mem.demand_rows
+    w = mem.ofmap_per_row.astype(np.int64)
+    wc = np.concatenate([[0], np.cumsum(w)])  # wc[r]: outputs of rows < r
+    ob = _OfmapBuffer(ofmap_words, bandwidth)
+    streams = [mem.reads["ifmap"], mem.reads["filter"]]
+    last = [-1, -1]  # each operand's last prefetch completion
+    miss = [np.unique(s.miss_rows, return_counts=True) for s in streams]
+    ptr = [0, 0]
+    events = np.unique(np.concatenate([m[0] for m in miss])) if any(m[0].size for m in miss) else np.zeros(0, np.int64)
+    ev = 0
+    stall = 0
+    r = 0
+    last_served = -1
+    extra_rows: list[int] = []
+    extra_cycles: list[int] = []
+    while r < n:
+        stop = int(events[ev]) if ev < events.size else n
+        while r < stop:
+            c = r + stall
+            if c < ob.drain_end:
+                r_e = min(ob.drain_end - stall, stop)
+                # first row whose outputs would use up the free space while the drain is in flight
+                x = int(np.searchsorted(wc, wc[r] + max(ob.free, 1), side="left")) - 1
+                if x < r_e:
+                    ob.add(int(wc[x] - wc[r]))
+                    r = x
+                    break
+                ob.add(int(wc[r_e] - wc[r]))
+                r = r_e
+            else:
+                # first row whose outputs bring the free space under the active half (a drain starts)
+                x = int(np.searchsorted(wc, wc[r] + max(ob.free - ob.active + 1, 1), side="left")) - 1
+                if x < stop:
+                    ob.add(int(wc[x] - wc[r]))
+                    r = x
+                    break
+                ob.add(int(wc[stop] - wc[r]))
+                r = stop
+        if r >= n:
+            break
+        c = r + stall
+        read_stall = 0
+        physical = 0
+        if ev < events.size and r == int(events[ev]):
+            for k, s in enumerate(streams):
+                rows_k, counts_k = miss[k]
+                if ptr[k] < rows_k.size and int(rows_k[ptr[k]]) == r:
+                    offset = 1
+                    for _ in range(int(counts_k[ptr[k]])):
+                        last[k] += s.lines + 1
+                        p = last[k] - (c + offset)
+                        offset += p
+                        if p > 0:
+                            offset += p
+                    ptr[k] += 1
+                    read_stall = max(read_stall, offset - 1)
+                    physical = max(physical, last[k] - c - 1)
+            ev += 1
+        served = ob.write_row(int(w[r]), c)
+        row_stall = max(read_stall, served - c, 0)
+        if row_stall > max(physical, served - c, 0):
+            extra_rows.append(r)
+            extra_cycles.append(row_stall - max(physical, served - c, 0))
+        stall += row_stall
+        last_served = max(last_served, served)
+        r += 1
+    compute = max(last_served, n - 1 + stall)
+    end = ob.last_drain_end
+    c = compute
+    if ob.has_data():
+        while ob.has_data():
+            e = ob.drain(c)
+            c = e + 1
+        end = max(end, ob.last_drain_end)
+    first = -max(s.first_lines for s in streams)
+    return ScaleSimTiming(int(end - first), int(compute), int(stall), np.asarray(extra_rows, np.int64),
+                          np.asarray(extra_cycles, np.int64))
