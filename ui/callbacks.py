@@ -26,6 +26,7 @@ from ui import roofline as rl
 from ui.fmt import MISSING, fmt_ns, fmt_si
 from ui.perfetto import perfetto_bytes
 from ui.state import LoadedTrace, Registry
+from ui.uploads import add_upload, content_cap, upload_contents, upload_name
 
 
 # ------------------------------------------------------------------ helpers
@@ -63,8 +64,13 @@ def prepare(lt: LoadedTrace, spec: Any) -> LoadedTrace:
     return lt
 
 
-def read_upload(contents: str, filename: str | None, max_bytes: int) -> Trace:
-    """Decode a dcc.Upload payload and read it as a trace; ProfilerError on anything wrong."""
+def read_upload(contents: str, filename: str | None, max_bytes: int, max_content: int | None = None) -> Trace:
+    """Decode a dcc.Upload payload and read it as a trace; ProfilerError on anything wrong.
+
+    ``max_content``: largest decompressed content (:func:`ui.uploads.content_cap`).
+    """
+    filename = upload_name(filename)  # a message for NUL, "..", over-long or non-text names
+    contents = upload_contents(contents)
     try:
         _, b64 = contents.split(",", 1)
     except ValueError:
@@ -78,13 +84,15 @@ def read_upload(contents: str, filename: str | None, max_bytes: int) -> Trace:
     if len(data) > max_bytes:
         raise ProfilerError(f"{filename}: larger than the {max_bytes / 2**20:.0f} MB upload limit (--max-upload-mb)")
     from profiler.formats import read_trace
+    from profiler.formats.source import limited_content
 
-    name = Path(filename or "upload").name
+    name = filename
     with tempfile.TemporaryDirectory() as d:
-        p = Path(d) / (name or "upload")
+        p = Path(d) / name
         p.write_bytes(data)
         try:
-            trace = read_trace(p)
+            with limited_content(max_content or max(max_bytes * 16, 256 << 20)):
+                trace = read_trace(p)
         except ProfilerError as exc:
             raise ProfilerError(str(exc).replace(str(p), name)) from None
         except ModuleNotFoundError:
@@ -178,8 +186,8 @@ def open_trace(reg: Registry, trigger: str | None, choice: str | None, contents:
         if trigger == "upload":
             if not contents:
                 return nothing
-            trace = read_upload(contents, filename, reg.max_upload_bytes)
-            lt = reg.add(trace, Path(filename or "upload").name)
+            trace = read_upload(contents, filename, reg.max_upload_bytes, content_cap(reg))
+            lt = add_upload(reg, trace, upload_name(filename))  # within the upload memory budget
         else:
             kind, _, val = str(choice).partition(":")
             if kind == "key":

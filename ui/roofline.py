@@ -146,7 +146,8 @@ def figure(df: pd.DataFrame, spec: HardwareSpec | None, selected: str | None = N
             data.append({
                 "type": "scatter", "mode": "markers", "name": f"{bound}-bound ops", "x": grp["ai"].replace(np.inf, hi),
                 "y": grp["achieved_tflops"],
-                "customdata": [[esc(str(r[0])), *r[1:]] for r in grp[["name", "dtype", "share_pct", "headroom"]].values.tolist()],
+                "customdata": [[esc(str(r[0])), esc(str(r[1])), *r[2:]]  # every trace-supplied hover field escaped
+                               for r in grp[["name", "dtype", "share_pct", "headroom"]].values.tolist()],
                 "marker": {"size": size[idx], "color": BOUND_COLORS.get(str(bound), "#999"), "opacity": 0.8,
                            "line": {"width": [3 if n == selected else 0.5 for n in grp["name"]], "color": "#000"}},
                 "hovertemplate": "<b>%{customdata[0]}</b> (%{customdata[1]})<br>AI %{x:.3g} FLOP/B<br>"

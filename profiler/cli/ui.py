@@ -36,8 +36,11 @@ def _check_port(host: str, port: int) -> None:
               help="open several TRACEs one at a time instead of as the ranks of one job")
 @click.option("--max-upload-mb", default=200, show_default=True, type=click.IntRange(1, 4096),
               help="largest trace the page accepts by upload")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="a host name the page may be opened as besides 127.0.0.1/localhost (repeatable); "
+                   "other Host headers are refused (DNS rebinding)")
 def ui(traces: tuple[str, ...], hw: str | None, host: str, port: int, trace_dirs: tuple[str, ...],
-       separate: bool, max_upload_mb: int) -> None:
+       separate: bool, max_upload_mb: int, allow_hosts: tuple[str, ...]) -> None:
     """Open the dashboard on TRACE (the bundled sample when none is given).
 
     Several TRACEs are the ranks of one job: one timeline with a collapsible group per rank, the
@@ -83,4 +86,4 @@ def ui(traces: tuple[str, ...], hw: str | None, host: str, port: int, trace_dirs
     def announce(url: str) -> None:
         click.echo(f"profiler ui: {url}  (Ctrl+C to stop)")
 
-    serve(reg, host, port, announce=announce)
+    serve(reg, host, port, announce=announce, allow_hosts=allow_hosts)
