@@ -233,10 +233,10 @@ def _row_models(spec: HardwareSpec, rows: list[MeasuredRow], progress: Callable[
         d0 = simulate_ns(bare, w)
         el = []
         for key in ("matmul_efficiency", "dram_efficiency", "vector_efficiency"):
+            if (key == "matmul_efficiency") != (r.op == "gemm") and key != "dram_efficiency":
+                el.append(0.0)  # a GEMM does not use the vector rate, a vector op not the matrix rate
+                continue
             if key == "matmul_efficiency":
-                if r.op != "gemm":
-                    el.append(0.0)
-                    continue
                 mm = dict(t.matmul_efficiency)
                 for d in dtypes:
                     mm[d] = t.matmul(d) * (1 - _STEP)

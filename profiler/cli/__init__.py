@@ -23,6 +23,7 @@ VERBS: dict[str, str] = {
     "specs": "profiler.cli.specs:specs",
     "simulate": "profiler.cli.simulate:simulate",
     "scalesim": "profiler.cli.scalesim:scalesim",
+    "calibrate": "profiler.cli.calibrate:calibrate",
     "record": "profiler.cli.record:record",
     "analyze": "profiler.cli.analyze:analyze",
     "diff": "profiler.cli.diff:diff",
