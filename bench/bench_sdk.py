@@ -1,11 +1,16 @@
-"""Cost of one region: both SDK implementations (C and pure Python; enabled, disabled; ``region()``,
-a pre-built ``Region``, a ``@traced`` call of an empty function) vs a bare function call,
-torch.profiler.record_function in an active profile, and viztracer.
+"""Cost of one region: both SDK implementations (C and pure Python; enabled, disabled; a bare
+``region("step")``, ``region()`` with numbers and labels as an accelerator kernel carries them
+(flops and bytes different on every call), a pre-built ``Region``, a ``@traced`` call of an empty
+function) vs a bare function call, torch.profiler.record_function in an active profile, and
+viztracer.
 
-All variants run in the same process.  The SDK variants run interleaved round by round, so load on
-the machine hits them alike; each number is the median over rounds of (loop time / iterations),
-and ``net_ns`` subtracts the cost of an empty loop iteration measured the same way.  Goals: an
-enabled region <= 300 ns and >= 20x cheaper than record_function; disabled close to a bare call.
+All variants run in the same process, timed in thread CPU time (the wall clock of a shared
+machine counts other processes too), and the report names the machine and its load (at the start
+and at the end).  The SDK variants run interleaved round by round, so load on the machine
+hits them alike; each number is the median over rounds of (loop time / iterations), and
+``net_ns`` subtracts the cost of an empty loop iteration measured the same way.  Goals: an enabled
+region, bare or with numbers, <= 300 ns and >= 20x cheaper than record_function; disabled close
+to a bare call.
 """
 
 from __future__ import annotations
@@ -15,10 +20,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench._util import report
+from bench._util import machine, report
 
+#: The loops are timed in this thread's CPU time: on a shared machine the wall clock also counts
+#: the time other processes hold the CPU, which says nothing about what a region costs.
+_clock = time.thread_time_ns
 GOAL_NS = 300.0
 GOAL_RATIO = 20.0
+FORMS = ("region()", "region(numbers)", "Region", "@traced")
 
 
 def _plain() -> None:
@@ -40,6 +49,7 @@ def _loops(n: int) -> dict[str, Callable[[], None]]:
     out: dict[str, Callable[[], None]] = {"empty": empty, "bare_call": bare_call}
     for name, impl in _recorder.IMPLEMENTATIONS.items():
         out[f"{name} region()"] = _region_loop(impl.region, n)
+        out[f"{name} region(numbers)"] = _metrics_loop(impl.region, n)
         out[f"{name} Region"] = _prebuilt_loop(impl.Region(f"bench_prebuilt_{name}"), n)
         out[f"{name} @traced"] = _call_loop(impl.wrap(_plain, impl.Region(f"bench_traced_{name}")), n)
     return out
@@ -63,6 +73,17 @@ def _region_loop(region: Any, n: int) -> Callable[[], None]:
     return loop
 
 
+def _metrics_loop(region: Any, n: int) -> Callable[[], None]:
+    values = [float(2 * i + 1) for i in range(n)]  # a new number on every call
+
+    def loop() -> None:
+        for v in values:
+            with region("bench_matmul", flops=v, bytes=v, dtype="bf16", engine="mxu"):
+                pass
+
+    return loop
+
+
 def _prebuilt_loop(pre: Any, n: int) -> Callable[[], None]:
     def loop() -> None:
         for _ in range(n):
@@ -78,9 +99,9 @@ def _per_call(fns: dict[str, Callable[[], None]], n: int, rounds: int,
     for _ in range(rounds):
         for name, fn in fns.items():
             ctx = enter() if enter else None
-            t0 = time.perf_counter_ns()
+            t0 = _clock()
             fn()
-            dt = time.perf_counter_ns() - t0
+            dt = _clock() - t0
             if leave:
                 leave(ctx)
             samples[name].append(dt / n)
@@ -92,6 +113,7 @@ def main(quick: bool = False) -> None:
 
     n = 20_000 if quick else 200_000
     rounds = 5 if quick else 15
+    load_before = machine()["load_1_5_15"]
     loops = _loops(n)
     impls = list(_recorder.IMPLEMENTATIONS)
     off = _per_call(loops, n, rounds)
@@ -109,6 +131,8 @@ def main(quick: bool = False) -> None:
     empty = off["empty"]
     bare = off["bare_call"] - empty
     rows: list[dict[str, Any]] = [
+        {"variant": f"load average (1/5/15 min) before / after: {load_before} / {machine()['load_1_5_15']}; "
+                    "times are thread CPU time"},
         {"variant": "empty loop iteration", "ns_per_call": empty, "net_ns": 0.0},
         {"variant": "bare function call", "ns_per_call": off["bare_call"], "net_ns": bare},
     ]
@@ -118,7 +142,7 @@ def main(quick: bool = False) -> None:
         rows.append({"variant": "viztracer plain call", "ns_per_call": vz, "net_ns": vz - empty})
     enabled: dict[str, float] = {}
     for impl in impls:
-        for form in ("region()", "Region", "@traced"):
+        for form in FORMS:
             key = f"{impl} {form}"
             rows.append({"variant": f"sdk[{impl}] {form} disabled", "ns_per_call": off[key],
                          "net_ns": off[key] - empty})
@@ -137,12 +161,12 @@ def main(quick: bool = False) -> None:
         if vz is not None:
             rows.append({"variant": f"ratio viztracer / sdk[{impl}] {form} enabled", "ratio": (vz - empty) / cost})
     for impl in impls:
-        for form in ("region()", "Region", "@traced"):
+        for form in FORMS:
             key = f"{impl} {form}"
             rows.append({"variant": f"ratio sdk[{impl}] {form} disabled / bare call",
                          "ratio": (off[key] - empty) / max(bare, 1e-9)})
     if "c" in impls and "python" in impls:
-        for form in ("region()", "Region"):
+        for form in ("region()", "region(numbers)", "Region"):
             rows.append({"variant": f"ratio sdk[python] / sdk[c] {form} enabled",
                          "ratio": enabled[f"python {form}"] / max(enabled[f"c {form}"], 1e-9)})
     report("sdk", rows)
@@ -165,9 +189,9 @@ def _record_function(n: int, rounds: int) -> float | None:
     for _ in range(rounds):
         with profile(activities=[ProfilerActivity.CPU]):
             loop()  # warm inside the same profile
-            t0 = time.perf_counter_ns()
+            t0 = _clock()
             loop()
-            out.append((time.perf_counter_ns() - t0) / n)
+            out.append((_clock() - t0) / n)
     return statistics.median(out)
 
 
@@ -186,9 +210,9 @@ def _viztracer(n: int, rounds: int) -> float | None:
     for _ in range(rounds):
         tracer = VizTracer(verbose=0, tracer_entries=4 * n + 1000)
         tracer.start()
-        t0 = time.perf_counter_ns()
+        t0 = _clock()
         loop()
-        dt = time.perf_counter_ns() - t0
+        dt = _clock() - t0
         tracer.stop()
         tracer.clear()
         out.append(dt / n)

@@ -922,3 +922,35 @@ def test_a_failed_write_keeps_the_previous_trace(tmp_path, impl, suffix) -> None
     assert res.stdout.split() == ["failed", "OSError"]
     assert _names(out) == ["small"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["child.py", out.name]  # no temporaries left
+
+
+@pytest.mark.skipif("c" not in rt.available(), reason=C_MISSING)
+def test_c_region_with_numbers_is_a_span_of_a_cached_site() -> None:
+    """The C region() takes the whole call: the cached Region for labels only, a C Span (this
+    call's numbers on that Region's site) with numbers; Python runs only on a site's first use."""
+    from collectors.runtime import _cregion
+
+    prev = rt.implementation()
+    try:
+        rt.use("c")
+        with session() as s:
+            first = rt.region("span_mm", flops=1.0, dtype="bf16", engine="mxu")  # first use: through Python
+            base = rt.region("span_mm", dtype="bf16", engine="mxu")
+            assert type(base) is _cregion.Region and base is rt.region("span_mm", dtype="bf16", engine="mxu")
+            sp = rt.region("span_mm", flops=2.5, bytes=7, dtype="bf16", engine="mxu")
+            assert type(sp) is _cregion.Span and type(first) is _cregion.Span
+            assert (sp.site, sp.name, sp.flops, sp.bytes) == (base.site, "span_mm", 2.5, 7.0)
+            assert sp.__enter__ is sp and type(sp).__exit__ is rt.Region.__exit__
+            with sp:
+                pass
+            with first:
+                pass
+            with pytest.raises(TypeError, match="context manager"):
+                sp(len)
+            assert np.isnan(_cregion.Span(base, None, 3.0).flops)
+            with pytest.raises(ValueError, match="finite"):
+                _cregion.Span(base, -1.0)
+    finally:
+        rt.use(prev)
+    df = s.trace.slices_df().sort_values("ts")
+    assert df["flops"].tolist() == [2.5, 1.0] and np.isnan(df["bytes"].iloc[1]) and df["bytes"].iloc[0] == 7.0

@@ -17,8 +17,17 @@
             instant("checkpoint")
 
 Each thread records into its own int64 buffer; nothing is turned into trace rows until the
-session stops.  For the cheapest region build it once per call site: ``STEP = Region("step")``
-then ``with STEP:``.  Without a session, ``region()`` returns a shared no-op object.
+session stops.  ``flops`` and ``bytes`` may differ on every call: they are stored with each event
+(the name, dtype, engine and category are interned once per call site).  For the cheapest region
+build it once per call site: ``STEP = Region("step")`` then ``with STEP:``.  Without a session,
+``region()`` returns a shared no-op object.  Bad values (``flops="n/a"``, a non-string engine)
+raise TypeError/ValueError in the caller before anything is recorded.
+
+A session survives what a long run meets (see :mod:`collectors.runtime.session`): SIGTERM and
+SIGHUP write the trace before the process goes on with the signal; a forked child (``os.fork``,
+``multiprocessing``) writes its own ``run.<pid>.pftrace``; the buffers are capped
+(``memory_limit``, ``ACCEL_PROFILER_SDK_MEMORY_MB``) with counted drops; the file is replaced only
+once the new one is complete; a signal handler may record regions itself.
 
 The hot path (``Region``, ``region()``, the no-op object) is C when the package was installed
 with a compiler at hand (``_cregion.c``), pure Python otherwise; both record the same events.

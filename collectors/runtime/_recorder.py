@@ -456,7 +456,7 @@ _by_key: dict[tuple[Any, ...], Region] = {}
 
 
 def region_factory(region_cls: Any, noop: Any, by_name: dict[str, Any], by_key: dict[tuple[Any, ...], Any],
-                   with_metrics: Callable[[Any, float, float], Any]) -> Any:
+                   with_metrics: Callable[[Any, float | None, float | None], Any]) -> Any:
     """Build ``region()`` over one implementation's Region, no-op object, caches and number carrier.
 
     The Python and the C implementation share this logic (the C ``region()`` runs it only for
@@ -505,10 +505,9 @@ def region_factory(region_cls: Any, noop: Any, by_name: dict[str, Any], by_key: 
         else:
             # The caches the C fast path reads: bare sites by name, others by these four values.
             # Only checked values get in, so a hit needs no check.
-            if dtype is None and engine is None and category is None:
-                cache, k = by_name, name
-            else:
-                cache, k = by_key, (name, dtype, engine, category)
+            bare = dtype is None and engine is None and category is None
+            cache: dict[Any, Any] = by_name if bare else by_key
+            k: Any = name if bare else (name, dtype, engine, category)
             try:
                 base = cache.get(k)
             except TypeError:  # unhashable: the checks below say what is wrong
@@ -518,7 +517,7 @@ def region_factory(region_cls: Any, noop: Any, by_name: dict[str, Any], by_key: 
                        check_label(category, "category"))
                 base = region_cls(key[0], dtype=key[1], engine=key[2], category=key[3])
                 if len(cache) < MAX_SITES:
-                    cache[key[0] if cache is by_name else key] = base
+                    cache[key[0] if bare else key] = base
         r = base if f is None and b is None else with_metrics(base, f, b)
         return r if handle is None else FlowRegion(r, handle)
 
@@ -550,7 +549,7 @@ def traced(
     def deco(f: F) -> F:
         site = _current.Region(str(name or getattr(f, "__qualname__", repr(f))), flops, bytes, dtype, engine,
                                category)
-        return functools.update_wrapper(_current.wrap(f, site), f)  # type: ignore[no-any-return]
+        return functools.update_wrapper(_current.wrap(f, site), f)  # type: ignore[return-value]
 
     return deco(fn) if fn is not None else deco
 
