@@ -301,3 +301,13 @@ def test_tpu_style_device_process_is_not_host(tmp_path: Path) -> None:
     roles = {names[i]: ctx.roles[i] for i in names}
     assert roles["XLA Ops"] == "compute" and roles["tf_Compute"] == "host"
     assert not ctx.host_as_compute
+
+
+def test_streamed_read_keeps_fan_outs_and_device_tracks() -> None:
+    path = DATA / "mtia_inference_rank0.json.gz"
+    a, b = read_trace(path, stream=True), read_trace(path, stream=False)
+    assert a.flows.num_rows == b.flows.num_rows == 1166
+    assert a.flows_df().equals(b.flows_df())
+    cols = ["name", "kind", "attrs"]
+    assert a.tracks_df()[cols].equals(b.tracks_df()[cols])
+    assert a.metadata.extra["flow_kinds"] == b.metadata.extra["flow_kinds"]
