@@ -105,9 +105,18 @@ def _stores(mem: LayerMemory, cfg: SystolicConfig) -> tuple[np.ndarray, np.ndarr
     return trig_rows, sizes, first, per
 
 
+@dataclass
+class Lowered:
+    """What :func:`lower_layer` appended: the op's slice args and where its drains and last row are."""
+
+    info: dict[str, Any]
+    drain_ids: list[int]  # segment-local ids of the drains during compute
+    last_row: int  # segment-local id of the last compute instruction (-1: none)
+
+
 def lower_layer(prog: Program, mem: LayerMemory, cfg: SystolicConfig, label: str,
-                triggered: int | None = None, timing: ScaleSimTiming | None = None) -> dict[str, Any]:
-    """Append one layer's segment to ``prog``; returns the numbers the op's slices carry.
+                triggered: int | None = None, timing: ScaleSimTiming | None = None) -> Lowered:
+    """Append one layer's segment (one op) to ``prog``.
 
     ``triggered``: how many half-buffer drains happen during compute (None: every one whose
     trigger word is written); the rest of the outputs go to the final flush.  ``timing``: SCALE-Sim's
@@ -186,22 +195,21 @@ def lower_layer(prog: Program, mem: LayerMemory, cfg: SystolicConfig, label: str
                          (int(piece_ids[p]),), 0.0, 0, r_store, dti))
             next_store += 1
     left = int(mem.ofmap_words) - int(sizes.sum())
-    last = int(piece_ids[-1]) if piece_ids.size else ()
+    last_row = int(piece_ids[-1]) if piece_ids.size else -1
+    flush_deps = (last_row,) if last_row >= 0 else ()
     while left > 0:
         nb = min(per, left)
-        rows.append((m.dma(0, Q_FLUSH), K_DMA, nid_st, 0.0, float(nb * wb), 0.0,
-                     (last,) if isinstance(last, int) else (), 0.0, 0, r_store, dti))
+        rows.append((m.dma(0, Q_FLUSH), K_DMA, nid_st, 0.0, float(nb * wb), 0.0, flush_deps, 0.0, 0, r_store, dti))
         left -= nb
     info = {
-        "drains": int(trig_rows.size), "last_piece": int(piece_ids[-1]) if piece_ids.size else -1,
-        "drain_ids": store_ids,
         "op": label, "kind": "systolic_gemm", "M": mem.M, "N": mem.N, "K": mem.K, "dataflow": mem.dataflow,
         "array": [mem.rows, mem.cols], "compute_cycles": n_rows,
         "dram_words": {op: mem.reads[op].dram_words for op in ("ifmap", "filter")} | {"ofmap": mem.ofmap_words},
         "prefetches": {op: mem.reads[op].prefetches + 1 for op in ("ifmap", "filter")},
+        "drains": int(trig_rows.size),
     }
     prog.add_op(seg, info)
-    return info
+    return Lowered(info, store_ids, last_row)
 
 
 def systolic_machine(cfg: SystolicConfig) -> Machine:
@@ -221,12 +229,12 @@ def _triggered_drains(mem: LayerMemory, cfg: SystolicConfig, label: str, timing:
     keep: int | None = None
     for _ in range(4):
         prog = Program(machine)
-        info = lower_layer(prog, mem, cfg, label, keep, timing)
-        ids = info["drain_ids"]
+        low = lower_layer(prog, mem, cfg, label, keep, timing)
+        ids = low.drain_ids
         if not ids:
             return 0
         res = run(prog, machine)
-        end = float(res.end[info["last_piece"]])
+        end = float(res.end[low.last_row])
         new = int(np.count_nonzero(res.start[np.asarray(ids)] + 1e9 / cfg.clock_hz < end))
         if new == len(ids):
             return new
@@ -245,9 +253,7 @@ def simulate_systolic_layers(layers: list[tuple[str, int, int, int]], cfg: Systo
         mem = layer_memory(M, N, K, cfg.rows, cfg.cols, cfg.dataflow, cfg.ifmap_words, cfg.filter_words,
                            cfg.bandwidth)
         timing = scalesim_timing(mem, cfg.ofmap_words, cfg.bandwidth)
-        info = lower_layer(prog, mem, cfg, name, _triggered_drains(mem, cfg, name, timing), timing)
-        info.pop("drain_ids")
-        info.pop("last_piece")
+        lower_layer(prog, mem, cfg, name, _triggered_drains(mem, cfg, name, timing), timing)
     res = run(prog, machine)
     trace, stats = build_trace_for(prog, machine, res, "systolic layers")
     return SimResult(trace, int(stats["total_ns"]), int(stats["total_cycles"]), stats, prog)

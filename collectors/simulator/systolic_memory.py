@@ -279,14 +279,12 @@ def _rowmajor_invalid(lay: Layout) -> np.ndarray:
     return (i[:, None] * lay.width + j[None, :]).ravel()
 
 
-def _ofmap_counts(c: np.ndarray, vr: np.ndarray, vc: np.ndarray, first: np.ndarray, span: int | np.ndarray,
-                  arr_rows: int) -> np.ndarray:
-    """Outputs written in each demand row: columns ``j < vc`` whose element index ``c - first - j``
-    lies in ``[0, span)`` (span: rows of the output block), skipping padded rows via ``vr``."""
-    del arr_rows, vr
+def _skewed_outputs(c: np.ndarray, vc: np.ndarray, first: int, span: int, skip: np.ndarray | int = 0) -> np.ndarray:
+    """Outputs written in each demand row of a fold: output row ``b`` (of ``span``) leaves through
+    column ``j < vc`` in demand row ``first + b + j``; rows ``b < skip`` are padding."""
     t = c - first
-    j0 = np.maximum(0, t - span + 1)
-    j1 = np.minimum(vc - 1, t)
+    j0 = np.maximum(0, t - (span - 1))
+    j1 = np.minimum(vc - 1, t - skip)
     return np.clip(j1 - j0 + 1, 0, None).astype(np.int32)
 
 
@@ -317,11 +315,9 @@ def layer_memory(M: int, N: int, K: int, rows: int, cols: int, dataflow: str,  #
         flo, fhi = _skewed_demand(lay_f, fc, c, 0)
         vr = np.minimum(R, sr - fr * R)
         vc = np.minimum(C, sc - fc * C)
-        # prefix T - 1 idle rows, then the R x C block (bottom row first) leaves over C skewed columns
-        tt = c - (t - 1)
-        j0 = np.maximum(0, tt - (R - 1))
-        j1 = np.minimum(vc - 1, tt - (R - vr))
-        ofmap = np.clip(j1 - j0 + 1, 0, None).astype(np.int32)
+        # T - 1 idle rows, then the R x C block leaves bottom row first (padded rows of a ragged
+        # fold first), over C skewed columns
+        ofmap = _skewed_outputs(c, vc, t - 1, R, R - vr)
     else:
         vc = np.minimum(C, sc - fc * C)
         if df == "ws":
@@ -334,8 +330,8 @@ def layer_memory(M: int, N: int, K: int, rows: int, cols: int, dataflow: str,  #
             lay_f = Layout(fr_n, N, R, K, diagonal=True)
             ilo, ihi = _block_demand(lay_i, fc, fr, c, R, K)
             flo, fhi = _skewed_demand(lay_f, fr, c, R)
-        # prefix 2R - 1 idle rows, then T output rows over C skewed columns (partial sums each fold)
-        ofmap = _ofmap_counts(c, np.zeros(0), vc, np.full_like(c, 2 * R - 1), t, R)
+        # 2R - 1 idle rows, then T output rows over C skewed columns (partial sums: every fold)
+        ofmap = _skewed_outputs(c, vc, 2 * R - 1, t)
     mem.reads["ifmap"] = _read_stream("ifmap", lay_i, ilo, ihi, ifmap_words, bandwidth)
     mem.reads["filter"] = _read_stream("filter", lay_f, flo, fhi, filter_words, bandwidth)
     mem.ofmap_per_row = ofmap
