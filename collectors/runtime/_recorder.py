@@ -345,12 +345,24 @@ class Region:
 
 
 def _py_with_metrics(base: Region, flops: float | None, nbytes: float | None) -> Region:
-    """``base``'s site with these numbers (checked values): one object per ``region()`` call."""
-    r = Region.__new__(Region)
-    r.name, r.site = base.name, base.site
-    r._payload = metric_words(flops, nbytes)
-    r._neg = -((base.site + 1) << TIME_BITS) - _METRICS_NEG
+    """``base``'s site with these numbers (checked values): one object per ``region()`` call.
+
+    ``base`` comes from a cache of number-free regions, so its ``_neg`` has no flag yet.
+    """
+    r = _new_region(Region)
+    r.name = base.name
+    r.site = base.site
+    r._neg = base._neg - _METRICS_NEG
+    if _NAN_IS_NAN_BITS:
+        r._payload = _unpack2(_pack2(_NAN if flops is None else flops, _NAN if nbytes is None else nbytes))
+    else:
+        r._payload = metric_words(flops, nbytes)
     return r
+
+
+_new_region = object.__new__
+#: math.nan's bits are the "no value" word on common platforms: then no per-call check is needed.
+_NAN_IS_NAN_BITS = _unpack2(_pack2(_NAN, _NAN)) == (NAN_BITS, NAN_BITS)
 
 
 def _enter_on(self: Region) -> Region:
