@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,19 @@ COLUMNS = ["engine", "track_name", "transfers", "bytes", "avg_bytes", "busy_ns",
 
 def _transfer_rows(ctx: AnalysisContext) -> np.ndarray:
     return ctx.transfer_rows
+
+
+def coalescing_gain(transfers: int, total_bytes: float, small_bytes: float, latency_ns: float, busy_ns: int) -> int:
+    """DMA time saved by coalescing a queue's transfers into ones of at least ``small_bytes``.
+
+    Each transfer pays the fixed latency once; moving the same bytes in ``ceil(total / small)``
+    transfers pays it that many times instead, so the saving is the latency of the transfers that
+    disappear, bounded by the queue's busy time.  No latency in the spec: nothing to derive from.
+    """
+    if latency_ns <= 0 or small_bytes <= 0 or transfers <= 0:
+        return 0
+    after = max(1, math.ceil(total_bytes / small_bytes))
+    return int(max(0, min(busy_ns, (transfers - after) * latency_ns)))
 
 
 def _small_threshold(ctx: AnalysisContext) -> float:
@@ -130,7 +144,7 @@ def _findings(ctx: AnalysisContext, metrics: pd.DataFrame, redundant: dict[str, 
     lat = ctx.spec.dma.latency_ns if ctx.spec is not None else 0.0
     for r in metrics.itertuples(index=False):  # one row per queue
         if r.avg_bytes < small and r.busy_ns > 0.01 * dur:
-            gain = int(min(r.busy_ns, r.transfers * lat * 0.5)) if lat else 0
+            gain = coalescing_gain(int(r.transfers), float(r.avg_bytes) * int(r.transfers), small, lat, int(r.busy_ns))
             out.append(Finding(
                 kind="small_transfers", severity=severity_for(gain, dur) if gain else "low",
                 title=f"{r.track_name}: {r.transfers} transfers average {r.avg_bytes:,.0f} B "

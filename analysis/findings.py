@@ -56,6 +56,14 @@ class AnalyzerResult:
 
 
 def rank(findings: list[Finding]) -> list[Finding]:
-    """Most costly first: by estimated gain, then severity."""
+    """Most costly first: by estimated gain, then severity.
+
+    Every ``gain_ns`` is derived from the trace (and the spec's figures), with no tuning factor:
+    run time above the busiest engine's work for an underused unit
+    (:func:`analysis.utilization.low_utilization_gain`), the latencies coalescing would remove for
+    small transfers (:func:`analysis.dma_efficiency.coalescing_gain`), ``time * (1 - 1/headroom)``
+    for a kernel below its roof, and the measured waiting, exposed or repeated time for stalls,
+    DMA bubbles, exposed communication, gaps and redundant loads.
+    """
     sev = {s: i for i, s in enumerate(SEVERITIES)}
     return sorted(findings, key=lambda f: (-f.gain_ns, -sev[f.severity], f.id))

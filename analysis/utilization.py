@@ -135,13 +135,46 @@ def _findings(ctx: AnalysisContext, metrics: pd.DataFrame, summary: dict[str, ob
             continue
         r = g.sort_values("active_ns", ascending=False).iloc[0]  # the busiest engine names the unit
         idle = dur - active
+        floor_ns, floor_engine = _run_floor(ctx, metrics)
+        gain = low_utilization_gain(dur, active, floor_ns)
         where = r.track_name if len(engines) == 1 else f"{ctx.devices[int(unit_of[int(r.engine)])]} ({len(engines)} engines)"
         out.append(Finding(
-            kind="low_utilization", severity=severity_for(idle * 0.5, dur),
+            kind="low_utilization", severity=severity_for(gain, dur),
             title=f"{where} active {100 * frac:.1f}% of the run ({fmt_ns(active)} of {fmt_ns(dur)})",
             track=int(r.engine), track_name=r.track_name, start_ns=s, end_ns=e, metric="busy_fraction",
-            value=float(frac), threshold=LOW_BUSY, unit="fraction", gain_ns=int(idle * 0.5),
+            value=float(frac), threshold=LOW_BUSY, unit="fraction", gain_ns=gain,
             suggestion="feed the engine: overlap data movement with compute, batch small ops, remove host syncs",
-            details={"stalled_ns": int(g["stalled_ns"].sum()), "engines": len(engines)},
+            details={"stalled_ns": int(g["stalled_ns"].sum()), "engines": len(engines), "idle_ns": int(idle),
+                     "floor_ns": floor_ns, "floor_engine": floor_engine},
         ))
     return out
+
+
+def _run_floor(ctx: AnalysisContext, metrics: pd.DataFrame) -> tuple[int, str | None]:
+    """(busy time, name) of the busiest engine of the run: a device engine or a host thread.
+
+    A host thread counts because a device waiting on launches cannot be fed faster than the thread
+    issues them: that lost time belongs to the ``host_bound`` finding, not to this one.
+    """
+    best: tuple[int, str | None] = (0, None)
+    for r in metrics.itertuples(index=False):
+        if r.role in ("compute", "dma") and int(r.active_ns) > best[0]:
+            best = (int(r.active_ns), str(r.track_name))
+    for e in ctx.engine_ids["host"]:
+        busy = iv.total(ctx.busy(e))
+        if busy > best[0]:
+            best = (int(busy), ctx.track_names.get(e, str(e)))
+    return best
+
+
+def low_utilization_gain(duration_ns: int, active_ns: int, floor_ns: int) -> int:
+    """Run time an underused unit could give back, derived from the trace.
+
+    Each engine's work is taken as fixed: however well the unit is fed, the run cannot end before
+    the busiest device engine has done its work (``floor_ns``).  So the gain is the run time above
+    that floor, and never more than the unit's idle time: ``min(idle, duration - floor)``.  A unit
+    idle because a DMA queue is saturated gains little (the DMA is the floor); one idle with
+    nothing else busy could gain all of its idle time.
+    """
+    idle = max(duration_ns - active_ns, 0)
+    return int(max(0, min(idle, duration_ns - max(floor_ns, active_ns))))
