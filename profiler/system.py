@@ -17,6 +17,7 @@ the bytes stream through the hops; links shared by concurrent transfers divide t
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +80,9 @@ class SystemSpec:
     # -------------------------------------------------------------- routing
     def route(self, src: int, dst: int) -> list[Link]:
         """The directed links a transfer from ``src`` to ``dst`` crosses, in order."""
+        return list(_route(self, src, dst))
+
+    def _route(self, src: int, dst: int) -> list[Link]:
         if src == dst:
             return []
         if self.topology == "switch":
@@ -114,11 +118,11 @@ class SystemSpec:
         return out
 
     def hops(self, src: int, dst: int) -> int:
-        return len(self.route(src, dst))
+        return len(_route(self, src, dst))
 
     def step_times(self, transfers: list[tuple[int, int, float]]) -> list[float]:
         """Duration (ns) of each (src, dst, bytes) transfer when all run at once (shared links)."""
-        routes = [self.route(s, d) for s, d, _ in transfers]
+        routes = [_route(self, s, d) for s, d, _ in transfers]
         load: dict[Link, int] = {}
         for r in routes:
             for link in r:
@@ -135,6 +139,12 @@ class SystemSpec:
     def to_dict(self) -> dict[str, Any]:
         return {"devices": self.devices, "topology": self.topology, "link_bandwidth": self.link_bandwidth,
                 "link_latency_ns": self.link_latency_ns, "rows": self.rows, "cols": self.cols, "source": self.source}
+
+
+@functools.lru_cache(maxsize=65536)
+def _route(system: SystemSpec, src: int, dst: int) -> tuple[Link, ...]:
+    """Cached routes: collectives ask for the same pairs step after step."""
+    return tuple(system._route(src, dst))
 
 
 def system_from_dict(d: dict[str, Any], where: str = "[system]") -> SystemSpec:

@@ -89,13 +89,14 @@ class SystemProgram:
     # ------------------------------------------------------------ schedule
     def schedule(self) -> tuple[np.ndarray, np.ndarray]:
         """(start, end) in ns of every task: each lane in order, after the task's dependencies."""
-        n = len(self.tasks)
-        start = np.zeros(n)
-        end = np.zeros(n)
+        start: list[float] = []
+        end: list[float] = []
         free: dict[tuple[int, str], float] = {}
-        for i, t in enumerate(self.tasks):
-            ready = max((end[d] for d in t.deps), default=0.0)
-            s = max(ready, free.get((t.device, t.lane), 0.0))
-            start[i], end[i] = s, s + t.dur
-            free[(t.device, t.lane)] = end[i]
-        return start, end
+        for t in self.tasks:
+            ready = max([end[d] for d in t.deps], default=0.0)
+            lane = (t.device, t.lane)
+            st = max(ready, free.get(lane, 0.0))
+            start.append(st)
+            end.append(st + t.dur)
+            free[lane] = st + t.dur
+        return np.asarray(start), np.asarray(end)

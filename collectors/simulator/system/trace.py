@@ -16,6 +16,7 @@ import numpy as np
 
 from collectors.simulator.system.program import SystemProgram
 from profiler import Trace, TraceBuilder
+from profiler.model import args_json
 
 
 def build_trace(prog: SystemProgram, start: np.ndarray, end: np.ndarray, spec_name: str, workload: str,
@@ -35,23 +36,28 @@ def build_trace(prog: SystemProgram, start: np.ndarray, end: np.ndarray, spec_na
                                                attrs={"engine": "link", "to_device": dst})
     s = np.rint(start).astype(np.int64)
     e = np.maximum(np.rint(end).astype(np.int64), s)
-    ids = []
-    for i, t in enumerate(prog.tasks):
-        ids.append(b.add_slice(lanes[(t.device, t.lane)], int(s[i]), int(e[i] - s[i]), t.name,
-                               category=t.category, flops=None if t.flops != t.flops else t.flops,
-                               bytes=None if t.nbytes != t.nbytes else t.nbytes, dtype=t.dtype,
-                               args=t.args or None))
-    for a, z in prog.flows:
-        b.add_flow(ids[a], ids[z], name="collective step")
+    tasks = prog.tasks
+    track = np.fromiter((lanes[(t.device, t.lane)] for t in tasks), np.int64, len(tasks))
+    nan = float("nan")
+    ids = b.add_slices(
+        track, s, e - s, [t.name for t in tasks], category=[t.category for t in tasks],
+        flops=np.fromiter((t.flops for t in tasks), np.float64, len(tasks)),
+        bytes=np.fromiter((t.nbytes if t.nbytes == t.nbytes else nan for t in tasks), np.float64, len(tasks)),
+        dtype=[t.dtype for t in tasks], args=[args_json(t.args) if t.args else None for t in tasks])
+    if prog.flows:
+        fl = np.asarray(prog.flows, dtype=np.int64)
+        b.add_flows(ids[fl[:, 0]], ids[fl[:, 1]], name=["collective step"] * len(fl))
     total = int(e.max()) if len(e) else 0
+    dev = np.fromiter((t.device for t in tasks), np.int64, len(tasks))
+    on_link = np.fromiter((t.lane != "compute" for t in tasks), bool, len(tasks))
+    sent = np.nan_to_num(np.fromiter((t.nbytes for t in tasks), np.float64, len(tasks)))
     per_dev = []
     for d in range(n_dev):
-        comp = [i for i, t in enumerate(prog.tasks) if t.device == d and t.lane == "compute"]
-        link = [i for i, t in enumerate(prog.tasks) if t.device == d and t.lane != "compute"]
-        busy_link = _union_ns(s[link], e[link]) if link else 0
-        per_dev.append({"device": d, "compute_ns": int((e[comp] - s[comp]).sum()) if comp else 0,
-                        "link_ns": busy_link,
-                        "link_bytes": float(sum(prog.tasks[i].nbytes for i in link))})
+        comp = (dev == d) & ~on_link
+        link = (dev == d) & on_link
+        per_dev.append({"device": d, "compute_ns": int((e[comp] - s[comp]).sum()),
+                        "link_ns": _union_ns(s[link], e[link]) if link.any() else 0,
+                        "link_bytes": float(sent[link].sum())})
     stats = {"workload": workload, "hardware": spec_name, "total_ns": total, "devices": n_dev,
              "system": prog.system.to_dict(), "per_device": per_dev, "collectives": prog.collectives,
              "events": len(prog.tasks) + len(prog.flows), **(extra or {})}
