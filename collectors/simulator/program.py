@@ -18,6 +18,7 @@ whose completion it waits for (each one is "signal semaphore of producer, wait f
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
 
@@ -151,6 +152,19 @@ class Segment:
         return self._first_last
 
 
+class _Interner(dict):
+    """``key -> index into table``; a missing key is appended to ``table``."""
+
+    def __init__(self, table: list[Any]) -> None:
+        super().__init__()
+        self.table = table
+
+    def __missing__(self, key: Any) -> int:
+        i = self[key] = len(self.table)
+        self.table.append(key)
+        return i
+
+
 class Program:
     """The ops' segments in program order plus the string tables (names, dtypes, routes, args)."""
 
@@ -159,9 +173,14 @@ class Program:
         self.segments: list[Segment] = []
         self.ops: list[dict[str, Any]] = []  # args of op k (slice args of segment k)
         self.names: list[str] = []
-        self._name_ids: dict[str, int] = {}
+        self._name_ids = _Interner(self.names)
         self.dtypes: list[str] = []
-        self._dtype_ids: dict[str, int] = {}
+        self._dtype_ids = _Interner(self.dtypes)
+        #: id of a name / dtype in :attr:`names` / :attr:`dtypes`, added on first use.  A bound
+        #: ``dict.__getitem__``: the compiler calls these once per instruction, and a hit then
+        #: runs no Python frame at all.
+        self.name_id: Callable[[str], int] = self._name_ids.__getitem__
+        self.dtype_id: Callable[[str], int] = self._dtype_ids.__getitem__
         #: (src, dst) memory of each DMA route, e.g. ("dram", "sram") or ("sram:core0", "sram:core1")
         self.routes: list[tuple[str, str]] = []
         self._route_ids: dict[tuple[str, str], int] = {}
@@ -172,20 +191,6 @@ class Program:
         return sum(len(s) for s in self.segments)
 
     # -------------------------------------------------------------- tables
-    def name_id(self, name: str) -> int:
-        i = self._name_ids.get(name)
-        if i is None:
-            i = self._name_ids[name] = len(self.names)
-            self.names.append(name)
-        return i
-
-    def dtype_id(self, dtype: str) -> int:
-        i = self._dtype_ids.get(dtype)
-        if i is None:
-            i = self._dtype_ids[dtype] = len(self.dtypes)
-            self.dtypes.append(dtype)
-        return i
-
     def route_id(self, src: str, dst: str) -> int:
         key = (src, dst)
         i = self._route_ids.get(key)

@@ -245,7 +245,7 @@ def build_trace(prog: Program, machine: Machine, res: RunResult, workload_name: 
     if opts.flows and n:
         ff, ft = _flows(prog, live, arrs, offsets, kinds)
         if ff.size:
-            b.add_flows(slice_of[ff], slice_of[ft], "dma")
+            b.add_flows(slice_of[ff], slice_of[ft], _dict(np.zeros(ff.size, dtype=np.int32), ["dma"]).cast(pa.string()))
 
     # accounting (from the rounded numbers that are in the trace)
     busy: dict[str, int] = {}
