@@ -8,7 +8,8 @@ hook, so a script that never calls ``stop()`` still leaves its trace behind.
 What a session survives:
 
 * **A bad file system.**  The trace goes to a temporary sibling that replaces the target only once
-  it is complete: a full disk or an interrupted write leaves the previous file as it was.
+  it is complete (:func:`profiler.formats.write_trace`): a full disk or an interrupted write leaves
+  the previous file as it was.
 * **SIGTERM and SIGHUP.**  A session with a path, started in the main thread, installs handlers
   that write the trace and then continue as before: the previous Python handler is called, or the
   default action (termination) happens.  Ignored signals stay ignored.  A signal that arrives while
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -74,39 +74,6 @@ def pid_path(path: Path, pid: int) -> Path:
     ext = "".join(keep)
     stem = path.name[: len(path.name) - len(ext)] if ext else path.name
     return path.with_name(f"{stem}.{pid}{ext}")
-
-
-def write_atomic(trace: Trace, path: Path, fmt: str | None) -> None:
-    """Write ``trace`` to a temporary sibling of ``path``, then put it in place.
-
-    A file is replaced with one rename; a trace directory is swapped with two (the old one is
-    moved aside first and removed last), so at every moment the complete old or the complete new
-    trace is there.  On failure the temporary is removed and the error propagates.
-    """
-    from profiler.formats import format_for_output, write_trace
-
-    name = format_for_output(path, fmt)
-    tag = f"{os.getpid()}-{threading.get_ident()}"
-    tmp = path.with_name(f".tmp-{tag}-{path.name}")  # same ending: .gz and the format still apply
-    try:
-        write_trace(trace, tmp, name)
-        if tmp.is_dir() and path.exists():
-            old = path.with_name(f".old-{tag}-{path.name}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            _remove(old)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
-
-
-def _remove(p: Path) -> None:
-    if p.is_dir() and not p.is_symlink():
-        shutil.rmtree(p, ignore_errors=True)
-    else:
-        p.unlink(missing_ok=True)
 
 
 class Session:
@@ -206,7 +173,9 @@ class Session:
             warnings.warn(f"profiling buffers reached their memory limit ({self.memory_limit} bytes): "
                           f"{dropped} events were not recorded", RuntimeWarning, stacklevel=3)
         if self.path is not None:
-            write_atomic(self.trace, self.path, self.fmt)
+            from profiler.formats import write_trace
+
+            write_trace(self.trace, self.path, self.fmt)  # all or nothing (profiler.atomic)
         return self.trace
 
     def _continue_in_child(self) -> None:
