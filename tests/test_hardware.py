@@ -87,3 +87,64 @@ def test_invalid_specs_name_file_and_key(tmp_path, edit, message) -> None:
 def test_unknown_preset() -> None:
     with pytest.raises(SpecError, match="not a preset"):
         load_spec("tpu-v9")
+
+
+def test_mi210_figures_match_amds_data_sheet() -> None:
+    s = load_spec("mi210")
+    assert s.cores == 104 and s.clock_hz == pytest.approx(1.7e9)
+    assert s.peak("fp16") == pytest.approx(181.0e12) and s.peak("bf16") == pytest.approx(181.0e12)
+    assert s.peak("fp64") == pytest.approx(45.3e12) and s.vector_flops == pytest.approx(22.6e12)
+    assert s.dram.bandwidth == pytest.approx(1.6384e12) and s.dram.capacity == 64 * 2**30
+    assert s.memory_level("l2").capacity == 8 * 2**20
+    assert not s.supports("fp8")
+
+
+def test_h100_fp64_is_the_tensor_core_figure_like_a100() -> None:
+    assert load_spec("h100-sxm").peak("fp64") == pytest.approx(67.0e12)
+    assert load_spec("a100-sxm").peak("fp64") == pytest.approx(19.5e12)
+
+
+def test_every_preset_figure_names_a_source_or_assumption() -> None:
+    """Each value line of a preset's [timing] (and the rest) carries a comment: [n], FIT or ASSUMPTION."""
+    from importlib import resources
+
+    for n in preset_names():
+        text = resources.files("profiler.specs").joinpath(f"{n}.toml").read_text()
+        section = ""
+        for line in text.splitlines():
+            s = line.strip()
+            if s.startswith("["):
+                section = s
+                continue
+            if not s or s.startswith("#") or "=" not in s or section in ("[sources]",) or s.startswith(
+                    ("name", "description")):
+                continue
+            if section.startswith("[timing") or section in ("[peak_flops]", "[[memory]]", "[dma]", "[systolic]", ""):
+                if s.split("=")[0].strip() in ("kind", "dataflow", "llc"):
+                    continue
+                assert "#" in s, (n, line)
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ("[timing]\ndram_efficiency = 1.5\n", "must be in \\(0, 1\\]"),
+    ("[timing]\nllc = \"l3\"\n", "'llc' must name a memory level"),
+    ("[timing]\nturbo = 1\n", "unknown key"),
+    ("[timing.launch_ns]\nconv = 5\n", "unknown name"),
+    ("[timing.matmul_efficiency]\nbf17 = 0.5\n", "unknown name"),
+    ("[timing]\ntile_sizes = [64, -1]\n", "tile_sizes"),
+])
+def test_invalid_timing_tables_name_the_key(tmp_path, table, message) -> None:
+    p = tmp_path / "t.toml"
+    p.write_text(GOOD + "\n" + table)
+    with pytest.raises(SpecError, match=message) as info:
+        load_spec(p)
+    assert str(p) in str(info.value)
+
+
+def test_timing_table_parses_per_kind_and_per_dtype(tmp_path) -> None:
+    p = tmp_path / "t.toml"
+    p.write_text(GOOD + "\n[timing]\ndram_efficiency = 0.9\n[timing.launch_ns]\ndefault = 3000\ngemm = 9000\n"
+                 "[timing.matmul_efficiency]\nbfloat16 = 0.8\n")
+    t = load_spec(p).timing
+    assert t.launch("gemm") == 9000 and t.launch("softmax") == 3000 and t.host("gemm") == 0
+    assert t.matmul("bf16") == 0.8 and t.matmul("fp32") == 1.0 and t.dram_efficiency == 0.9

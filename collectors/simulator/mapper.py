@@ -19,6 +19,7 @@ searched.  Results are cached by (spec, machine options, op shape, dtype).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, fields
 from typing import Any
@@ -124,6 +125,13 @@ def fixed_ns(m: Machine, kind: str, device_ns: float) -> float:
 
 
 def dram_traffic(m: Machine, g: Gemm, tm: int, tn: int, order: str, used: int, dtb: float) -> float:
+    """Bytes of A and B the tiles read from DRAM (see :func:`_traffic`; memoized per geometry)."""
+    return _traffic(g.batch, g.M, g.N, g.K, tm, tn, order, used, dtb, m.llc_bytes)
+
+
+@functools.lru_cache(maxsize=4096)
+def _traffic(batch: int, M: int, N: int, K: int, tm: int, tn: int, order: str, used: int, dtb: float,
+             llc_bytes: float) -> float:
     """Bytes of A and B the tiles read from DRAM.
 
     Without a shared cache every tile reads its strips.  With one, a wave (``used`` consecutive
@@ -131,23 +139,23 @@ def dram_traffic(m: Machine, g: Gemm, tm: int, tn: int, order: str, used: int, d
     is still cached when the previous wave's strips fit in the cache.  Everything fitting in the
     cache caps it at reading A and B once.
     """
-    ti, tj = ceil_div(g.M, tm), ceil_div(g.N, tn)
-    a_strip, b_strip = tm * g.K * dtb, tn * g.K * dtb
-    units = g.batch * ti * tj
-    if m.llc_bytes <= 0:
+    ti, tj = ceil_div(M, tm), ceil_div(N, tn)
+    a_strip, b_strip = tm * K * dtb, tn * K * dtb
+    units = batch * ti * tj
+    if llc_bytes <= 0:
         return units * (a_strip + b_strip)
-    once = g.batch * (g.M + g.N) * g.K * dtb
-    if once <= m.llc_bytes:
+    once = batch * (M + N) * K * dtb
+    if once <= llc_bytes:
         return once
-    o = np.asarray(tile_order(g.batch, ti, tj, order), dtype=np.int64)
+    o = np.asarray(tile_order(batch, ti, tj, order), dtype=np.int64)
     wave = np.arange(len(o)) // used
     first = o[:used]
     foot = (np.unique(first[:, 0] * ti + first[:, 1]).size * a_strip
             + np.unique(first[:, 0] * tj + first[:, 2]).size * b_strip)
-    reuse_prev = foot <= m.llc_bytes
+    reuse_prev = foot <= llc_bytes
     total = 0.0
-    for rows, strip, n in ((o[:, 0] * ti + o[:, 1], a_strip, g.batch * ti),
-                           (o[:, 0] * tj + o[:, 2], b_strip, g.batch * tj)):
+    for rows, strip, n in ((o[:, 0] * ti + o[:, 1], a_strip, batch * ti),
+                           (o[:, 0] * tj + o[:, 2], b_strip, batch * tj)):
         keys = np.unique(wave * n + rows)
         count = int((~np.isin(keys - n, keys)).sum()) if reuse_prev else keys.size
         total += strip * count
