@@ -22,6 +22,7 @@ single file shows:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,9 @@ STRAGGLER_PCT = 2.0
 
 PER_RANK_COLUMNS = ["rank", "source", "device", "span_ns", "idle_ns", "compute_ns", "comm_ns", "comm_exposed_ns",
                     "idle_pct", "compute_pct", "comm_pct", "comm_exposed_pct"]
-COLLECTIVE_COLUMNS = ["group", "kind", "stream", "ranks", "bytes", "start_ns", "end_ns", "skew_ns", "last_rank",
-                      "transfer_ns", "algbw", "busbw", "busbw_pct_of_link"]
+COLLECTIVE_COLUMNS = ["group", "kind", "algorithm", "stream", "ranks", "bytes", "start_ns", "end_ns", "duration_ns",
+                      "skew_ns", "last_rank", "transfer_ns", "algbw", "busbw", "busbw_pct_of_link"]
+_ALGORITHM = re.compile(r"_(RING|TREE|COLLNET\w*|NVLS\w*|PAT)_", re.I)
 STRAGGLER_COLUMNS = ["rank", "times_last", "caused_wait_ns", "worst_group", "worst_skew_ns"]
 
 
@@ -154,9 +156,12 @@ def collective_table(matches: pd.DataFrame, group_size: int | None, link_bandwid
         n = int(m["group_size"].max()) or (group_size or len(m))
         algbw = nbytes / (transfer / 1e9) if nbytes == nbytes else float("nan")
         busbw = algbw * bus_factor(kind, n)
+        algo = _ALGORITHM.search(str(m["name"].iloc[0]))
         rows.append({
-            "group": int(g), "kind": kind, "stream": _local_stream(str(m["stream"].iloc[0])), "ranks": len(m),
+            "group": int(g), "kind": kind, "algorithm": algo.group(1).lower() if algo else None,
+            "stream": _local_stream(str(m["stream"].iloc[0])), "ranks": len(m),
             "bytes": nbytes, "start_ns": int(starts.min()), "end_ns": int(ends.max()),
+            "duration_ns": int(m["dur"].max()),
             "skew_ns": int(starts.max() - starts.min()), "last_rank": int(m["rank"].iloc[last]),
             "transfer_ns": transfer, "algbw": algbw, "busbw": busbw,
             "busbw_pct_of_link": pct(busbw, link_bandwidth) if link_bandwidth and busbw == busbw else None,

@@ -28,8 +28,9 @@ def tables(rep: MultiRankReport) -> list[tuple[str, list[str], list[list[str]]]]
     """(title, headers, rows) of each section, shared by the text and Markdown renderers."""
     per_rank = [[str(r.rank), str(r.device), fmt_ns(r.span_ns), _p(r.idle_pct), _p(r.compute_pct), _p(r.comm_pct),
                  _p(r.comm_exposed_pct)] for r in rep.per_rank.itertuples()]
-    colls = [[str(c.group), c.kind, c.stream, str(c.ranks), _bytes(c.bytes), fmt_ns(c.skew_ns), str(c.last_rank),
-              fmt_ns(c.transfer_ns), _rate(c.algbw), _rate(c.busbw), _p(c.busbw_pct_of_link)]
+    colls = [[str(c.group), c.kind, c.algorithm or "–", c.stream, str(c.ranks), _bytes(c.bytes), fmt_ns(c.duration_ns),
+              fmt_ns(c.skew_ns), str(c.last_rank), fmt_ns(c.transfer_ns), _rate(c.algbw), _rate(c.busbw),
+              _p(c.busbw_pct_of_link)]
              for c in rep.collectives.itertuples()]
     strag = [[str(s.rank), str(s.times_last), fmt_ns(s.caused_wait_ns),
               "–" if pd.isna(s.worst_group) else str(int(s.worst_group)), fmt_ns(s.worst_skew_ns)]
@@ -39,8 +40,8 @@ def tables(rep: MultiRankReport) -> list[tuple[str, list[str], list[list[str]]]]
          ["rank", "device", "span", "idle", "compute", "communication", "exposed comm."], per_rank),
         ("Collectives matched across ranks (times on rank "
          f"{rep.ranks[0]}'s clock)" if rep.ranks else "Collectives",
-         ["#", "kind", "stream", "ranks", "bytes", "arrival skew", "last", "transfer", "alg. bw", "bus bw",
-          "of link"], colls),
+         ["#", "kind", "algorithm", "stream", "ranks", "bytes", "longest", "arrival skew", "last", "transfer",
+          "alg. bw", "bus bw", "of link peak"], colls),
         ("Stragglers", ["rank", "last in", "others waited", "worst #", "worst skew"], strag),
     ]
 

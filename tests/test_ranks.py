@@ -214,3 +214,13 @@ def test_sql_over_several_traces_counts_what_the_raw_files_hold(tmp_path):
     rows = json.loads(r.stdout)
     assert len(rows) == 2 and all(x["joined"] == x["flows"] > 0 for x in rows)
     assert len(list((tmp_path / "cache").glob("*.trace"))) == 2  # each file imported once
+
+
+def test_bus_bandwidth_against_the_specs_link_peak_and_the_ring_algorithm(two_ranks):
+    from profiler.hardware import load_spec
+
+    rep = analyze_ranks(two_ranks, [str(p) for p in RANKS], load_spec("a100-sxm"))
+    ar = rep.collectives[rep.collectives["kind"] == "all_reduce"].iloc[0]
+    # the a100-sxm preset's NVLink: 300 GB/s per direction; the kernel names say RING
+    assert ar["busbw_pct_of_link"] == pytest.approx(100 * ar["busbw"] / 300e9)
+    assert set(rep.collectives["algorithm"]) == {"ring"}
