@@ -144,6 +144,18 @@ def attack_json_cases() -> dict[str, bytes]:
     }
 
 
+def attack_ort_cases() -> dict[str, bytes]:
+    """ONNX Runtime profiles from the attack run (read by :func:`collectors.onnxrt.read_ort_profile`)."""
+    node = {"cat": "Node", "name": "mm_kernel_time", "ph": "X", "ts": 1, "dur": 1, "pid": 1, "tid": 1,
+            "args": {"op_name": "MatMul", "provider": "CPUExecutionProvider"}}
+    return {
+        "ort_args_nested_1000": ('[{"cat":"Node","name":"a_kernel_time","ph":"X","ts":1,"dur":1,"pid":1,"tid":1,'
+                                 '"args":{"x":' + _DEEP + "}}]").encode(),
+        "ort_lone_surrogate": json.dumps([node]).replace("mm_kernel", "mm\\udc80_kernel").encode(),
+        "ort_time_past_int64_ns": json.dumps([{**node, "ts": 9.3e15, "dur": 9.0e15}]).encode(),
+    }
+
+
 def attack_perfetto_cases() -> dict[str, bytes]:
     """Perfetto files with a damaged ``accel_profiler`` metadata packet, and other attack cases."""
     from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import Trace as PbTrace
@@ -494,8 +506,11 @@ def check_budget_struct(x: tuple[int, list[Any]]) -> None:
 def check_attack(x: tuple[str, list[Any] | None]) -> None:
     """An attack case as it is, or mutated."""
     name, ops = x
-    cases = {**attack_json_cases(), **attack_perfetto_cases()}
+    cases = {**attack_json_cases(), **attack_perfetto_cases(), **attack_ort_cases()}
     data = cases[name] if not ops else mutate(cases[name], ops)
+    if name.startswith("ort_"):
+        expect_trace_or_format_error(_read_ort, _file("attack_ort.json", data))
+        return
     suffix = ".pftrace" if name in attack_perfetto_cases() else ".json"
     expect_trace_or_format_error(_read_trace(None), _file(f"attack{suffix}", data))
     if suffix == ".json":
@@ -506,7 +521,7 @@ def check_attack(x: tuple[str, list[Any] | None]) -> None:
 
 @functools.cache
 def attack_names() -> list[str]:
-    return sorted({**attack_json_cases(), **attack_perfetto_cases()})
+    return sorted({**attack_json_cases(), **attack_perfetto_cases(), **attack_ort_cases()})
 
 
 def targets() -> list[Target]:

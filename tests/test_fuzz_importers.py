@@ -20,6 +20,7 @@ EXAMPLES = {
     "ort_struct": 150,
     "ort_bytes": 150,
     "scalesim_bytes": 60,
+    "attack_cases": 80,
 }
 
 

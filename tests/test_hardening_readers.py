@@ -287,3 +287,20 @@ def test_long_perfetto_track_chain_reads_in_linear_time(tmp_path: Path) -> None:
     assert t.tracks.num_rows == 2000
     parents = t.tracks["parent"].to_pylist()
     assert sum(1 for x in parents if x is None) == 1
+
+
+# --------------------------------------------------------------- ONNX Runtime
+def test_ort_profile_attack_cases(tmp_path: Path) -> None:
+    """The ORT reader takes the same limit and repairs: deep nesting is a TraceFormatError (was
+    RecursionError), a lone surrogate is replaced and counted (was a TypeError from Arrow)."""
+    from bench.fuzz import attack_ort_cases
+    from collectors.onnxrt import read_ort_profile
+
+    cases = attack_ort_cases()
+    with pytest.raises(TraceFormatError, match="nested too deeply"):
+        read_ort_profile(_write(tmp_path, "d.json", cases["ort_args_nested_1000"]))
+    t = read_ort_profile(_write(tmp_path, "s.json", cases["ort_lone_surrogate"]))
+    assert t.slices.num_rows == 1 and t.metadata.import_stats.repaired == {"lone_surrogate_replaced": 1}
+    assert "\ufffd" in t.slices["name"][0].as_py()
+    with limited_content(10), pytest.raises(ContentLimitError):
+        read_ort_profile(_write(tmp_path, "l.json", cases["ort_lone_surrogate"]))

@@ -33,12 +33,18 @@ _KEEP_ARGS = ("node_index", "output_size", "activation_size", "parameter_size", 
 
 def _load_events(path: Path, stats: ImportStats) -> list[Any]:
     """The event list; a truncated file keeps every complete event before the damage."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise TraceFormatError(str(path), "cannot read the ONNX Runtime profile", exc.strerror) from None
+    from profiler.formats.json_events import MAX_DEPTH_MESSAGE, repair_surrogates
+    from profiler.formats.source import read_bytes
+
+    raw, gz_problem = read_bytes(path)  # gzip looked through; the content limit applies
+    if gz_problem:
+        stats.drop("gzip_stream_damaged", 1)
+    raw, n_sur = repair_surrogates(raw)  # a lone "\udc80" cannot become UTF-8 text
+    stats.repair("lone_surrogate_replaced", n_sur)
     try:
         data = json.loads(raw)
+    except RecursionError:
+        raise TraceFormatError(str(path), MAX_DEPTH_MESSAGE) from None
     except (ValueError, UnicodeDecodeError) as exc:
         events, where = _salvage(raw)
         if not events:
@@ -70,7 +76,7 @@ def _salvage(raw: bytes) -> tuple[list[Any], int]:
             break
         try:
             ev, i = dec.raw_decode(text, i)
-        except ValueError:
+        except (ValueError, RecursionError):
             break
         out.append(ev)
     return out, len(text[:i].encode())
