@@ -607,6 +607,8 @@ BAD_CALLS = [
     (TypeError, "counter value must be a number", lambda rt: rt.counter("c", "3")),
     (TypeError, "name must be a string", lambda rt: rt.instant(None)),
     (TypeError, "flow_from|integer", lambda rt: rt.region("load", flow_from="h")),
+    (TypeError, "session device must be a string", lambda rt: rt.session(device=0)),
+    (ValueError, "memory_limit", lambda rt: rt.session(memory_limit=-1)),
 ]
 
 

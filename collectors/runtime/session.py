@@ -83,6 +83,10 @@ class Session:
                  device: str = "device", memory_limit: int | None = None) -> None:
         self.path = None if path is None else Path(path)
         self.fmt = fmt
+        # Checked now: a bad value found at stop would cost the whole recording.
+        for what, v in (("name", name), ("device", device), ("fmt", fmt)):
+            if v is not None and not isinstance(v, str):
+                raise TypeError(f"session {what} must be a string, not {type(v).__name__}")
         self.name = name or Path(sys.argv[0] or "python").name or "python"
         self.device = device
         if memory_limit is not None and (isinstance(memory_limit, bool) or not isinstance(memory_limit, int)
