@@ -214,6 +214,24 @@ def test_compiled_loop_once_loaded_serves_small_programs_too() -> None:
         engine.USE_COMPILED = saved
 
 
+def test_released_rows_leave_the_same_program() -> None:
+    """simulate() frees the row tuples after the run; columns and listings read the same after."""
+    from collectors.simulator.api import compile_workload
+    from collectors.simulator.machine import Machine
+
+    w = LlmDecodeStep(ModelConfig(layers=2, hidden=512, heads=8, ffn=1024, seq_len=256, dtype="int8"))
+    prog = compile_workload(w, Machine(EDGE))
+    before = prog.flat()
+    lens = [len(s) for s in prog.segments]
+    streams = prog.streams()
+    kept = {k: list(v) for k, v in before.items()}
+    after_sim = simulate(w, EDGE).program
+    assert all(len(s.rows) == 0 for s in after_sim.segments)
+    assert [len(s) for s in after_sim.segments] == lens
+    assert {k: list(v) for k, v in after_sim.flat().items()} == kept
+    assert after_sim.streams() == streams
+
+
 def test_large_elementwise_summary_moves_every_byte() -> None:
     r = simulate(Elementwise(rows=8192, cols=4096, dtype="fp16"), EDGE, detail="summary")
     assert r.stats["dram_bytes"] == 3 * 8192 * 4096 * 2

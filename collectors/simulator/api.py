@@ -114,6 +114,9 @@ def _simulate(workload: Any, spec: HardwareSpec, dtype: str | None, options: Sim
     finally:
         if bar is not None:
             bar.close()
+    # from here on only the numpy columns are read: free the row tuples before the trace is built
+    for seg in {id(s): s for s in prog.segments}.values():
+        seg.release_rows()
     trace, stats = build_trace_for(prog, machine, res, _workload_name(workload), detail)
     # the mapper's choice per GEMM (collectors.simulator.mapper), in the trace metadata too
     stats["mappings"] = trace.metadata.extra.setdefault("simulator", {})["mappings"] = list(

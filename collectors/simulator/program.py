@@ -51,7 +51,7 @@ class Segment:
     instruction is known only once a tile's last user is known, so it lives in ``frees``.
     """
 
-    __slots__ = ("rows", "frees", "timing", "_cols", "_arrays", "_first_last", "_routes")
+    __slots__ = ("rows", "frees", "timing", "_cols", "_arrays", "_first_last", "_routes", "_n")
 
     def __init__(self) -> None:
         self.rows: list[tuple[Any, ...]] = []
@@ -61,9 +61,23 @@ class Segment:
         self._arrays: dict[str, np.ndarray] | None = None
         self._first_last: tuple[list[int], list[int]] | None = None
         self._routes: list[int] | None = None
+        self._n: int | None = None  # instruction count once the rows were released
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.rows) if self._n is None else self._n
+
+    def release_rows(self) -> None:
+        """Keep only the numpy columns: drop the row tuples (and the per-field lists).
+
+        The tuples cost a few hundred bytes per instruction (most of a large program's memory);
+        after the run the trace is built from :meth:`arrays`, and :meth:`columns` rebuilds the
+        lists (dependencies from the CSR arrays) if anyone still asks for them.
+        """
+        if self._n is None:
+            self.arrays()
+            self._n = len(self.rows)
+            self.rows = []
+            self._cols = None
 
     def add_free(self, instr: int, nbytes: float, core: int) -> None:
         """Make ``instr`` also release ``nbytes`` of ``core``'s SRAM when it ends."""
@@ -81,7 +95,11 @@ class Segment:
         if self._cols is None:
             a = self.arrays()
             cols: dict[str, Any] = {k: a[k].tolist() for k in _ROW_ARRAYS}
-            cols["deps"] = [r[DEPS] for r in self.rows]
+            if self._n is None:
+                cols["deps"] = [r[DEPS] for r in self.rows]
+            else:
+                ptr, idx = a["dep_ptr"].tolist(), a["dep_idx"].tolist()
+                cols["deps"] = [tuple(idx[ptr[i]:ptr[i + 1]]) for i in range(self._n)]
             cols["free"] = a["free"].tolist()
             cols["free_core"] = a["free_core"].tolist()
             self._cols = cols
