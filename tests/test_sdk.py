@@ -956,3 +956,28 @@ def test_c_region_with_numbers_is_a_span_of_a_cached_site() -> None:
         rt.use(prev)
     df = s.trace.slices_df().sort_values("ts")
     assert df["flops"].tolist() == [2.5, 1.0] and np.isnan(df["bytes"].iloc[1]) and df["bytes"].iloc[0] == 7.0
+
+
+def test_decoder_sets_numbers_aside_and_raises_times_that_go_back() -> None:
+    """A stream as the pure-Python path leaves it when a signal handler records between a begin's
+    clock read and its append: the handler's region comes first, with later times."""
+    from collectors.runtime._flush import decode_stream
+    from collectors.runtime._recorder import metric_words
+    from collectors.runtime._sites import METRICS_FLAG, TIME_BITS
+    from profiler.model import ImportStats
+
+    t0 = 1_000_000
+
+    def begin(site: int, t: int) -> int:
+        return -((site + 1) << TIME_BITS) - t
+
+    f, b = metric_words(2.5, None)
+    stream = [begin(3, t0 + 150), t0 + 160,  # the handler's region
+              begin(2 | METRICS_FLAG, t0 + 100), f, b,  # main's begin, read before the handler ran
+              t0 + 200]
+    stats = ImportStats()
+    d = decode_stream(np.array(stream, dtype=np.int64), t0, t0 + 1000, 10, stats)
+    assert d.site.tolist() == [3, 2] and d.events == 4
+    assert d.ts.tolist() == [t0 + 150, t0 + 160] and d.dur.tolist() == [10, 40]
+    assert np.isnan(d.flops[0]) and d.flops[1] == 2.5 and np.isnan(d.nbytes).all()
+    assert stats.repaired == {"sdk_event_time_raised_to_previous": 1} and stats.dropped == {}
