@@ -29,8 +29,8 @@ def numpy_column(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return one_chunk(col).to_numpy(zero_copy_only=False)
 
 
-def dict_codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str | None]]:
-    """(int32 codes with -1 for null, dictionary words) of a string column.
+def dict_codes(col: pa.ChunkedArray | pa.Array, dtype: type = np.int32) -> tuple[np.ndarray, list[str | None]]:
+    """(codes with -1 for null, dictionary words) of a string column; codes int32 unless ``dtype``.
 
     A plain string column is dictionary-encoded first, so callers need not know how it was stored.
     """
@@ -40,4 +40,4 @@ def dict_codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str | 
     words = arr.dictionary.to_pylist()
     idx = arr.indices
     codes = (pc.fill_null(idx, -1) if idx.null_count else idx).to_numpy(zero_copy_only=False)
-    return codes.astype(np.int32, copy=False), words
+    return codes.astype(dtype, copy=False), words

@@ -274,10 +274,10 @@ class FastEvents:
             args = [self.args.get(int(i)) for i in bi] if self.args else None
             sid = b.add_slices(
                 track[bi], ts[bi], ts[ei] - ts[bi],
-                _dict_column(self.name_iid[bi], name_dict),
-                category=_dict_column(self.cat_iid[bi], cat_dict),
+                _dict_array_from_iids(self.name_iid[bi], name_dict),
+                category=_dict_array_from_iids(self.cat_iid[bi], cat_dict),
                 flops=self.flops[bi], bytes=self.nbytes[bi],
-                dtype=_dict_column(self.dtype_iid[bi], dtype_dict),
+                dtype=_dict_array_from_iids(self.dtype_iid[bi], dtype_dict),
                 args=args,
             )
         else:
@@ -327,7 +327,7 @@ def _dictionary(table: dict[int, str]) -> tuple[np.ndarray, list[str]]:
     return lut, values
 
 
-def _dict_column(iids: np.ndarray, d: tuple[np.ndarray, list[str]]) -> pa.Array:
+def _dict_array_from_iids(iids: np.ndarray, d: tuple[np.ndarray, list[str]]) -> pa.Array:
     lut, values = d
     i = iids.astype(np.int64)
     i = np.where((i >= 0) & (i < lut.size), i, lut.size - 1)

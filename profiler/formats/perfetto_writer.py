@@ -43,6 +43,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from profiler.columns import dict_codes
 from profiler.formats import perfetto_proto as pp
 from profiler.formats.perfetto_fields import (
     ANN_ARGS,
@@ -81,17 +82,12 @@ FORMAT_VERSION = 1
 COUNTER_CHILD_UUID_BASE = 1 << 40
 FLOW_ID_OFFSET = 1
 
+def _codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str | None]]:
+    """int64 dictionary codes (-1 for null) and words: interned ids are computed from them."""
+    return dict_codes(col, np.int64)
+
+
 ANNOTATION_NAMES = {ANN_FLOPS: "flops", ANN_BYTES: "bytes", ANN_DTYPE: "dtype", ANN_ARGS: "args"}
-
-
-def _dict_parts(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str | None]]:
-    """(indices with -1 for null, dictionary strings) of a dictionary column."""
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    if not pa.types.is_dictionary(col.type):
-        col = col.dictionary_encode()
-    idx = col.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-    return idx, col.dictionary.to_pylist()
 
 
 def _np(col: pa.ChunkedArray | pa.Array, dtype: Any = np.int64) -> np.ndarray:
@@ -342,11 +338,11 @@ def encode_perfetto_array(trace: Trace) -> np.ndarray:
         s_ts, c_ts, i_ts = s_ts + ts_offset, c_ts + ts_offset, i_ts + ts_offset
 
     # ---- interning: iid = dictionary index + 1 (instants' names after the slices')
-    s_name, name_dict = _dict_parts(sl["name"])
-    i_name, iname_dict = _dict_parts(trace.instants["name"])
-    s_cat, cat_dict = _dict_parts(sl["category"])
-    i_cat, icat_dict = _dict_parts(trace.instants["category"])
-    s_dtype, dtype_dict = _dict_parts(sl["dtype"])
+    s_name, name_dict = _codes(sl["name"])
+    i_name, iname_dict = _codes(trace.instants["name"])
+    s_cat, cat_dict = _codes(sl["category"])
+    i_cat, icat_dict = _codes(trace.instants["category"])
+    s_dtype, dtype_dict = _codes(sl["dtype"])
     n_names, n_cats = len(name_dict), len(cat_dict)
     interned = {
         "event_names": [(k + 1, str(v)) for k, v in enumerate(name_dict)]
