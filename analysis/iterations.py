@@ -9,6 +9,8 @@ step 5's work.  Device work without a launch belongs to the step it starts in.
 * :func:`hta_window` - the slices HolisticTraceAnalysis keeps when it reads a trace: with two or
   more steps it drops the last one (it is often cut short) and device work whose launch it
   cannot see; with fewer it keeps everything.  Comparisons with HTA use this window;
+* :func:`select_steps` - the trace cut to some steps (per-iteration filtering: analyse one
+  iteration, or all but a warm-up);
 * :func:`analyze` - per iteration and device: span, idle, compute, non-compute (the
   :mod:`analysis.breakdown` formula on that iteration's work), and a finding for a step much
   slower than the median step.
@@ -20,12 +22,14 @@ import re
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from analysis.breakdown import grouped_breakdown
 from analysis.common import fmt_ns, severity_for
 from analysis.context import AnalysisContext
 from analysis.device_ops import slices_of_roles
 from analysis.findings import AnalyzerResult, Finding
+from profiler.model import Trace
 
 NAME = "iterations"
 STEP = re.compile(r"^ProfilerStep\s*#\s*(\d+)")
@@ -86,6 +90,55 @@ def hta_window(ctx: AnalysisContext) -> np.ndarray:
     dev = ~host & (src >= 0)
     keep[dev] = host[src[dev]] & (ctx.ts[src[dev]] < last)
     return keep
+
+
+def select_steps(trace: Trace, step_numbers: list[int]) -> Trace:
+    """The trace cut to some ProfilerSteps: what analysing only those iterations needs.
+
+    Kept: every host slice whose top-level ancestor starts inside a selected step (the
+    ProfilerStep ranges themselves included), every device slice whose iteration
+    (:func:`iteration_of`: its launch's step) is selected, counters and instants inside the
+    selected ranges, flows between kept slices.  Tracks stay as they are.
+    """
+    ctx = AnalysisContext(trace)
+    st = steps(ctx)
+    chosen = np.flatnonzero(st["step"].isin(step_numbers).to_numpy())
+    if chosen.size == 0:
+        raise ValueError(f"no ProfilerStep numbered {sorted(step_numbers)}; the trace has {st['step'].tolist()}")
+    it = iteration_of(ctx)
+    par = ctx.parent
+    root = np.arange(ctx.n, dtype=np.int64)
+    for _ in range(int(ctx.depth.max()) if ctx.n else 0):
+        up = par[root]
+        root = np.where(up >= 0, up, root)
+    starts, ends = st["start_ns"].to_numpy()[chosen], st["end_ns"].to_numpy()[chosen]
+    t = ctx.ts[root]
+    k = np.searchsorted(starts, t, side="right") - 1
+    in_range = (k >= 0) & (t < ends[np.maximum(k, 0)])
+    host = slices_of_roles(ctx, ("host",))
+    keep = np.where(host, in_range, np.isin(it, chosen))
+    new_id = np.cumsum(keep) - 1
+    s = trace.slices.filter(pa.array(keep))
+    old_parent = par[keep]
+    parent = np.where(old_parent >= 0, new_id[np.maximum(old_parent, 0)], -1)
+    s = s.set_column(s.schema.get_field_index("id"), s.schema.field("id"), pa.array(np.arange(int(keep.sum())), pa.int64()))
+    s = s.set_column(s.schema.get_field_index("parent"), s.schema.field("parent"),
+                     pa.array(parent, pa.int64(), mask=parent < 0))
+    f = trace.flows
+    fr, to = f["from_slice"].to_numpy(), f["to_slice"].to_numpy()
+    fk = keep[fr] & keep[to]
+    f = f.filter(pa.array(fk))
+    f = f.set_column(f.schema.get_field_index("from_slice"), f.schema.field("from_slice"), pa.array(new_id[fr[fk]], pa.int64()))
+    f = f.set_column(f.schema.get_field_index("to_slice"), f.schema.field("to_slice"), pa.array(new_id[to[fk]], pa.int64()))
+
+    def inside(tab: pa.Table) -> pa.Table:
+        ts = tab["ts"].to_numpy()
+        j = np.searchsorted(starts, ts, side="right") - 1
+        return tab.filter(pa.array((j >= 0) & (ts < ends[np.maximum(j, 0)])))
+
+    md = trace.with_metadata().metadata
+    md.extra["selected_steps"] = [int(x) for x in st["step"].to_numpy()[chosen]]
+    return Trace(trace.tracks, s, inside(trace.counters), inside(trace.instants), f, md)
 
 
 def analyze(ctx: AnalysisContext) -> AnalyzerResult:

@@ -232,3 +232,21 @@ def test_queue_length_counter_tracks_hold_htas_time_series() -> None:
     vals = c.loc[c["track"] == q.index[0], "value"]
     ref = [r for r in hta("a100_alexnet")["queue_length_summary"] if r["stream"] == 7][0]
     assert len(vals) == ref["queue_length_count"] and vals.max() == ref["queue_length_max"]
+
+
+def test_selecting_a_step_gives_htas_view_of_the_trace() -> None:
+    """Cutting two_ranks_rank0 to ProfilerStep#551 (per-iteration filtering) and running the
+    ordinary analyzers on the cut gives HTA's numbers: its window is that step."""
+    from analysis import run_all
+    from analysis.iterations import select_steps
+
+    cut = select_steps(read_trace(DATA / "kineto" / "two_ranks_rank0.json.gz"), [551])
+    cut.validate()
+    rep = run_all(cut, analyzers=("overlap", "launch_stats"))
+    ref = hta("two_ranks_rank0")
+    assert rep.summary["idle_pct"] == pytest.approx(ref["temporal_breakdown"][0]["idle_time_pctg"], abs=0.01)
+    assert rep.summary["compute_active_pct"] == pytest.approx(ref["temporal_breakdown"][0]["compute_time_pctg"], abs=0.01)
+    assert rep.results["launch_stats"].summary["kernels"] == len(ref["cuda_kernel_launch_stats"]["0"])
+    assert cut.metadata.extra["selected_steps"] == [551]
+    with pytest.raises(ValueError, match="no ProfilerStep numbered"):
+        select_steps(cut, [7])
