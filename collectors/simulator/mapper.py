@@ -1,7 +1,9 @@
 """The mapper: how one GEMM is laid onto the machine -- split, tiles, loop order, buffering.
 
-An analytic cost model (:func:`estimate`) scores every candidate mapping; ``fast`` takes the best,
-``search`` runs the event simulation on the best few and takes the fastest there.  Candidates:
+An analytic cost model (:func:`estimate_tiles`) scores every candidate mapping; ``fast`` takes the
+best (for small ops it simulates the best few, as ``search`` does: that costs little there and the
+model is least exact where fixed latencies dominate), ``search`` runs the event simulation on the
+best few and the compiler's own rule and takes the fastest.  Candidates:
 
 * ``tiles``: output tiles of ``tm x tn`` dealt round-robin over the cores (a GPU's CTAs over its
   SMs).  The op then takes ``ceil(tiles / cores)`` tile times (wave quantisation); each tile
@@ -38,8 +40,10 @@ MIN_STEPS = 4
 #: tile edges tried where the spec lists none
 _EDGES = (32, 64, 128, 256, 512, 1024, 2048)
 _SWIZZLE = 8
-#: how many of the model's best mappings ``search`` simulates
+#: how many of the model's best mappings ``search`` simulates (plus the compiler's own rule)
 SEARCH_TOP = 3
+#: ``fast`` simulates the candidates too when together they compile to at most this many instructions
+SMALL_OP_INSTRUCTIONS = 3000
 
 _CACHE: dict[Any, Mapping] = {}
 
@@ -278,12 +282,23 @@ def choose_gemm(m: Machine, g: Gemm) -> Mapping:
         cands.sort(key=lambda x: x[0])
         est, best = cands[0]
         mp = Mapping(**{**best.as_dict(), "est_ns": est, "how": "model"})
-        if mode == "search":
-            mp = _search(m, g, [Mapping(**{**c.as_dict(), "est_ns": e}) for e, c in cands[:SEARCH_TOP]])
+        top = [Mapping(**{**c.as_dict(), "est_ns": e}) for e, c in cands[:SEARCH_TOP]]
+        if g.split == "auto" and not any(c.split != "tiles" for c in top):
+            top.append(_rules(m, g))  # the compiler's own rule is always in the running
+        if mode == "search" or sum(_instructions(g, c) for c in top) <= SMALL_OP_INSTRUCTIONS:
+            # small ops: simulating the best few costs about as much as modelling them, and the
+            # model is least exact where fixed latencies dominate
+            mp = _search(m, g, top)
     if len(_CACHE) > 4096:
         _CACHE.clear()
     _CACHE[key] = mp
     return mp
+
+
+def _instructions(g: Gemm, mp: Mapping) -> int:
+    """About how many instructions a mapping compiles to (loads, matmuls, stores)."""
+    tm, tn, tk = mp.tm or 256, mp.tn or 256, mp.tk or 256
+    return 3 * g.batch * ceil_div(g.M, tm) * ceil_div(g.N, tn) * ceil_div(g.K, tk)
 
 
 def _search(m: Machine, g: Gemm, top: list[Mapping]) -> Mapping:
