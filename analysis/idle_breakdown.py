@@ -54,8 +54,9 @@ def gaps(ctx: AnalysisContext, keep: np.ndarray | None = None,
     host_wait = (launch >= 0) & (ctx.ts[np.maximum(launch, 0)] > before)
     kernel_wait = ~host_wait & (gap < delay_ns)
     cat = np.where(host_wait, 0, np.where(kernel_wait, 1, 2))
-    names = np.array(ops.names, dtype=object)
-    return pd.DataFrame({"stream": names[ops.stream[nxt]], "start_ns": before, "gap_ns": gap, "category": cat})
+    stream = pd.Categorical.from_codes(ops.stream[nxt], categories=pd.Index(ops.names).astype(object)) \
+        if len(set(ops.names)) == len(ops.names) else np.array(ops.names, dtype=object)[ops.stream[nxt]]
+    return pd.DataFrame({"stream": stream, "start_ns": before, "gap_ns": gap, "category": cat})
 
 
 def analyze(ctx: AnalysisContext, keep: np.ndarray | None = None) -> AnalyzerResult:
@@ -63,7 +64,7 @@ def analyze(ctx: AnalysisContext, keep: np.ndarray | None = None) -> AnalyzerRes
     g = gaps(ctx, keep, delay)
     ops = device_ops(ctx, keep)
     rows = []
-    by_stream = dict(iter(g.groupby("stream", sort=True)))
+    by_stream = dict(iter(g.groupby("stream", sort=True, observed=True)))
     for stream in sorted({ops.names[k] for k in np.unique(ops.stream).tolist()}):
         sg = by_stream.get(stream, g.iloc[:0])  # a stream with one op has no gap
         total = float(sg["gap_ns"].sum())

@@ -9,7 +9,9 @@ Built columnar (TraceBuilder), one slice per event: 1M slices = 333k launches.
 
 Baseline, measured in the same run on the same context: the ``overlap`` and ``gaps`` analyzers
 that existed before (they walk the same slices).  Each analyzer runs on a fresh AnalysisContext
-whose shared columns are already decoded, so the time is the analyzer's own.
+whose shared columns are already decoded, so the time is the analyzer's own.  Second table: what
+the new analyzers add to ``run_all`` (the analyzers before them as the baseline), on this trace and
+on :func:`bench.bench_analysis.synthetic`'s accelerator trace of the same size.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from typing import Any
 import numpy as np
 
 from bench._util import median_time, report
+from bench.bench_analysis import synthetic
 
-ANALYZERS = ("iterations", "idle_breakdown", "queue_length", "launch_stats", "kernel_types", "kernel_sequences")
+ANALYZERS_NEW = ANALYZERS = ("iterations", "idle_breakdown", "queue_length", "launch_stats", "kernel_types", "kernel_sequences")
 BASELINE = ("overlap", "gaps")
 KERNELS = ("gemm_fwd", "bias_add", "relu", "gemm_bwd", "reduce_sum", "adam_step")
 
@@ -107,6 +110,21 @@ def main(quick: bool = False) -> None:
         r["vs_slowest_baseline"] = round(r["median_s"] / base, 2) if base else None
     rows.insert(0, {"analyzer": "(build the trace)", "baseline": False, "slices": slices, "median_s": round(build_s, 2)})
     report("hta_analyzers", rows)
+    report("hta_analyzers_in_run_all", run_all_cost(trace, reps) + run_all_cost(synthetic(n), reps))
+
+
+def run_all_cost(trace: Any, reps: int) -> list[dict[str, Any]]:
+    """run_all with the analyzers that existed before (baseline) and with all of them, same trace."""
+    from analysis import ANALYZERS, run_all
+
+    old = tuple(a for a in ANALYZERS if a not in ANALYZERS_NEW)
+    t_old, _ = median_time(lambda: run_all(trace, analyzers=old), repeat=reps, warmup=0)
+    t_all, _ = median_time(lambda: run_all(trace), repeat=reps, warmup=0)
+    kind = trace.metadata.source_format
+    return [{"trace": kind, "slices": trace.slices.num_rows, "analyzers": f"{len(old)} before (baseline)",
+             "median_s": round(t_old, 3)},
+            {"trace": kind, "slices": trace.slices.num_rows, "analyzers": f"all {len(ANALYZERS)}",
+             "median_s": round(t_all, 3), "added_s": round(t_all - t_old, 3)}]
 
 
 if __name__ == "__main__":
