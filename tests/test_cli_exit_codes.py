@@ -104,6 +104,8 @@ def test_budget_and_regression_failures_exit_1(tmp_path: Path) -> None:
     (["samples", "--out", "{tmp}"], ["--out"]),
     (["record", "-o", "{tmp}/r.trace", "--", "no_such_script.py"], ["no_such_script.py"]),
     (["ui", "{junk}"], ["junk.json"]),
+    (["calibrate", "{junk}", "--hw", "a100-sxm", "-o", "{tmp}/x.toml"], ["junk.json"]),
+    (["fleet", "{tmp}/no-such-folder", "--serial"], ["no-such-folder"]),
 ])
 def test_each_verb_reports_bad_input_in_one_line(tmp_path: Path, args: list[str], names: list[str]) -> None:
     junk = tmp_path / "junk.json"
