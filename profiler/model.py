@@ -284,15 +284,9 @@ def parents_from_depth(depth: np.ndarray) -> np.ndarray:
 
     For trace directories written before the ``parent`` column existed (see :mod:`profiler.store`).
     """
-    n = depth.size
-    par = np.full(n, -1, dtype=np.int64)
-    idx = np.arange(n, dtype=np.int64)
-    for d in range(1, int(depth.max()) + 1 if n else 1):
-        at = depth == d
-        if at.any():
-            last = np.maximum.accumulate(np.where(depth == d - 1, idx, -1))
-            par[at] = last[at]
-    return par
+    from profiler.nesting import parents_from_depth as linear  # one sort, not one pass per level
+
+    return linear(depth)
 
 
 def _first(mask: np.ndarray) -> int:

@@ -275,6 +275,10 @@ for u in range(1, 50_001):
 with tempfile.NamedTemporaryFile(suffix=".pftrace") as f:
     f.write(pb.SerializeToString()); f.flush()
     assert read_trace(f.name).tracks.num_rows == 50_000
+from analysis.context.coverage import covered
+has = np.zeros(n, dtype=bool); has[[7, n - 2]] = True
+anc, desc = covered(has, np.arange(-1, n - 1), np.arange(n))
+assert int(anc.sum()) == n - 8 and int(desc.sum()) == n - 2
 """
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120, cwd=ROOT)
 
@@ -304,3 +308,33 @@ def test_ort_profile_attack_cases(tmp_path: Path) -> None:
     assert "\ufffd" in t.slices["name"][0].as_py()
     with limited_content(10), pytest.raises(ContentLimitError):
         read_ort_profile(_write(tmp_path, "l.json", cases["ort_lone_surrogate"]))
+
+
+def test_coverage_of_deep_trees_matches_walking_up_each_slice() -> None:
+    """The analyzers' outermost-carrier masks, computed by jumping 2**k levels on deep trees, equal a
+    plain walk from every slice to its root."""
+    from analysis.context.coverage import covered
+
+    rng = np.random.default_rng(3)
+    for trial in range(12):
+        n = int(rng.integers(50, 1500))
+        parent = np.full(n, -1, dtype=np.int64)
+        depth = np.zeros(n, dtype=np.int64)
+        stack: list[int] = []
+        for i in range(n):  # a random tree in preorder, mostly deep (depth > 64)
+            if stack and rng.random() < (0.01 if trial % 2 else 0.3):
+                stack = stack[: int(rng.integers(0, len(stack) + 1))]
+            parent[i], depth[i] = (stack[-1] if stack else -1), len(stack)
+            stack.append(i)
+        has = rng.random(n) < 0.05
+        anc_ref = np.zeros(n, dtype=bool)
+        desc_ref = np.zeros(n, dtype=bool)
+        for i in range(n):
+            p = parent[i]
+            while p >= 0:
+                anc_ref[i] |= has[p]
+                if has[i]:
+                    desc_ref[p] = True
+                p = parent[p]
+        anc, desc = covered(has, parent, depth)
+        assert (anc == anc_ref).all() and (desc == desc_ref).all(), trial
