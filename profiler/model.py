@@ -7,7 +7,10 @@ tables, exporters write them out.  Every time is an int64 nanosecond count.
 Invariants a built trace keeps (and :meth:`Trace.validate` checks):
 
 * ``slices`` are sorted by (track, ts, -dur) and ``slices.id[i] == i``;
-* on each track slices nest properly (a stack); ``depth`` is the nesting level;
+* on each track slices nest properly (a stack): a child lies within its parent, and slices of one
+  level under one parent (depth-0 slices of a track included) do not overlap;
+* ``depth`` is the nesting level and ``parent`` the enclosing slice's id (null exactly at depth 0),
+  stored by the builder so no reader recomputes it;
 * ``flows`` refer to slice ids; ``counters``/``instants`` refer to track ids;
 * every track's ``parent`` is another track's id or null.
 """
