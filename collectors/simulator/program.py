@@ -77,6 +77,7 @@ class Segment:
             self.arrays()
             self._n = len(self.rows)
             self.rows = []
+            self.frees = {}  # in arrays()["free"] / ["free_core"] now
             self._cols = None
 
     def add_free(self, instr: int, nbytes: float, core: int) -> None:

@@ -198,9 +198,13 @@ def build_trace(prog: Program, machine: Machine, res: RunResult, workload_name: 
         stall_ns, stall_count = _stall_totals(np.asarray(cls_cause, dtype=np.int64)[inv], s_dur)
 
     if n + m:
+        inst_at, stall_at = slice_of[:n], slice_of[n:]
+
         def merged(inst: np.ndarray, stall: np.ndarray, dtype: Any) -> np.ndarray:
-            both = np.concatenate([inst.astype(dtype, copy=False), stall.astype(dtype, copy=False)])
-            return both[rows]
+            out = np.empty(n + m, dtype=dtype)
+            out[inst_at] = inst
+            out[stall_at] = stall
+            return out
 
         eng_all = merged(engine, s_e, np.int64)
         ts_all = merged(start, s_ts, np.int64)
