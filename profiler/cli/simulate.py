@@ -36,7 +36,8 @@ def simulate(workload: str, hw: str, dtype: str | None, sets: tuple[str, ...], o
 
     \b
     WORKLOAD: gemm, conv2d, elementwise, layernorm, softmax, attention, flash-attention,
-              transformer-prefill, transformer-decode, cnn-encoder, llm-decode, llm-decode-7b
+              transformer-prefill, transformer-decode, cnn-encoder, llm-decode, llm-decode-7b,
+              or a model file: MODEL.onnx (shapes inferred) or MODEL.pt2 (torch.export.save)
     many devices (the spec's [system] interconnect; --set devices=, topology=, link_bandwidth=):
               allreduce, allgather, reducescatter, alltoall (--set bytes=, algorithm=ring|tree),
               llm-decode, llm-decode-7b, llm-prefill-7b with --set tp=, pp=, microbatches=,
@@ -46,6 +47,7 @@ def simulate(workload: str, hw: str, dtype: str | None, sets: tuple[str, ...], o
     profiler simulate llm-decode-7b --hw edge-npu --dtype int8 -o decode.trace
     profiler simulate llm-decode-7b --set tp=4 --set pp=2 --hw a100-sxm -o tp4pp2.pftrace
     profiler simulate allreduce --set bytes=1073741824 --set devices=8 --hw a100-sxm -o ar.pftrace
+    profiler simulate encoder.onnx --hw edge-npu --dtype int8 -o encoder.pftrace
     """
     from collectors.simulator import SimOptions, SimulatorError, workload_from_name
     from collectors.simulator import simulate as run_sim
@@ -66,8 +68,17 @@ def simulate(workload: str, hw: str, dtype: str | None, sets: tuple[str, ...], o
     opt_names = SimOptions.field_names()
     opt_kv = {k: v for k, v in kv.items() if k in opt_names}
     wl_kv = {k: v for k, v in kv.items() if k not in opt_names}
+    from collectors.modelimport import is_model_path, load_model
+
+    unmodeled: tuple[str, ...] = ()
     try:
-        w = workload_from_name(workload, **wl_kv)
+        if is_model_path(workload):
+            if wl_kv:
+                raise ValueError(f"--set {', '.join(wl_kv)}: a model file has no workload fields (options only)")
+            w = run_or_fail(load_model, workload)
+            unmodeled = w.unmodeled
+        else:
+            w = workload_from_name(workload, **wl_kv)
         options = apply_overrides(SimOptions(), opt_kv, "option") if opt_kv else SimOptions()
     except ValueError as exc:
         raise InputError(str(exc)) from None
@@ -94,6 +105,9 @@ def simulate(workload: str, hw: str, dtype: str | None, sets: tuple[str, ...], o
                    f"order={mp['order']} ({mp['how']})")
     if len(maps) > 8:
         click.echo(f"  ... {len(maps) - 8} more GEMM mappings in the trace metadata")
+    if unmodeled:
+        click.echo(f"  {len(unmodeled)} op(s) without a model of their own, simulated as memory traffic: "
+                   + ", ".join(unmodeled[:12]) + (" ..." if len(unmodeled) > 12 else ""))
 
 
 def _simulate_system(workload: str, spec: object, dtype: str | None, kv: dict[str, str], output: str,
