@@ -674,7 +674,8 @@ while True:
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
 @pytest.mark.parametrize("mode", ["default", "chain"])
 def test_sigterm_and_sighup_write_the_trace_then_go_on(tmp_path, impl, signame, mode) -> None:
-    """The trace is written, then the default action (death by the signal) or the previous handler."""
+    """The trace is written, then the default action (death by the signal); a handler the program
+    installed itself is left in place and runs (its exit writes the trace like any exit)."""
     import signal
 
     out = tmp_path / "killed.pftrace"

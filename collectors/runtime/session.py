@@ -10,10 +10,12 @@ What a session survives:
 * **A bad file system.**  The trace goes to a temporary sibling that replaces the target only once
   it is complete (:func:`profiler.formats.write_trace`): a full disk or an interrupted write leaves
   the previous file as it was.
-* **SIGTERM and SIGHUP.**  A session with a path, started in the main thread, installs handlers
-  that write the trace and then continue as before: the previous Python handler is called, or the
-  default action (termination) happens.  Ignored signals stay ignored.  A signal that arrives while
-  a session starts or stops is handled right after.
+* **SIGTERM and SIGHUP.**  A session with a path, started in the main thread, handles the signals
+  that would kill the process (those still at their default action): it writes the trace, then
+  the default action (termination) takes its course.  A handler the program installed itself is
+  left alone (when it exits, by ``sys.exit``, the trace is written as at any exit); ignored
+  signals stay ignored.  A signal that arrives while a session starts or stops is handled right
+  after.
 * **fork.**  A forked child keeps recording, into fresh buffers (the parent's events stay the
   parent's), and writes its own file: ``run.<pid>.pftrace`` next to the parent's ``run.pftrace``.
   Children of ``multiprocessing`` (which end with ``os._exit``, skipping ``atexit``) write theirs
@@ -213,12 +215,12 @@ class Session:
 
 # ----------------------------------------------------------------------------------- signals
 def _install_flush_handlers() -> None:
-    """Write the trace on SIGTERM/SIGHUP (main thread only; ignored signals stay ignored)."""
+    """Write the trace on SIGTERM/SIGHUP where they would kill the process (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         return
     for sig in FLUSH_SIGNALS:
         old = signal.getsignal(sig)
-        if old is signal.SIG_IGN or old is None or old is _on_signal:  # None: not set from Python
+        if old is not signal.SIG_DFL:  # ignored, the program's own handler, set outside Python, or ours
             continue
         signal.signal(sig, _on_signal)
         _saved_handlers[sig] = old
