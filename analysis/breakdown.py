@@ -94,8 +94,7 @@ def _grouped_union(ts: np.ndarray, end: np.ndarray, group: np.ndarray, n_groups:
     extent = int(end.max()) - t0 + 1
     off = group.astype(np.int64) * extent - t0
     s, e = iv.merge(ts + off, end + off)
-    np.add.at(out, s // extent, e - s)
-    return out
+    return out + np.bincount(s // extent, weights=(e - s).astype(np.float64), minlength=n_groups).astype(np.int64)
 
 
 def grouped_breakdown(ctx: AnalysisContext, group: np.ndarray, n_groups: int) -> list[dict[str, Any]]:

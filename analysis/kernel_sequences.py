@@ -4,8 +4,8 @@ A sequence of ``n`` kernels that follows the same order hundreds of times (eleme
 a reduction, then another elementwise op) costs ``n`` launches and ``n`` round trips through memory
 each time; fused, it costs one.  Like HolisticTraceAnalysis' ``get_frequent_cuda_kernel_sequences``
 this counts consecutive kernel-name sequences per stream; unlike it, it searches every length from
-``min_len`` to ``max_len`` at once on integer codes (a sliding window over the name codes, grouped
-with one ``np.unique``), and it needs no operator name to start from.
+``min_len`` to ``max_len`` on integer codes (a rolling hash over the name codes, one sort per
+length), and it needs no operator name to start from.
 
 A sequence counts each place it starts (occurrences may overlap), only within one stream.  A
 sequence is dropped when a longer one containing it occurs as often: the longer run is the
@@ -28,62 +28,67 @@ TOP_K = 20
 COLUMNS = ["sequence", "length", "count", "launches_saved", "total_ns", "mean_kernel_ns", "streams"]
 
 
-def _windows(codes: np.ndarray, stream: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(start positions, window rows) of every length-n run inside one stream."""
-    if codes.size < n:
-        return np.zeros(0, dtype=np.int64), np.zeros((0, n), dtype=codes.dtype)
-    w = np.lib.stride_tricks.sliding_window_view(codes, n)
-    s = np.lib.stride_tricks.sliding_window_view(stream, n)
-    ok = (s == s[:, :1]).all(axis=1)
-    pos = np.flatnonzero(ok)
-    return pos, w[pos]
+_P = np.uint64(1_000_003)
 
 
-def _hash_rows(w: np.ndarray) -> np.ndarray:
-    """One uint64 per window row (polynomial hash; equal rows, equal hashes)."""
-    h = np.zeros(w.shape[0], dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for j in range(w.shape[1]):
-            h = h * np.uint64(1_000_003) + w[:, j].astype(np.uint64) + np.uint64(1)
-    return h
+def _streams_per_key(inv: np.ndarray, stream: np.ndarray, n_keys: int) -> np.ndarray:
+    """How many distinct streams each key occurs on (sort + compare)."""
+    if stream.size == 0:
+        return np.zeros(n_keys, dtype=np.int64)
+    radix = int(stream.max()) + 1
+    pair = np.sort(inv.astype(np.int64) * radix + stream)
+    pair = pair[np.concatenate([[True], pair[1:] != pair[:-1]])]
+    return np.bincount(pair // radix, minlength=n_keys)
 
 
 def sequences(ctx: AnalysisContext, min_len: int = MIN_LEN, max_len: int = MAX_LEN,
               min_count: int = MIN_COUNT, limit: int | None = None) -> pd.DataFrame:
     """Kernel sequences occurring at least ``min_count`` times (before dropping contained ones).
 
-    ``limit`` keeps, per length, only the most frequent sequences (what ranking needs).
+    A window is keyed by a rolling polynomial hash of its name codes (uint64, grown one kernel
+    per length), so each length costs one pass and one sort.  ``limit`` keeps, per length, only
+    the most frequent sequences (what ranking needs).
     """
     ops = device_ops(ctx)
     cls = ctx.slice_class[ops.rows]
     k = (cls == COMPUTE) | (cls == COMM)
     rows, stream = ops.rows[k], ops.stream[k]
     codes = ctx.name_code[rows].astype(np.int64)
-    dur = ctx.dur[rows].astype(np.int64)
-    cum = np.concatenate([[0], np.cumsum(dur)])
+    cum = np.concatenate([[0], np.cumsum(ctx.dur[rows].astype(np.int64))])
     words = [*ctx.name_words, ""]
-    out = []
-    for n in range(min_len, max_len + 1):
-        pos, w = _windows(codes, stream, n)
-        if pos.size == 0:
-            break
-        h = _hash_rows(w)
-        uniq, first, inv, cnt = np.unique(h, return_index=True, return_inverse=True, return_counts=True)
-        inv = inv.reshape(-1)
-        keep = np.flatnonzero(cnt >= min_count)
-        if keep.size == 0:
-            break  # a longer run cannot be more frequent than all of its prefixes
-        if limit is not None and keep.size > limit:
-            keep = keep[np.argsort(-cnt[keep], kind="stable")[:limit]]
-        time = np.bincount(inv, weights=(cum[pos + n] - cum[pos]).astype(float), minlength=uniq.size)
-        pair = np.unique(inv.astype(np.int64) * (len(ops.names) + 1) + stream[pos])
-        n_streams = np.bincount(pair // (len(ops.names) + 1), minlength=uniq.size)
-        for u in keep.tolist():
-            seq = tuple(w[first[u]].tolist())
-            out.append({"sequence": " -> ".join(str(words[c] or "") for c in seq), "codes": seq,
-                        "length": n, "count": int(cnt[u]), "launches_saved": int(cnt[u]) * (n - 1),
-                        "total_ns": int(time[u]), "mean_kernel_ns": float(time[u] / (cnt[u] * n)),
-                        "streams": int(n_streams[u])})
+    out: list[dict[str, object]] = []
+    n_ops = int(codes.size)
+    # Last position of each op's stream: a window of length n from p stays in one stream when
+    # p + n - 1 <= last[p].
+    brk = np.flatnonzero(np.diff(stream) != 0)
+    last = np.repeat(np.append(brk, n_ops - 1), np.diff(np.concatenate([[0], brk + 1, [n_ops]]))) \
+        if n_ops else np.zeros(0, dtype=np.int64)
+    h = np.zeros(n_ops, dtype=np.uint64)  # hash of the window starting at each position
+    with np.errstate(over="ignore"):
+        for j in range(min(max_len, n_ops)):
+            n = j + 1
+            h = h[: n_ops - j] * _P + codes[j:].astype(np.uint64) + np.uint64(1)
+            if n < min_len:
+                continue
+            pos = np.flatnonzero(np.arange(n_ops - j) + j <= last[: n_ops - j])
+            if pos.size == 0:
+                break
+            uniq, first, inv, cnt = np.unique(h[pos], return_index=True, return_inverse=True, return_counts=True)
+            inv = inv.reshape(-1)
+            keep = np.flatnonzero(cnt >= min_count)
+            if keep.size == 0:
+                break  # a longer run cannot be more frequent than all of its prefixes
+            if limit is not None and keep.size > limit:
+                keep = keep[np.argsort(-cnt[keep], kind="stable")[:limit]]
+            time = np.bincount(inv, weights=(cum[pos + n] - cum[pos]).astype(float), minlength=uniq.size)
+            n_streams = _streams_per_key(inv, stream[pos], uniq.size)
+            for u in keep.tolist():
+                p0 = int(pos[first[u]])
+                seq = tuple(codes[p0:p0 + n].tolist())
+                out.append({"sequence": " -> ".join(str(words[c] or "") for c in seq), "codes": seq,
+                            "length": n, "count": int(cnt[u]), "launches_saved": int(cnt[u]) * (n - 1),
+                            "total_ns": int(time[u]), "mean_kernel_ns": float(time[u] / (cnt[u] * n)),
+                            "streams": int(n_streams[u])})
     return pd.DataFrame(out, columns=[*COLUMNS, "codes"])
 
 

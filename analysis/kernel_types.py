@@ -44,8 +44,7 @@ def exclusive_times(sets: list[iv.Intervals]) -> np.ndarray:
             k = np.searchsorted(s, lo, side="right") - 1
             inside = (k >= 0) & (lo < e[np.maximum(k, 0)])
             mask |= inside.astype(np.int64) << b
-    np.add.at(out, mask, hi - lo)
-    return out
+    return np.bincount(mask, weights=(hi - lo).astype(np.float64), minlength=out.size).astype(np.int64)
 
 
 def analyze(ctx: AnalysisContext, keep: np.ndarray | None = None) -> AnalyzerResult:
