@@ -72,9 +72,14 @@ def test_dojo_tile_draws_only_the_rows_on_screen(server: tuple[str, Any], driver
     assert len(cores) == 25 and info["rows"] == nrows >= 200
     a, b = info["fetchedRows"]
     assert b - a < nrows / 2  # a view is asked for the rows on screen (and a margin), not all
-    # Scrolled to the bottom: the last rows are fetched and drawn, the axis stays on top.
-    driver.execute_script("const s = document.getElementById('tl-scroll'); s.scrollTop = s.scrollHeight;")
+    # The wheel scrolls the rows (the window stays); at the bottom the last rows are fetched and
+    # drawn, the axis stays on top.
+    vx, vy = canvas_point(driver, 400, 300)
+    total = driver.execute_script("return document.getElementById('tl-scroll').scrollHeight")
+    for _ in range(total // 2000 + 2):
+        mouse(driver, "mouseWheel", vx, vy, deltaX=0, deltaY=2000)
     info = wait_for(lambda: (i := settled(driver)) and i["fetchedRows"][1] == nrows and i)
+    assert (info["t0"], info["t1"]) == (0, lt.index.span[1] - lt.index.span[0])
     assert info["shownRows"][1] == nrows and info["ticks"]
     assert driver.execute_script("return document.getElementById('tl-canvas').getBoundingClientRect().height") == 560
 
@@ -212,6 +217,15 @@ def test_keys_and_wheel_zoom_and_pan_like_perfetto(server: tuple[str, Any], driv
     assert z["t1"] - z["t0"] == pytest.approx((s["t1"] - s["t0"]) * np.exp(-1), rel=1e-6)
     t_after = z["t0"] + 300 / (driver.execute_script("return window.accelTimeline.state.w") - 200) * (z["t1"] - z["t0"])
     assert t_after == pytest.approx(t_at, rel=1e-6)
+    # A drag pans by the time under the pixels dragged.
+    plot_w = driver.execute_script("return window.accelTimeline.state.w") - 200
+    mouse(driver, "mousePressed", vx, vy, button="left", clickCount=1)
+    for dx in (-20, -60, -100):
+        mouse(driver, "mouseMoved", vx + dx, vy, button="left")
+    mouse(driver, "mouseReleased", vx - 100, vy, button="left", clickCount=1)
+    p = wait_for(lambda: (i := settled(driver)) and i["t0"] > z["t0"] and i)
+    assert p["t0"] - z["t0"] == pytest.approx(100 / plot_w * (z["t1"] - z["t0"]), rel=1e-3)
+    assert p["t1"] - p["t0"] == pytest.approx(z["t1"] - z["t0"], rel=1e-9)
 
 
 def test_the_url_reproduces_the_view(server: tuple[str, Any], driver: Any) -> None:
@@ -379,3 +393,42 @@ def test_roofline_ridge_labels_do_not_overlap(server: tuple[str, Any], driver: A
         for b in boxes[i + 1:]:
             assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
     time.sleep(0.1)
+
+
+def test_readme_screenshots_of_the_new_views(server: tuple[str, Any], driver: Any) -> None:
+    """The README's pictures: the 132-core h100-sxm run folded to one core, and a dojo-tile decode
+    with a search and a selected range (written to docs/ with ACCEL_PROFILER_UPDATE_DOCS=1)."""
+    import os
+    import shutil
+
+    from test_dashboard_browser import ARTIFACTS, DOCS, png_size
+
+    url, reg = server
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": 1600, "height": 1000, "deviceScaleFactor": 1, "mobile": False})
+    try:
+        lt = reg.traces[1]
+        core7 = next(t for t in lt.tree.groups() if lt.tree.names[t] == "core7")
+        others = sorted(g for g in lt.tree.groups() if g != core7 and core7 not in lt.tree.descendants(g))
+        open_trace(driver, url, 1, "&c=" + ",".join(map(str, others)))
+        info = wait_for(lambda: (i := settled(driver)) and i["collapsed"] == others and i)
+        assert info["rows"] < 200
+        driver.execute_script("window.scrollTo(0, 0)")
+        ARTIFACTS.mkdir(exist_ok=True)
+        shots = {"timeline-h100.png": ARTIFACTS / "timeline-h100.png", "timeline-dojo.png": ARTIFACTS / "timeline-dojo.png"}
+        driver.save_screenshot(str(shots["timeline-h100.png"]))
+        open_trace(driver, url, 0, "&q=load")
+        w = driver.execute_script("return window.accelTimeline.state.w") - 200
+        driver.execute_script("const s = window.accelTimeline.state;"
+                              " window.accelTimeline.selectRange(s.t0 + (s.t1 - s.t0) * 0.3, s.t0 + (s.t1 - s.t0) * 0.6)")
+        wait_for(lambda: "selected range" in driver.find_element("id", "stats-caption").text)
+        assert w > 0 and settled(driver)["marks"] + settled(driver)["bars"] > 0
+        time.sleep(0.5)
+        driver.execute_script("window.scrollTo(0, 0)")
+        driver.save_screenshot(str(shots["timeline-dojo.png"]))
+        for name, shot in shots.items():
+            assert png_size(shot) == (1600, 1000)
+            if os.environ.get("ACCEL_PROFILER_UPDATE_DOCS"):  # refresh the README's pictures on request only
+                shutil.copyfile(shot, DOCS / name)
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

@@ -36,8 +36,10 @@
     const [s, u] = unitFor(ns);
     return (+(ns / s).toPrecision(digits || 4)).toString() + ' ' + u;
   }
+  const UNITS = {bytes: 'B', byte: 'B', 'bytes/s': 'B/s', fraction: ''};
   function fmtSI(v, unit) {
     if (v === null || v === undefined || !isFinite(v)) { return '–'; }
+    unit = unit in UNITS ? UNITS[unit] : unit;
     const ps = [[1e15, 'P'], [1e12, 'T'], [1e9, 'G'], [1e6, 'M'], [1e3, 'k']];
     for (const [s, p] of ps) { if (Math.abs(v) >= s) { return (+(v / s).toPrecision(3)) + ' ' + p + (unit || ''); } }
     return (+v.toPrecision(3)) + (unit ? ' ' + unit : '');
