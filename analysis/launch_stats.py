@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.common import fmt_ns, pct, severity_for
+from analysis.common import pct, severity_for
 from analysis.context import AnalysisContext
 from analysis.device_ops import device_ops
 from analysis.findings import AnalyzerResult, Finding
@@ -80,8 +80,3 @@ def analyze(ctx: AnalysisContext, keep: np.ndarray | None = None) -> AnalyzerRes
         ))
     return AnalyzerResult(NAME, findings, metrics, summary)
 
-
-def describe(summary: dict[str, object]) -> str:
-    """One line for reports."""
-    return (f"{summary['kernels']} launched kernels, {summary['short_kernels']} shorter than their launch, "
-            f"{summary['launch_delay_outliers']} waited over {fmt_ns(int(summary['launch_delay_cutoff_ns']))}")  # type: ignore[call-overload]
