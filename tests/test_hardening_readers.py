@@ -338,3 +338,17 @@ def test_coverage_of_deep_trees_matches_walking_up_each_slice() -> None:
                 p = parent[p]
         anc, desc = covered(has, parent, depth)
         assert (anc == anc_ref).all() and (desc == desc_ref).all(), trial
+
+
+def test_streaming_reader_on_a_damaged_array_with_trailing_text(tmp_path: Path) -> None:
+    """Found by the attack_cases fuzz target: the "]" before trailing text closed a nested array,
+    not the events array, and the streaming reader let msgspec's DecodeError out."""
+    from bench.fuzz import mutate
+
+    data = mutate(attack_json_cases()["header_nested_1000"],
+                  [("delete", 6.962007769730613e-182, 34, b""), ("delete", 2.220446049250313e-16, 34, b""),
+                   ("delete", 6.962007769730613e-182, 34, b"")])
+    p = _write(tmp_path, "t.json", data)
+    for read in (lambda: read_trace(p, stream=False), lambda: read_json_streaming(p)):
+        with pytest.raises(TraceFormatError):
+            read()

@@ -400,6 +400,11 @@ def _stream_decode(path: str | Path, chunk_bytes: int, importer: type[Any] | Non
                 pos = _error_pos(exc)
                 trailing = pos is not None and "trailing characters" in str(exc)
                 end = body.rfind(b"]", 0, pos) + 1 if trailing else -1
+                if end > 0:  # the "]" before the trailing text must close the array itself
+                    try:
+                        _raw_pieces(body[:end])
+                    except msgspec.DecodeError:
+                        end = -1
             if end < 0:  # truncated or damaged: the normal damage rules keep the complete events
                 damaged = True
                 _add_piece(events, body, ps, stats, damaged=True, importer=imp)

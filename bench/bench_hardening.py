@@ -1,0 +1,94 @@
+"""Hardening benchmarks: nesting depth against a per-level baseline, and a gzip bomb's peak memory.
+
+1. **Deep nesting.**  ``n`` fully nested slices (each inside the previous one: depth ``n - 1``).
+   Parents by :func:`profiler.nesting.parents_from_depth` (one sort) against the per-level walk
+   it replaced (one pass over all slices per level, kept here as the baseline), both on the same
+   input in the same run; then the whole :func:`profiler.nesting.nest` and a builder ``build``.
+2. **Gzip bomb.**  :func:`bench.fuzz.gzip_bomb` (whitespace, the trailer's size modulo 2**32),
+   read by ``read_trace`` in a fresh process with the default content limit: the normal reader
+   switches to streaming once the content passes the stream threshold, and streaming drops the
+   whitespace between events.  Before these changes the full-size file (4 GiB + 64 MiB) took the
+   normal reader to 8.7 GB and the streaming one to 13.5 GB (measured on this machine).
+
+``python -m bench hardening`` (``--quick``: 20k slices, a 600 MB bomb).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from bench._util import median_time, peak_memory, report
+
+
+def level_walk_parents(depth: np.ndarray) -> np.ndarray:
+    """The baseline: parents by one pass over all slices per depth level (O(n x depth))."""
+    n = depth.size
+    parent = np.full(n, -1, dtype=np.int64)
+    idx = np.arange(n, dtype=np.int64)
+    for d in range(1, int(depth.max()) + 1 if n else 1):
+        at = depth == d
+        if at.any():
+            last = np.maximum.accumulate(np.where(depth == d - 1, idx, -1))
+            parent[at] = last[at]
+    return parent
+
+
+def _read(path: str, stream: bool | None) -> None:
+    from profiler.formats import read_trace
+
+    read_trace(path, stream=stream)
+
+
+def nesting_rows(n: int, baseline_n: int) -> list[dict[str, object]]:
+    from profiler.builder import TraceBuilder
+    from profiler.nesting import nest, parents_from_depth
+
+    rows: list[dict[str, object]] = []
+    for size in sorted({baseline_n, n}):
+        ts = np.arange(size, dtype=np.int64)
+        dur = 2 * (size - ts)
+        depth = np.arange(size, dtype=np.int64)
+        lin, _ = median_time(lambda d=depth: parents_from_depth(d), repeat=3)
+        row: dict[str, object] = {"slices": size, "depth": size - 1, "parents_s": round(lin, 4)}
+        if size <= baseline_n:
+            base, _ = median_time(lambda d=depth: level_walk_parents(d), repeat=1, warmup=0)
+            assert (level_walk_parents(depth[:1000]) == parents_from_depth(depth[:1000])).all()
+            row["baseline_level_walk_s"] = round(base, 3)
+        row["nest_s"] = round(median_time(lambda t=ts, u=dur: nest(np.zeros(t.size, dtype=np.int64), t, u),
+                                          repeat=3)[0], 4)
+
+        def build(t: np.ndarray = ts, u: np.ndarray = dur) -> None:
+            b = TraceBuilder(source_format="bench")
+            tr = b.add_track("t", "other", None)
+            b.add_slices(np.full(t.size, tr), t, u, ["a"] * t.size)
+            b.build()
+
+        row["build_s"] = round(median_time(build, repeat=3)[0], 4)
+        rows.append(row)
+    return rows
+
+
+def bomb_rows(content: int) -> list[dict[str, object]]:
+    from bench.fuzz import gzip_bomb
+
+    rows: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory() as d:
+        p = gzip_bomb(Path(d) / "bomb.json.gz", content)
+        for how, stream in (("auto (switches to streaming)", None), ("streaming", True)):
+            m = peak_memory(_read, str(p), stream)
+            rows.append({"reader": how, "content_mb": content >> 20, "gzip_mb": round(p.stat().st_size / 2**20, 1),
+                         "peak_rss_mb": round(m["peak_rss_mb"]), "baseline_rss_mb": round(m["baseline_rss_mb"]),
+                         "seconds": round(m["seconds"], 1)})
+    return rows
+
+
+def main(quick: bool = False) -> None:
+    report("hardening_nesting", nesting_rows(20_000 if quick else 100_000, 5_000 if quick else 20_000))
+    report("hardening_bomb", bomb_rows((600 << 20) if quick else (1 << 32) + (64 << 20)))
+
+
+if __name__ == "__main__":
+    main()
