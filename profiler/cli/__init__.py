@@ -29,6 +29,7 @@ VERBS: dict[str, str] = {
     "diff": "profiler.cli.diff:diff",
     "sql": "profiler.cli.sql:sql",
     "fleet": "profiler.cli.fleet:fleet",
+    "sweep": "profiler.cli.sweep:sweep",
     "ui": "profiler.cli.ui:ui",
     "samples": "profiler.cli.samples:samples",
 }
