@@ -214,6 +214,20 @@ def test_compiled_loop_once_loaded_serves_small_programs_too() -> None:
         engine.USE_COMPILED = saved
 
 
+def test_python_loop_time_past_the_import_cost_switches_to_the_compiled_loop(monkeypatch) -> None:
+    from collectors.simulator import engine
+
+    monkeypatch.setattr(engine, "_compiled_loaded", lambda: False)
+    monkeypatch.setattr(engine, "_python_loop_s", 0.0)
+    assert not engine.use_compiled(100)
+    # a long program of the Python loop counts its time; past the import cost it is worth loading
+    prog = simulate(Gemm(M=512, N=512, K=512, dtype="int8", tile_m=64, tile_n=64, tile_k=64), EDGE).program
+    engine.simulate_segment(prog.segments[0], prog, prog.machine, compiled=False)
+    assert engine._python_loop_s > 0
+    monkeypatch.setattr(engine, "_python_loop_s", engine.COMPILED_AFTER_PYTHON_S)
+    assert engine.use_compiled(100)
+
+
 def test_released_rows_leave_the_same_program() -> None:
     """simulate() frees the row tuples after the run; columns and listings read the same after."""
     from collectors.simulator.api import compile_workload

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import heapq
 import sys
+import time
 import warnings
 from collections import deque
 from collections.abc import Callable
@@ -98,11 +99,20 @@ def _compiled_loaded() -> bool:
     return bool(getattr(kernel, "HAVE_NUMBA", False) and getattr(loop, "signatures", None))
 
 
+#: Seconds the Python loop may spend on segments the compiled loop would take, summed over the
+#: process, before loading the compiled loop anyway: about what the import and load cost once,
+#: so a process running many small simulations (a sweep, a mapping search) never pays more than
+#: about twice the best choice made in hindsight.
+COMPILED_AFTER_PYTHON_S = 1.0
+_python_loop_s = 0.0
+
+
 def use_compiled(n_instructions: int) -> bool:
     """Whether :func:`run` uses the compiled loop for a program of ``n_instructions``."""
     if USE_COMPILED is not None:
         return USE_COMPILED
-    return n_instructions >= COMPILED_MIN_PROGRAM or _compiled_loaded()
+    return (n_instructions >= COMPILED_MIN_PROGRAM or _compiled_loaded()
+            or _python_loop_s >= COMPILED_AFTER_PYTHON_S)
 
 
 def simulate_segment(seg: Segment, prog: Program, machine: Machine, compiled: bool | None = None) -> SegmentTiming:
@@ -113,7 +123,7 @@ def simulate_segment(seg: Segment, prog: Program, machine: Machine, compiled: bo
     """
     if compiled is None:
         compiled = len(seg) >= COMPILED_MIN_INSTRUCTIONS and USE_COMPILED is not False
-    global _compiled_broken
+    global _compiled_broken, _python_loop_s
     if compiled and not _compiled_broken:
         from collectors.simulator import kernel
 
@@ -126,7 +136,13 @@ def simulate_segment(seg: Segment, prog: Program, machine: Machine, compiled: bo
                 _compiled_broken = True
                 warnings.warn(f"compiled event loop unavailable ({type(exc).__name__}: {exc}); using the Python loop",
                               RuntimeWarning, stacklevel=2)
-    return _simulate_python(seg, prog, machine)
+    if len(seg) < COMPILED_MIN_INSTRUCTIONS:
+        return _simulate_python(seg, prog, machine)
+    t0 = time.process_time()
+    try:
+        return _simulate_python(seg, prog, machine)
+    finally:
+        _python_loop_s += time.process_time() - t0
 
 
 def _simulate_compiled(seg: Segment, prog: Program, machine: Machine) -> SegmentTiming:
