@@ -99,7 +99,8 @@ def run_all(trace: Trace, spec: HardwareSpec | None = None, *, analyzers: tuple[
     md = trace.metadata
     info = {"source": md.source, "source_format": md.source_format, "hardware": md.hardware,
             "tracks": trace.tracks.num_rows, "slices": trace.slices.num_rows, "flows": trace.flows.num_rows,
-            "import_stats": md.import_stats.to_dict()}
+            "import_stats": md.import_stats.to_dict(),
+            "flow_kinds": md.extra.get("flow_kinds")}
     return Report(results=results, findings=findings, summary=summary, spec=ctx.spec, extra={"trace": info})
 
 

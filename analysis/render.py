@@ -114,6 +114,9 @@ def import_lines(report: Report) -> list[str]:
     for what in ("dropped", "repaired"):
         for reason, n in sorted((st.get(what) or {}).items(), key=lambda kv: (-kv[1], kv[0])):
             out.append(f"{what} {n}: {reason}")
+    kinds = report.extra.get("trace", {}).get("flow_kinds")
+    if isinstance(kinds, dict) and any(kinds.values()):
+        out.append("flows: " + ", ".join(f"{n} {k.replace('_', '-')}" for k, n in kinds.items()))
     return out
 
 

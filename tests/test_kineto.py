@@ -311,3 +311,11 @@ def test_streamed_read_keeps_fan_outs_and_device_tracks() -> None:
     cols = ["name", "kind", "attrs"]
     assert a.tracks_df()[cols].equals(b.tracks_df()[cols])
     assert a.metadata.extra["flow_kinds"] == b.metadata.extra["flow_kinds"]
+
+
+def test_report_import_lines_count_flows_by_kind() -> None:
+    from analysis import run_all
+    from analysis.render import render
+
+    text = render(run_all(read_kineto(DATA / "mtia_inference_rank0.json.gz"), analyzers=("overlap",)), "text")
+    assert "flows: 509 one-to-one, 657 one-to-many, 0 many-to-one" in text
