@@ -653,18 +653,32 @@ def _names(path) -> list[str]:
 
 
 SIGNAL_CHILD = """
-import signal, sys, time
-from collectors.runtime import start, region
-if sys.argv[3] == "chain":
+import os, signal, sys, time
+from collectors.runtime import _recorder, start, stop, region
+sig, mode = getattr(signal, sys.argv[2]), sys.argv[3]
+if mode == "chain":
     def previous(signum, frame):
         print("previous handler", signum, flush=True)
         sys.exit(3)
-    signal.signal(getattr(signal, sys.argv[2]), previous)
+    signal.signal(sig, previous)
+elif mode == "ignored":
+    signal.signal(sig, signal.SIG_IGN)
 start(sys.argv[1])
 with region("setup", flops=1.0, engine="mxu"):
     pass
+if mode == "during_stop":  # the signal arrives while the session stops: it waits for the write
+    deactivate = _recorder.deactivate
+    def deactivate_then_signal():
+        os.kill(os.getpid(), sig)
+        deactivate()
+    _recorder.deactivate = deactivate_then_signal
+    with region("work"):
+        pass
+    stop()
+    print("not reached", flush=True)
 print("ready", flush=True)
-while True:
+t_end = time.monotonic() + 3
+while mode != "ignored" or time.monotonic() < t_end:
     with region("work"):
         time.sleep(0.002)
 """
@@ -672,10 +686,11 @@ while True:
 
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
-@pytest.mark.parametrize("mode", ["default", "chain"])
+@pytest.mark.parametrize("mode", ["default", "chain", "ignored", "during_stop"])
 def test_sigterm_and_sighup_write_the_trace_then_go_on(tmp_path, impl, signame, mode) -> None:
     """The trace is written, then the default action (death by the signal); a handler the program
-    installed itself is left in place and runs (its exit writes the trace like any exit)."""
+    installed itself is left in place and runs (its exit writes the trace like any exit); an
+    ignored signal stays ignored; a signal during a stop is handled once the trace is written."""
     import signal
 
     out = tmp_path / "killed.pftrace"
@@ -684,18 +699,22 @@ def test_sigterm_and_sighup_write_the_trace_then_go_on(tmp_path, impl, signame, 
     proc = subprocess.Popen([sys.executable, "-W", "ignore", str(script), str(out), signame, mode],
                             env=_child_env(impl), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        time.sleep(0.3)
-        proc.send_signal(getattr(signal, signame))
+        if mode != "during_stop":
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+            time.sleep(0.3)
+            proc.send_signal(getattr(signal, signame))
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    if mode == "default":
-        assert proc.returncode == -getattr(signal, signame), stderr
-    else:
+    if mode == "chain":
         assert proc.returncode == 3 and "previous handler" in stdout, stderr
+    elif mode == "ignored":
+        assert proc.returncode == 0, stderr
+    else:
+        assert proc.returncode == -getattr(signal, signame), stderr
+        assert "not reached" not in stdout
     names = _names(out)
     assert names[0] == "setup" and set(names[1:]) == {"work"} and len(names) > 1
 
