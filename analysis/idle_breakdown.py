@@ -32,13 +32,14 @@ CONSECUTIVE_KERNEL_DELAY_NS = 30_000
 COLUMNS = ["stream", "category", "idle_ns", "idle_ratio", "count", "mean_ns", "p50_ns", "max_ns"]
 
 
-def gaps(ctx: AnalysisContext, keep: np.ndarray | None = None,
-         delay_ns: int = CONSECUTIVE_KERNEL_DELAY_NS) -> pd.DataFrame:
-    """Every idle gap of every stream: stream, start_ns, gap_ns, category (code into CATEGORIES)."""
+def _gap_arrays(ctx: AnalysisContext, keep: np.ndarray | None, delay_ns: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(stream code, gap start, gap length, category code) of every gap, and the stream names."""
     ops = device_ops(ctx, keep)
     r = ops.rows
+    z = np.zeros(0, dtype=np.int64)
     if r.size < 2:
-        return pd.DataFrame({"stream": [], "start_ns": [], "gap_ns": [], "category": []})
+        return z, z, z, z, ops.names
     same = ops.stream[1:] == ops.stream[:-1]
     # Running end within a stream (ops can nest or overlap on its two tracks): streams are
     # shifted apart in time so one running maximum restarts at each stream's first op.
@@ -54,26 +55,43 @@ def gaps(ctx: AnalysisContext, keep: np.ndarray | None = None,
     host_wait = (launch >= 0) & (ctx.ts[np.maximum(launch, 0)] > before)
     kernel_wait = ~host_wait & (gap < delay_ns)
     cat = np.where(host_wait, 0, np.where(kernel_wait, 1, 2))
-    stream = pd.Categorical.from_codes(ops.stream[nxt], categories=pd.Index(ops.names).astype(object)) \
-        if len(set(ops.names)) == len(ops.names) else np.array(ops.names, dtype=object)[ops.stream[nxt]]
-    return pd.DataFrame({"stream": stream, "start_ns": before, "gap_ns": gap, "category": cat})
+    return ops.stream[nxt], before, gap, cat, ops.names
+
+
+def gaps(ctx: AnalysisContext, keep: np.ndarray | None = None,
+         delay_ns: int = CONSECUTIVE_KERNEL_DELAY_NS) -> pd.DataFrame:
+    """Every idle gap of every stream: stream, start_ns, gap_ns, category (code into CATEGORIES)."""
+    st, before, gap, cat, names = _gap_arrays(ctx, keep, delay_ns)
+    return pd.DataFrame({"stream": np.array(names, dtype=object)[st] if st.size else np.zeros(0, dtype=object),
+                         "start_ns": before, "gap_ns": gap, "category": cat})
 
 
 def analyze(ctx: AnalysisContext, keep: np.ndarray | None = None) -> AnalyzerResult:
     delay = int(ctx.options.get("consecutive_kernel_delay_ns") or CONSECUTIVE_KERNEL_DELAY_NS)
-    g = gaps(ctx, keep, delay)
+    st, _, gap, cat, names = _gap_arrays(ctx, keep, delay)
     ops = device_ops(ctx, keep)
+    n_cat = len(CATEGORIES)
+    # Per (stream, category) on integer keys: sums and counts by bincount, max and median from
+    # one sort by (key, gap).
+    key = st * n_cat + cat
+    size = len(names) * n_cat
+    tot = np.bincount(key, weights=gap.astype(np.float64), minlength=size)
+    cnt = np.bincount(key, minlength=size)
+    order = np.lexsort((gap, key))
+    ks, gs = key[order], gap[order]
+    lo = np.searchsorted(ks, np.arange(size), side="left")
+    hi = np.searchsorted(ks, np.arange(size), side="right")
     rows = []
-    by_stream = dict(iter(g.groupby("stream", sort=True, observed=True)))
-    for stream in sorted({ops.names[k] for k in np.unique(ops.stream).tolist()}):
-        sg = by_stream.get(stream, g.iloc[:0])  # a stream with one op has no gap
-        total = float(sg["gap_ns"].sum())
+    present = np.flatnonzero(np.bincount(ops.stream, minlength=len(names))) if ops.stream.size else []
+    for code in sorted(np.asarray(present).tolist(), key=lambda c: names[c]):
+        stream_total = float(tot[code * n_cat:(code + 1) * n_cat].sum())
         for c, name in enumerate(CATEGORIES):
-            v = sg.loc[sg["category"] == c, "gap_ns"].to_numpy()
-            rows.append({"stream": stream, "category": name, "idle_ns": int(v.sum()),
-                         "idle_ratio": float(v.sum() / total) if total else 0.0, "count": int(v.size),
-                         "mean_ns": float(v.mean()) if v.size else 0.0,
-                         "p50_ns": float(np.median(v)) if v.size else 0.0, "max_ns": int(v.max()) if v.size else 0})
+            k = code * n_cat + c
+            n, a, b = int(cnt[k]), int(lo[k]), int(hi[k])
+            rows.append({"stream": names[code], "category": name, "idle_ns": int(tot[k]),
+                         "idle_ratio": float(tot[k] / stream_total) if stream_total else 0.0, "count": n,
+                         "mean_ns": float(tot[k] / n) if n else 0.0,
+                         "p50_ns": float(np.median(gs[a:b])) if n else 0.0, "max_ns": int(gs[b - 1]) if n else 0})
     metrics = pd.DataFrame(rows, columns=COLUMNS)
     by_cat = {name: int(metrics.loc[metrics["category"] == name, "idle_ns"].sum()) for name in CATEGORIES}
     total = sum(by_cat.values())
