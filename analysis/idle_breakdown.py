@@ -82,7 +82,8 @@ def analyze(ctx: AnalysisContext, keep: np.ndarray | None = None) -> AnalyzerRes
     lo = np.searchsorted(ks, np.arange(size), side="left")
     hi = np.searchsorted(ks, np.arange(size), side="right")
     rows = []
-    present = np.flatnonzero(np.bincount(ops.stream, minlength=len(names))) if ops.stream.size else []
+    present: np.ndarray = np.flatnonzero(np.bincount(ops.stream, minlength=len(names))) if ops.stream.size \
+        else np.zeros(0, dtype=np.int64)
     for code in sorted(np.asarray(present).tolist(), key=lambda c: names[c]):
         stream_total = float(tot[code * n_cat:(code + 1) * n_cat].sum())
         for c, name in enumerate(CATEGORIES):
