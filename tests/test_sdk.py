@@ -961,6 +961,8 @@ def test_c_region_with_numbers_is_a_span_of_a_cached_site() -> None:
             assert type(base) is _cregion.Region and base is rt.region("span_mm", dtype="bf16", engine="mxu")
             sp = rt.region("span_mm", flops=2.5, bytes=7, dtype="bf16", engine="mxu")
             assert type(sp) is _cregion.Span and type(first) is _cregion.Span
+            np_sp = rt.region("span_mm", flops=np.int64(4), bytes=np.float32(0.5), dtype="bf16", engine="mxu")
+            assert type(np_sp) is _cregion.Span and (np_sp.flops, np_sp.bytes) == (4.0, 0.5)
             assert (sp.site, sp.name, sp.flops, sp.bytes) == (base.site, "span_mm", 2.5, 7.0)
             assert sp.__enter__ is sp and type(sp).__exit__ is rt.Region.__exit__
             with sp:

@@ -1130,32 +1130,14 @@ slow_region(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
     return PyObject_Vectorcall(g_slow_region, args, nargs, kwnames);
 }
 
-/* A number the fast path takes as is: None, an exact float or int, finite and >= 0. */
+/* A number the fast path takes: what number_bits accepts (numpy scalars included).  A bad value
+ * is left to the Python path, which raises with the same message. */
 static inline int
 fast_number(PyObject *v, int64_t *bits)
 {
-    double f;
-    if (v == Py_None) {
-        *bits = NAN_BITS;
-        return 1;
-    }
-    if (PyFloat_CheckExact(v)) {
-        f = PyFloat_AS_DOUBLE(v);
-    }
-    else if (PyLong_CheckExact(v)) {
-        f = PyLong_AsDouble(v);
-        if (f == -1.0 && PyErr_Occurred()) {
-            PyErr_Clear();
-            return 0;
-        }
-    }
-    else {
-        return 0;
-    }
-    if (!(f >= 0.0) || f == Py_HUGE_VAL) return 0;
-    f += 0.0;
-    memcpy(bits, &f, sizeof f);
-    return 1;
+    if (number_bits(v, "number", bits) == 0) return 1;
+    PyErr_Clear();
+    return 0;
 }
 
 /* The site of (name, dtype, engine, category) by object identity: a small direct-mapped cache in
@@ -1198,8 +1180,8 @@ lookup_key(PyObject *const *k)
 
 /* region(name, flops=None, bytes=None, dtype=None, engine=None, category=None, flow_from=None,
  * args=None).  Taken here: a bare name (its cached Region), and names with exact-str labels and
- * exact int/float numbers whose site is cached (the Region, or a Span with this call's numbers).
- * Everything else (first use of a site, flow_from, args, other types, bad values) goes to Python. */
+ * valid numbers (numpy scalars too) whose site is cached (the Region, or a Span with this call's
+ * numbers).  Everything else (first use of a site, flow_from, args, bad values) goes to Python. */
 static PyObject *
 m_region(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
