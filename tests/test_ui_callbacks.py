@@ -107,3 +107,23 @@ def test_the_view_api_answers_only_the_rows_asked() -> None:
     assert len(part["bars"]["id"]) < len(full["bars"]["id"])
     bad = api.view_answer(lt, {"q": "(", "re": "1"})
     assert bad["error"].startswith("bad regular expression") and bad["marks"]["id"] == []
+
+
+def test_a_stall_links_to_the_slice_it_waits_for() -> None:
+    """The simulator's stalls carry ``waits_for`` (a slice id) and no flow: the details link to it."""
+    from collectors.simulator.api import simulate
+    from collectors.simulator.workloads import Gemm
+    from profiler.hardware import load_spec
+    from profiler.model import parse_args
+
+    t = simulate(Gemm(M=256, N=256, K=256), load_spec("edge-npu")).trace
+    lt = LoadedTrace(0, "sim", t)
+    stall = next(i for i in range(lt.index.n) if lt.columns["cats"][lt.columns["cat"][i]] == "stall"
+                 and isinstance(parse_args(t.slices["args"][i].as_py()).get("waits_for"), int))
+    args = parse_args(t.slices["args"][stall].as_py())
+    target = args["waits_for"]
+    assert lt.columns["names"][lt.columns["name"][target]] == args["waits_for_name"]  # the simulator's own label
+    flows_in = cb.details(lt, stall).children[1]
+    links = [li.children for li in flows_in.children[1].children]
+    assert [b.id["index"] for b in links] == [target]
+    assert args["waits_for_name"] in links[0].children

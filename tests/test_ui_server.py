@@ -169,6 +169,9 @@ def test_compare_shows_the_diff_analyzers_table() -> None:
     names = {r["name"] for r in table.data}
     assert {"matmul_qkv", "dma_load_weights"} <= names
     assert all(r["status"] in ("regressed", "improved", "unchanged", "new", "removed") for r in table.data)
+    # Percentages are rounded for reading (one decimal), never raw floats like 63.0768...
+    pcts = [v for r in table.data for k, v in r.items() if k.endswith("pct") and isinstance(v, float)]
+    assert pcts and all(round(v, 1) == v for v in pcts)
 
 
 def test_view_state_windows_are_offsets_from_the_trace_start() -> None:

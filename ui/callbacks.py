@@ -275,6 +275,10 @@ def details(lt: LoadedTrace, sid: int) -> Any:
         return html.Li(html.Button(text, id={"type": "flow", "index": int(other)}, className="flow-link", n_clicks=0))
 
     waited_on = [link(int(a)) for a in fr[to == sid][:20]]
+    # A stall may name what it waited for by slice id (the simulator's ``waits_for``) instead of a flow.
+    w = args.get("waits_for")
+    if isinstance(w, int) and not isinstance(w, bool) and 0 <= w < ix.n and w != sid and w not in fr[to == sid]:
+        waited_on.append(link(w))
     waited_by = [link(int(b)) for b in to[fr == sid][:20]]
     return html.Div([
         html.Table([html.Tr([html.Td(k, className="muted"), html.Td(v)]) for k, v in rows]),

@@ -157,5 +157,5 @@ def figure(df: pd.DataFrame, spec: HardwareSpec | None, selected: str | None = N
         "xaxis": {"type": "log", "title": {"text": "arithmetic intensity (FLOP/byte)"}, "range": [np.log10(lo), np.log10(hi)]},
         "yaxis": {"type": "log", "title": {"text": "TFLOP/s"}}, "annotations": annotations, "hovermode": "closest",
         "margin": {"l": 60, "r": 10, "t": 10, "b": 60}, "height": 440, "clickmode": "event",
-        "legend": {"font": {"size": 10}, "orientation": "h", "y": -0.22, "yanchor": "top"},
+        "legend": {"font": {"size": 10}, "orientation": "h", "y": -0.3, "yanchor": "top"},
     }}
