@@ -6,9 +6,11 @@ matrix engine, a vector engine, two DMA queues and a counter, plus a host thread
 
 * ``1M/15``: 1,000,000 slices, 2 cores, 15 rows;
 * ``1.2M/201``: 1,200,000 slices, 33 cores, 201 rows (a 25-core dojo-tile run has 202);
-* ``15M/1059``: 15,000,000 slices, 176 cores, 1,059 rows (a 132-core h100-sxm run has 1,058).
+* ``15M/1059``: 15,000,000 slices, 176 cores, 1,059 rows (a 132-core h100-sxm run has 1,058);
+* ``1.2M-1059``: the row count of the last at the slice count of the second, where a machine cannot
+  hold 15M slices next to Chromium and the Perfetto UI.
 
-``--sizes 1M,1.2M`` picks which (default: the first two; 15M needs about 20 GB and minutes on a
+``--sizes=1M,1.2M`` picks which (default: the first two; 15M needs about 20 GB and minutes on a
 2-core machine).  Per trace, in one run:
 
 * server: ``/api/view`` work for a zoom (rows on screen only), median and p95 over windows from the
@@ -38,7 +40,7 @@ from bench._util import report
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-SIZES = {"1M": (1_000_000, 2), "1.2M": (1_200_000, 33), "15M": (15_000_000, 176)}
+SIZES = {"1M": (1_000_000, 2), "1.2M": (1_200_000, 33), "1.2M-1059": (1_200_000, 176), "15M": (15_000_000, 176)}
 
 
 def _chrome() -> Any:

@@ -15,7 +15,8 @@
   'use strict';
   const TL = window.accelTimeline = window.accelTimeline || {};
   const PALETTE = ['#4C78A8', '#72B7B2', '#54A24B', '#EECA3B', '#B279A2', '#FF9DA6', '#9D755D', '#BAB0AC', '#F58518'];
-  const STALL = '#E45756', AXIS_PX = 26, GUTTER = 190, PAD_R = 10, HEIGHT = 560;
+  const STALL = '#E45756', AXIS_PX = 26, GUTTER = 190, PAD_R = 10, MAX_HEIGHT = 560, MIN_HEIGHT = 160;
+  let HEIGHT = MAX_HEIGHT;  // the canvas shrinks to the rows when they are fewer than fill it
   const st = {
     key: null, meta: null, t0: 0, t1: 1, collapsed: new Set(), sel: null, q: '', re: false, range: null,
     data: null, scroll: 0, seq: 0, drawnSeq: 0, pending: null, abort: null, hover: null, rowTop: [], total: 0,
@@ -137,6 +138,9 @@
       st.rowTop = m.rows.map(r => { const t = y; y += r.h; return t; });
       st.total = y;
       TL.spacer.style.height = (y + AXIS_PX) + 'px';
+      HEIGHT = Math.max(MIN_HEIGHT, Math.min(MAX_HEIGHT, y + AXIS_PX + 2));
+      TL.scroller.parentNode.style.height = HEIGHT + 'px';
+      size();
       const opts = ['<option value="">expand to…</option>'];
       TL.expandTo.textContent = '';
       el('option', {value: '', text: 'expand to…'}, TL.expandTo);
