@@ -22,12 +22,13 @@ class ExitStatus(IntEnum):
     CHECK_FAILED = 1  #: a budget (``analyze --budget``) or regression check (``diff``) failed
     BAD_INPUT = 2  #: bad input or usage: one line on stderr naming the file and where, no traceback
     INTERNAL = 3  #: a bug in the tool: the traceback is printed for a report
+    INTERRUPTED = 130  #: stopped by Ctrl+C (128 + SIGINT, as shells report it)
 
 
 #: The contract in words, for ``--help`` texts.
 EXIT_STATUS_HELP = (
     "Exit status: 0 ok; 1 a budget or regression check failed; 2 bad input or usage (one line on "
-    "stderr naming the file); 3 internal error (a bug; traceback printed)."
+    "stderr naming the file); 3 internal error (a bug; traceback printed); 130 interrupted (Ctrl+C)."
 )
 
 

@@ -150,3 +150,14 @@ def test_a_bug_is_status_3_with_its_traceback(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 3 and "Traceback" in r.stderr and "RuntimeError: boom" in r.stderr
     assert "internal error" in r.stderr.splitlines()[-1]
+
+
+def test_ctrl_c_is_130_not_1(tmp_path: Path) -> None:
+    """click turns Ctrl+C into "Aborted!" and status 1, which CI would read as a failed check."""
+    code = ("import profiler.cli.info as m\n"
+            "def stop(*a, **k): raise KeyboardInterrupt\n"
+            "m.read_trace = stop\n"
+            "from profiler.cli import main\n"
+            f"main(['info', {str(_good_trace(tmp_path))!r}])\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 130 and r.stderr.strip() == "profiler: interrupted"

@@ -64,6 +64,10 @@ class LazyGroup(click.Group):
             raise InputError(str(exc)) from None
         except OSError as exc:
             raise InputError(_os_message(exc)) from None
+        except KeyboardInterrupt:
+            # click would print "Aborted!" and exit 1, which reads as "check failed" in CI.
+            click.echo("profiler: interrupted", err=True)
+            raise click.exceptions.Exit(ExitStatus.INTERRUPTED) from None
 
     @staticmethod
     def _load(name: str) -> click.Command | None:
@@ -93,6 +97,7 @@ def cli() -> None:
       1  a budget (analyze --budget) or regression check (diff) failed
       2  bad input or usage: one line on stderr naming the file and where
       3  internal error: a bug in the tool (the traceback is printed for a report)
+      130  interrupted (Ctrl+C), as shells report it
     """
 
 
