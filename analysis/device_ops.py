@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from analysis.context import COMM, COMPUTE, DMA, AnalysisContext
 
@@ -38,6 +39,13 @@ class DeviceOps:
     def bounds(self) -> np.ndarray:
         """Ops of stream k are rows bounds[k]:bounds[k+1] of the arrays."""
         return np.searchsorted(self.stream, np.arange(len(self.names) + 1))
+
+
+def stream_labels(codes: np.ndarray, names: list[str]) -> pd.Categorical | np.ndarray:
+    """Stream names for stream codes: a categorical (no string object per row) when names are distinct."""
+    if len(set(names)) == len(names):
+        return pd.Categorical.from_codes(codes, categories=pd.Index(names, dtype=object))
+    return np.array(names, dtype=object)[codes]
 
 
 def slices_of_roles(ctx: AnalysisContext, roles: tuple[str, ...], rows: np.ndarray | None = None) -> np.ndarray:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from analysis.common import pct, severity_for
 from analysis.context import AnalysisContext
-from analysis.device_ops import device_ops
+from analysis.device_ops import device_ops, stream_labels
 from analysis.findings import AnalyzerResult, Finding
 
 NAME = "launch_stats"
@@ -39,8 +39,7 @@ def pairs(ctx: AnalysisContext, keep: np.ndarray | None = None) -> pd.DataFrame:
     ops = device_ops(ctx, keep)
     m = ops.launch >= 0
     k, la = ops.rows[m], ops.launch[m]
-    names = np.array(ops.names, dtype=object)
-    return pd.DataFrame({"stream": names[ops.stream[m]], "row": k, "launch_row": la, "cpu_ns": ctx.dur[la],
+    return pd.DataFrame({"stream": stream_labels(ops.stream[m], ops.names), "row": k, "launch_row": la, "cpu_ns": ctx.dur[la],
                          "gpu_ns": ctx.dur[k], "launch_delay_ns": np.maximum(ctx.ts[k] - ctx.end[la], 0)})
 
 
@@ -49,7 +48,7 @@ def analyze(ctx: AnalysisContext, keep: np.ndarray | None = None) -> AnalyzerRes
     delay_cut = int(ctx.options.get("launch_delay_cutoff_ns") or LAUNCH_DELAY_CUTOFF_NS)
     p = pairs(ctx, keep)
     rows = []
-    for stream, g in p.groupby("stream", sort=True):
+    for stream, g in p.groupby("stream", sort=True, observed=True):
         d = g["launch_delay_ns"].to_numpy()
         short = int((g["gpu_ns"] < g["cpu_ns"]).sum())
         rows.append({"stream": stream, "kernels": int(len(g)), "short_kernels": short, "short_pct": pct(short, len(g)),

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from analysis.common import fmt_ns, pct, severity_for
 from analysis.context import AnalysisContext
-from analysis.device_ops import device_ops
+from analysis.device_ops import device_ops, stream_labels
 from analysis.findings import AnalyzerResult, Finding
 from profiler.model import Trace
 
@@ -59,8 +59,8 @@ def time_series(ctx: AnalysisContext, keep: np.ndarray | None = None) -> pd.Data
     run = np.cumsum(step)
     first = np.flatnonzero(np.concatenate([[True], stream[1:] != stream[:-1]]))
     base = np.repeat(run[first] - step[first], np.diff(np.append(first, stream.size)))
-    names = np.array(ops.names, dtype=object)
-    return pd.DataFrame({"stream": names[stream], "ts": ts, "queue_length": run - base})
+    return pd.DataFrame({"stream": stream_labels(stream, ops.names), "ts": ts, "queue_length": run - base})
+
 
 
 def with_queue_counters(trace: Trace) -> Trace:
@@ -99,7 +99,7 @@ def summarize(series: pd.DataFrame, run_end: int, max_queue_length: int = MAX_QU
               run_ns: int = 0) -> pd.DataFrame:
     """Per-stream statistics of a :func:`time_series` (see the module docstring)."""
     rows = []
-    for stream, g in series.groupby("stream", sort=True):
+    for stream, g in series.groupby("stream", sort=True, observed=True):
         q = g["queue_length"].to_numpy()
         t = g["ts"].to_numpy()
         held = np.diff(np.append(t, max(run_end, int(t[-1]))))  # how long each value lasted
