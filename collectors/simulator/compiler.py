@@ -242,6 +242,11 @@ class Compiler:
         then, so shifting them by a constant changes no queue choice and the end state is the start
         state plus the same increments.
         """
+        # Every op starts on an idle machine (the barrier between ops), so the DMA queues' balance
+        # starts afresh: what earlier ops put on a queue has finished.  That also makes every op
+        # start from the same queue state, so identical ops always share their segment.
+        for loads in self.q_load:
+            loads[:] = [0.0] * len(loads)
         key = None
         if self.reuse:
             state = self._queue_state()
@@ -761,14 +766,30 @@ class Compiler:
         self.check_fit(footprint(g, tq, tkv), f"{a.label}: q tile {tq}, kv tile {tkv}, {g} head(s) ({dt})")
         self.begin_op(op=a.label, kind="flash_attention", batch=a.batch, heads=a.heads, seq_len=sq, kv_len=skv,
                       head_dim=d, tile=[tq, tkv], head_group=g, op_kind=a.kind)
+        # Work per core: whole (batch, head) units when there are enough for every core; otherwise
+        # (a GPU's SMs outnumber the heads) query tiles of the units are dealt out too, as
+        # FlashAttention's grid does, so no core idles.
+        q_starts = list(range(0, sq, tq))
+        work: list[list[tuple[int, int, list[int]]]] = []
+        if units_total >= m.cores or g > 1 or len(q_starts) == 1:
+            for c in range(used):
+                lo, hi = units_total * c // used, units_total * (c + 1) // used
+                work.append([(u0, min(g, hi - u0), q_starts) for u0 in range(lo, hi, g)])
+        else:
+            items = [(u, q0) for u in range(units_total) for q0 in q_starts]
+            used = min(m.cores, len(items))
+            for c in range(used):
+                mine = items[len(items) * c // used: len(items) * (c + 1) // used]
+                per_unit: dict[int, list[int]] = {}
+                for u, q0 in mine:
+                    per_unit.setdefault(u, []).append(q0)
+                work.append([(u, 1, qs) for u, qs in per_unit.items()])
         for c in range(used):
-            lo, hi = units_total * c // used, units_total * (c + 1) // used
             q_ring, k_ring, v_ring = Ring(buf, self.launch), Ring(buf, self.launch), Ring(buf, self.launch)
             s_ring, o_ring = Ring(2), Ring(min(buf, 2))
             mx, vec = m.matrix(c), m.vector(c)
-            for u0 in range(lo, hi, g):
-                gg = min(g, hi - u0)
-                for q0 in range(0, sq, tq):
+            for _u0, gg, qs in work[c]:
+                for q0 in qs:
                     rq = min(tq, sq - q0)
                     qb = gg * rq * d * dtb
                     qslot, qdep = q_ring.take()

@@ -11,7 +11,8 @@ best few and the compiler's own rule and takes the fastest.  Candidates:
   llc``) -- from the cache when a core of the same wave read them already.  Loop orders: ``mnk``
   (row by row), ``nmk`` (column by column), ``swizzle`` (groups of 8 tile rows, column by column:
   a wave covers a squarer block, so it reads less of A and B);
-* the compiler's dimension splits (``n``, ``m``, ``batch``, ``none``) with its own tile planner.
+* the compiler's dimension splits (``n``, ``m``, ``batch``, ``none``, and ``k`` for small outputs
+  such as a decode step's GEMVs, where the partial sums to exchange are small) with its own planner.
 
 Every estimate includes the op's fixed costs: ``max(host, launch + device time)`` (see
 :meth:`collectors.simulator.compiler.Compiler.begin_op`).  Explicit workload fields win: a
@@ -273,8 +274,9 @@ def choose_gemm(m: Machine, g: Gemm) -> Mapping:
     else:
         cands = [(estimate_tiles(m, g, c), c) for c in tiles_candidates(m, g)]
         if g.split == "auto":
-            for split in ("n", "m", "batch", "none"):
-                dim = {"n": g.N, "m": g.M, "batch": g.batch, "none": m.cores}[split]
+            for split in ("n", "m", "k", "batch", "none"):
+                dim = {"n": g.N, "m": g.M, "k": g.K if g.M * g.N <= 65536 else 0, "batch": g.batch,
+                       "none": m.cores}[split]
                 if dim < m.cores and split != "none":
                     continue
                 r = _rules(m, Gemm(**{**{f.name: getattr(g, f.name) for f in fields(g)}, "split": split}))

@@ -196,32 +196,38 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TransformerBlock:
     """One pre-norm block.  ``prefill`` processes seq_len tokens; ``decode`` one token per sequence
-    against a KV cache of seq_len.  Tensor parallel over cores: QKV and FFN-up split columns, the
-    output and FFN-down projections split the reduction and exchange partial sums."""
+    against a KV cache of seq_len.  ``parallel``: ``auto`` lets the mapper split each projection
+    over the cores (a GPU deals output tiles to its SMs); ``tensor`` is tensor parallelism over
+    cores: QKV and FFN-up split columns, the output and FFN-down projections split the reduction
+    and exchange partial sums."""
 
     config: ModelConfig = field(default_factory=ModelConfig)
     mode: str = "prefill"
     layer: int = 0
     buffering: int = 2
+    parallel: str = "auto"  # auto | tensor
 
     def expand(self, dtype: str, act_dtype: str) -> list[Any]:
         c = self.config
         if self.mode not in ("prefill", "decode"):
             raise ValueError(f"mode must be prefill or decode, got {self.mode!r}")
+        if self.parallel not in ("auto", "tensor"):
+            raise ValueError(f"parallel must be auto or tensor, got {self.parallel!r}")
         tokens = c.batch * (c.seq_len if self.mode == "prefill" else 1)
         h, b, p = c.hidden, self.buffering, f"layer{self.layer}."
+        cols, red = ("n", "k") if self.parallel == "tensor" else ("auto", "auto")
         return [
             LayerNorm(rows=tokens, cols=h, dtype=act_dtype, buffering=b, label=p + "ln1"),
-            Gemm(M=tokens, N=3 * h, K=h, dtype=dtype, buffering=b, split="n", label=p + "qkv"),
+            Gemm(M=tokens, N=3 * h, K=h, dtype=dtype, buffering=b, split=cols, label=p + "qkv"),
             Attention(batch=c.batch, heads=c.heads, seq_len=c.seq_len if self.mode == "prefill" else 1,
                       kv_len=c.seq_len, head_dim=c.head_dim, dtype=act_dtype, buffering=b, label=p + "attn"),
-            Gemm(M=tokens, N=h, K=h, dtype=dtype, buffering=b, split="k", label=p + "o_proj"),
+            Gemm(M=tokens, N=h, K=h, dtype=dtype, buffering=b, split=red, label=p + "o_proj"),
             Elementwise(rows=tokens, cols=h, dtype=act_dtype, buffering=b, label=p + "residual1"),
             LayerNorm(rows=tokens, cols=h, dtype=act_dtype, buffering=b, label=p + "ln2"),
-            Gemm(M=tokens, N=2 * c.ffn, K=h, dtype=dtype, buffering=b, split="n", label=p + "ffn_up_gate"),
+            Gemm(M=tokens, N=2 * c.ffn, K=h, dtype=dtype, buffering=b, split=cols, label=p + "ffn_up_gate"),
             Elementwise(rows=tokens, cols=c.ffn, dtype=act_dtype, buffering=b, flops_per_element=5.0,
                         label=p + "silu_mul"),
-            Gemm(M=tokens, N=h, K=c.ffn, dtype=dtype, buffering=b, split="k", label=p + "ffn_down"),
+            Gemm(M=tokens, N=h, K=c.ffn, dtype=dtype, buffering=b, split=red, label=p + "ffn_down"),
             Elementwise(rows=tokens, cols=h, dtype=act_dtype, buffering=b, label=p + "residual2"),
         ]
 
@@ -232,11 +238,12 @@ class LlmDecodeStep:
 
     config: ModelConfig = field(default_factory=ModelConfig)
     buffering: int = 2
+    parallel: str = "auto"  # auto | tensor (see TransformerBlock)
 
     def expand(self, dtype: str, act_dtype: str) -> list[Any]:
         out: list[Any] = []
         for i in range(self.config.layers):
-            out += TransformerBlock(self.config, "decode", i, self.buffering).expand(dtype, act_dtype)
+            out += TransformerBlock(self.config, "decode", i, self.buffering, self.parallel).expand(dtype, act_dtype)
         out.append(LayerNorm(rows=self.config.batch, cols=self.config.hidden, dtype=act_dtype,
                              buffering=self.buffering, label="final_norm"))
         return out
