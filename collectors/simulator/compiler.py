@@ -1,7 +1,8 @@
 """The tiling compiler: primitive ops -> per-engine instruction streams.
 
-For every op it picks tile sizes (or checks the ones given against SRAM), splits the work across
-cores, and emits DMA loads into ring buffers of ``buffering`` slots, matmul/vector instructions
+For every op it lays the work onto the cores -- for a GEMM the way the mapper chooses
+(:mod:`collectors.simulator.mapper`: output tiles dealt round-robin over the cores, or a split of
+one dimension with the planner's tiles) -- and emits DMA loads into ring buffers of ``buffering`` slots, matmul/vector instructions
 that wait for those loads, and stores.  A load into a ring slot waits for the last user of the
 slot's previous tile (write-after-read), which is exactly what makes buffering depth matter:
 with one slot the next load cannot start until the compute on the current tile ends.
@@ -10,6 +11,12 @@ Ops run in sequence: the first instruction of an op on each engine waits for the
 instruction of the previous op on every engine (its inputs are the previous op's outputs), so
 all SRAM of an op is released before the next one allocates.  Stores are issued one tile late so
 an in-order DMA queue does not sit behind a store while the next tile's loads could run.
+
+On a spec with fixed costs (``[timing] launch_ns`` / ``host_ns``) each op begins with a ``launch``
+instruction every core's first loads wait for and a ``host dispatch`` alongside, so an op takes
+max(host, launch + work).  With a shared last-level cache (``[timing] llc``) a tile load another
+core made recently is served by the cache (route ``l2 -> sram``, the core's load path only) rather
+than DRAM (:class:`LlcModel`).
 
 Every compute instruction carries the bytes it moves between its engine and SRAM (the ``bytes``
 of its trace slice) and lasts at least as long as the core's SRAM takes to move them (see

@@ -1,5 +1,10 @@
 """The simulated machine: what one HardwareSpec (plus SimOptions) turns into.
 
+The spec's ``[timing]`` table (:class:`profiler.hardware.TimingSpec`) makes the peaks achievable
+ones: DRAM bandwidth and matrix/vector rates times their efficiencies, a core's tile loads over
+its own load path (a GPU SM's share of the L2 bandwidth, not the host copy engines of ``[dma]``),
+a core's own working storage (a GPU SM's shared memory and registers), and the op fixed costs.
+
 Per core the machine has a matrix engine, a vector engine, SRAM of a fixed capacity and
 ``dma.engines`` DMA queues; all cores share one DRAM whose bandwidth the active transfers divide.
 Rates are derived here once so the compiler and the event engine never re-read the spec.
