@@ -100,8 +100,21 @@ def _rows_cols(shape: tuple[int, ...]) -> tuple[int, int]:
     return max(_numel(shape[:-1]), 1), max(int(shape[-1]), 1)
 
 
-def _memory_op(name: str, shape: tuple[int, ...], inputs: int = 1) -> VectorOp:
+#: row length elementwise ops are laid out in: they have no row dependency, and a row this long fits
+#: any core's working storage with double buffering
+FLAT_COLS = 4096
+
+
+def _flat(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(rows, cols) of an elementwise op's data: its last dim, or FLAT_COLS-long rows when that is longer."""
     r, c = _rows_cols(shape)
+    if c <= FLAT_COLS:
+        return r, c
+    return -(-(r * c) // FLAT_COLS), FLAT_COLS
+
+
+def _memory_op(name: str, shape: tuple[int, ...], inputs: int = 1) -> VectorOp:
+    r, c = _flat(shape)
     return Elementwise(rows=r, cols=c, inputs=inputs, flops_per_element=0.0, label=name)
 
 
@@ -158,7 +171,8 @@ def lower(op: GraphOp) -> tuple[list[Any], bool]:
     if t in NORM_OPS:
         xr, xc = _rows_cols(op.inputs[0]) if op.inputs else (r, c)
         if t.startswith("batch") or "batch_norm" in t:  # per-channel scale and shift at inference
-            return [Elementwise(rows=r, cols=c, inputs=1, flops_per_element=2.0, label=op.name)], True
+            fr, fc = _flat(out)
+            return [Elementwise(rows=fr, cols=fc, inputs=1, flops_per_element=2.0, label=op.name)], True
         return [LayerNorm(rows=xr, cols=xc, label=op.name)], True
     if t in REDUCE_OPS or t in POOL_OPS:
         src = op.inputs[0] if op.inputs else out
@@ -168,10 +182,11 @@ def lower(op: GraphOp) -> tuple[list[Any], bool]:
         return ([_memory_op(op.name, out)] if _numel(out) else []), True
     n_tensor_inputs = max(sum(1 for s in op.inputs if _numel(s) > 1), 1)
     if t in ELEMENTWISE_FLOPS or t in _ELEMENTWISE:
-        return [Elementwise(rows=r, cols=c, inputs=n_tensor_inputs, flops_per_element=ELEMENTWISE_FLOPS.get(t, 1.0),
+        fr, fc = _flat(out)
+        return [Elementwise(rows=fr, cols=fc, inputs=n_tensor_inputs, flops_per_element=ELEMENTWISE_FLOPS.get(t, 1.0),
                             label=op.name)], True
     total = _numel(out) + sum(_numel(s) for s in op.inputs)
-    rows, cols = _rows_cols((total,)) if total else (1, 1)
+    rows, cols = _flat((total,)) if total else (1, 1)
     return [Elementwise(rows=rows, cols=cols, inputs=1, flops_per_element=0.0, label=op.name)], False
 
 

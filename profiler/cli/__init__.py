@@ -30,6 +30,7 @@ VERBS: dict[str, str] = {
     "sql": "profiler.cli.sql:sql",
     "fleet": "profiler.cli.fleet:fleet",
     "sweep": "profiler.cli.sweep:sweep",
+    "replay": "profiler.cli.replay:replay",
     "ui": "profiler.cli.ui:ui",
     "samples": "profiler.cli.samples:samples",
 }
