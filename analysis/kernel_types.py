@@ -65,10 +65,11 @@ def analyze(ctx: AnalysisContext, keep: np.ndarray | None = None) -> AnalyzerRes
     # Per (type, name): grouped on integer codes; strings only for the top rows.
     n_names = len(ctx.name_words) + 1
     code = np.where(ctx.name_code[ops.rows] < 0, n_names - 1, ctx.name_code[ops.rows]).astype(np.int64)
-    key = cls.astype(np.int64) * n_names + code
-    uk, inv = np.unique(key, return_inverse=True)
-    cnt = np.bincount(inv)
-    tot = np.bincount(inv, weights=ctx.dur[ops.rows].astype(float))
+    key = cls.astype(np.int64) * n_names + code  # a small key space: bincount, no sort
+    cnt_all = np.bincount(key, minlength=8 * n_names)
+    uk = np.flatnonzero(cnt_all)
+    cnt = cnt_all[uk]
+    tot = np.bincount(key, weights=ctx.dur[ops.rows].astype(float), minlength=8 * n_names)[uk]
     words = [*ctx.name_words, ""]
     best = np.argsort(-tot, kind="stable")[:20]
     top = [{"type": _TYPE_OF.get(int(uk[i] // n_names), ""), "name": words[int(uk[i] % n_names)] or "",
