@@ -250,3 +250,19 @@ def test_selecting_a_step_gives_htas_view_of_the_trace() -> None:
     assert cut.metadata.extra["selected_steps"] == [551]
     with pytest.raises(ValueError, match="no ProfilerStep numbered"):
         select_steps(cut, [7])
+
+
+def test_per_kernel_table_matches_hta() -> None:
+    """The busiest kernels by total time: the same totals as HTA's per-kernel table."""
+    from analysis.kernel_types import analyze
+
+    ctx = ctx_of("two_ranks_rank0")
+    top = analyze(ctx, hta_window(ctx)).summary["top_kernels"]
+    ref = {r["name"]: r for r in hta("two_ranks_rank0")["gpu_kernel_breakdown"][1] if r["name"] != "others"}
+    checked = 0
+    for k in top[:5]:
+        if k["name"] in ref:
+            assert k["total_ns"] == ref[k["name"]]["sum (us)"] * 1000
+            assert k["type"] == ref[k["name"]]["kernel_type"]
+            checked += 1
+    assert checked >= 3
