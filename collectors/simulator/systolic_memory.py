@@ -349,6 +349,9 @@ class ScaleSimTiming:
     #: (``read_buffer.service_reads`` adds a positive wait to its offset twice)
     extra_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     extra_cycles: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    #: OFMAP words written to DRAM as SCALE-Sim counts them (a line cut short by a drain is counted
+    #: whole unless it is the drain's last)
+    ofmap_dram_words: int = 0
 
 
 class _OfmapBuffer:
@@ -365,6 +368,7 @@ class _OfmapBuffer:
         self.partial = 0  # words in the line being filled
         self.runs: list[list[int]] = []  # undrained lines: [count, valid words each]
         self.last_drain_end = -(1 << 62)
+        self.dram_words = 0  # what the report counts: whole lines, the last line of each drain as filled
 
     def add(self, words: int) -> None:
         """Store ``words`` without any drain or stall check (bulk rows between events)."""
@@ -397,6 +401,7 @@ class _OfmapBuffer:
         if not n:
             return start - 1
         self.free += (n - 1) * self.bw + last_valid
+        self.dram_words += (n - 1) * self.bw + last_valid
         end = start + n - 1
         self.last_drain_end = max(self.last_drain_end, end)
         return end
@@ -502,4 +507,4 @@ def scalesim_timing(mem: LayerMemory, ofmap_words: int, bandwidth: int) -> Scale
         end = max(end, ob.last_drain_end)
     first = -max(s.first_lines for s in streams)
     return ScaleSimTiming(int(end - first), int(compute), int(stall), np.asarray(extra_rows, np.int64),
-                          np.asarray(extra_cycles, np.int64))
+                          np.asarray(extra_cycles, np.int64), ob.dram_words)
