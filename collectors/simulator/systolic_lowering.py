@@ -6,20 +6,26 @@ This module turns that into a program for the discrete-event engine on a machine
 array itself (:func:`systolic_array_spec`: ``rows x cols`` MACs at the clock, nothing inherited
 from a preset), so the engine's DMA queues and DRAM produce the stalls:
 
-* three DMA queues, one per SCALE-Sim interface: IFMAP reads, filter reads, OFMAP writes, each
-  moving ``bandwidth`` words per cycle, with a 1-cycle cost per transfer (SCALE-Sim's port
-  latency: a prefetch of ``n`` lines occupies its port ``n + 1`` cycles);
+* a DMA queue per SCALE-Sim interface (IFMAP reads, filter reads, OFMAP writes, plus the final
+  OFMAP flush, below), each moving ``bandwidth`` words per cycle, with a 1-cycle cost per transfer
+  (SCALE-Sim's port latency: a prefetch of ``n`` lines occupies its port ``n + 1`` cycles);
 * the read queues issue their prefetches back to back from cycle 0 - the first fills the active
   half of the buffer, each later one the prefetch half - and never wait for buffer space, because
   SCALE-Sim times every prefetch right after the previous one (``read_buffer.new_prefetch``);
 * the array runs the layer's demand rows (one per cycle: the fold model of
   :mod:`collectors.simulator.systolic`) as matmul instructions split wherever something has to
-  be waited for: a row that needs a prefetch waits for that load;
+  be waited for: a row that needs a prefetch waits for that load.  SCALE-Sim charges such a wait
+  twice (``read_buffer.service_reads`` adds a positive wait to its offset a second time); that
+  second charge, taken from :func:`collectors.simulator.systolic_memory.scalesim_timing`, is an
+  explicit instruction ("prefetch stall counted twice") so it shows in the trace as what it is;
 * OFMAP: every output row written goes into the OFMAP SRAM (``ws``/``is`` partial sums
   included); each time more than half of it is used, the queue drains half the buffer to DRAM;
   compute that would overfill the buffer waits for the drain in flight, and what is left drains
   after the last row.  SCALE-Sim times that final flush from the last compute cycle even while a
-  drain is still in flight (``write_buffer.empty_all_buffers``), so it gets a queue of its own.
+  drain is still in flight (``write_buffer.empty_all_buffers``), so it gets a queue of its own;
+  and it starts a drain only for an output that arrives after the previous drain ended, so a drain
+  that could not start before the last row is part of the flush instead (found by simulating the
+  layer until that count settles, :func:`_triggered_drains`).
 
 The SRAM halves are accounted here, not by the engine's SRAM allocator (the loads reserve
 nothing), since SCALE-Sim's prefetches are not bounded by free space either.
