@@ -127,6 +127,23 @@ def test_array_spec_peak_is_the_array_not_a_preset() -> None:
     assert fold + first <= got <= fold + first + drain + 8
 
 
+def test_simulated_layer_moves_the_modelled_words_and_shows_the_doubled_wait() -> None:
+    """bert_base_av (128 x 64 x 128) on a 128 x 128 os array with 16 KiB SRAMs: the IFMAP (16384
+    words) is two halves; the second is needed at row 127 but arrives at cycle 820 (820 lines of 10
+    words after the first), so the array waits 820 - 128 = 692 cycles, and SCALE-Sim stalls it twice
+    that (its report: 1384 stall cycles).  The trace shows the wait and the second charge."""
+    from collectors.simulator.systolic_lowering import simulate_systolic_layers
+
+    cfg = SystolicConfig(128, 128, "os", 16384, 16384, 8192, 10)
+    res = simulate_systolic_layers([("bert_base_av", 128, 64, 128)], cfg)
+    m = layer_memory(128, 64, 128, 128, 128, "os", 16384, 16384, 10)
+    assert res.stats["dram_bytes"] == m.reads["ifmap"].dram_words + m.reads["filter"].dram_words + m.ofmap_words
+    sl = res.trace.slices.to_pydict()
+    twice = [d for n, d in zip(sl["name"], sl["dur"], strict=True) if n == "prefetch stall counted twice"]
+    assert twice == [692]
+    assert scalesim_timing(m, 8192, 10).stall_cycles == 1384
+
+
 # ------------------------------------------------------- against SCALE-Sim
 @needs_scalesim
 @pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
