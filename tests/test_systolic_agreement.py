@@ -161,6 +161,22 @@ def test_gemm_cycles_equal_scalesim_compute_cycles(dataflow: str, tmp_path: Path
         assert float(row["Compute Util %"]) == pytest.approx(100 * mp.scalesim_compute_utilization)
 
 
+@needs_scalesim
+@pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
+def test_non_square_array_with_tiny_srams_agrees(dataflow: str, tmp_path: Path) -> None:
+    """Any array shape: an 8 x 16 array with 1 KiB SRAMs (every operand refetched, most cycles stalls)."""
+    cfg = ScaleSimConfig(rows=8, cols=16, dataflow=dataflow, ifmap_sram_kb=1, filter_sram_kb=1, ofmap_sram_kb=1,
+                         bandwidth=4, run_name=f"ns_{dataflow}")
+    shapes = [(100, 60, 70), (37, 21, 90)]
+    res = run_scalesim_result(cfg, gemm_layers(shapes), save_traces=False)
+    for lr, r in zip(res.layers, compare_layers(res), strict=True):
+        m = layer_memory(r["M"], r["N"], r["K"], 8, 16, dataflow, 1024, 1024, 4)
+        t = scalesim_timing(m, 1024, 4)
+        assert (t.overall_cycles, t.stall_cycles) == (lr.overall_cycles, lr.stall_cycles)
+        assert lr.stall_cycles > lr.compute_cycles // 2
+        assert abs(r["error_pct"]) <= 10.0, r
+
+
 def test_fixtures_are_what_the_script_makes() -> None:
     """Every stored run used exactly the config and topology regenerate.py writes for it."""
     assert RUNS, "no stored SCALE-Sim runs"
