@@ -37,9 +37,16 @@ def level_walk_parents(depth: np.ndarray) -> np.ndarray:
 
 
 def _read(path: str, stream: bool | None) -> None:
+    """Read in the child; refusal at the content limit is an outcome too (the limit follows the
+    memory available at the time), so it is printed, not raised."""
     from profiler.formats import read_trace
+    from profiler.formats.source import ContentLimitError
 
-    read_trace(path, stream=stream)
+    try:
+        t = read_trace(path, stream=stream)
+        print(f"  read {t.slices.num_rows} slices", flush=True)
+    except ContentLimitError as exc:
+        print(f"  refused: {exc}", flush=True)
 
 
 def nesting_rows(n: int, baseline_n: int) -> list[dict[str, object]]:
@@ -73,13 +80,14 @@ def nesting_rows(n: int, baseline_n: int) -> list[dict[str, object]]:
 
 def bomb_rows(content: int) -> list[dict[str, object]]:
     from bench.fuzz import gzip_bomb
+    from profiler.formats.source import content_limit
 
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as d:
         p = gzip_bomb(Path(d) / "bomb.json.gz", content)
         for how, stream in (("auto (switches to streaming)", None), ("streaming", True)):
             m = peak_memory(_read, str(p), stream)
-            rows.append({"reader": how, "content_mb": content >> 20, "gzip_mb": round(p.stat().st_size / 2**20, 1),
+            rows.append({"reader": how, "content_mb": content >> 20, "limit_mb": content_limit() >> 20, "gzip_mb": round(p.stat().st_size / 2**20, 1),
                          "peak_rss_mb": round(m["peak_rss_mb"]), "baseline_rss_mb": round(m["baseline_rss_mb"]),
                          "seconds": round(m["seconds"], 1)})
     return rows
