@@ -745,10 +745,15 @@ class Compiler:
         dt = m.check_dtype(a.dtype or m.default_dtype())
         buf = self.check_buffering(a.buffering, a.label)
         dtb = m.dtype_bytes(dt)
-        d, sq, skv = a.head_dim, a.seq_len, a.kv
-        if min(d, sq, skv, a.heads, a.batch) < 1:
-            raise SimulatorError(f"{a.label}: every dimension must be >= 1")
-        units_total = a.batch * a.heads
+        d, skv = a.head_dim, a.kv
+        try:
+            grp = a.group  # grouped-query: a unit is a K/V head, its query heads' rows packed token-major
+        except ValueError as exc:
+            raise SimulatorError(str(exc)) from None
+        sq, past = a.seq_len * grp, skv - a.seq_len
+        if min(d, sq, skv, a.heads, a.batch) < 1 or (a.causal and past < 0):
+            raise SimulatorError(f"{a.label}: every dimension must be >= 1 (causal: kv_len >= seq_len)")
+        units_total = a.batch * (a.heads // grp)
         used = min(m.cores, units_total)
         per_core = ceil_div(units_total, used)
         tq = min(sq, a.tile_q or 128)
@@ -771,8 +776,9 @@ class Compiler:
                 else:
                     tq //= 2
         self.check_fit(footprint(g, tq, tkv), f"{a.label}: q tile {tq}, kv tile {tkv}, {g} head(s) ({dt})")
-        self.begin_op(op=a.label, kind="flash_attention", batch=a.batch, heads=a.heads, seq_len=sq, kv_len=skv,
-                      head_dim=d, tile=[tq, tkv], head_group=g, op_kind=a.kind)
+        self.begin_op(op=a.label, kind="flash_attention", batch=a.batch, heads=a.heads, kv_heads=a.heads // grp,
+                      causal=a.causal, seq_len=a.seq_len, kv_len=skv, head_dim=d, tile=[tq, tkv], head_group=g,
+                      op_kind=a.kind)
         # Work per core: whole (batch, head) units when there are enough for every core; otherwise
         # (a GPU's SMs outnumber the heads) query tiles of the units are dealt out too, as
         # FlashAttention's grid does, so no core idles.
@@ -804,8 +810,9 @@ class Compiler:
                     oslot, odep = o_ring.take()
                     prev = -1
                     mm1 = -1
-                    for k0 in range(0, skv, tkv):
-                        rk = min(tkv, skv - k0)
+                    kv_end = min(skv, past + (q0 + rq - 1) // grp + 1) if a.causal else skv  # keys the tile sees
+                    for k0 in range(0, kv_end, tkv):
+                        rk = min(tkv, kv_end - k0)
                         kvb = gg * rk * d * dtb
                         kslot, kdep = k_ring.take()
                         ldk = self.load(c, kvb, "load K", kdep, dt)

@@ -133,7 +133,12 @@ class Softmax(VectorOp):
 @dataclass(frozen=True)
 class Attention:
     """softmax(Q K^T) V over ``heads`` heads.  ``flash``: tiled, scores never leave SRAM;
-    otherwise two batched GEMMs around a softmax with the scores in DRAM.  No causal mask."""
+    otherwise two batched GEMMs around a softmax with the scores in DRAM.
+
+    ``kv_heads``: grouped-query attention; the ``heads/kv_heads`` query heads sharing a K/V head
+    are packed into one unit's query rows, so K/V are read once per K/V head.  ``causal``: query i
+    sees keys up to ``kv - seq_len + i``; the flash kernel skips the K/V beyond a query tile's last
+    row (about half the FLOPs of a prefill); the unfused form computes every score anyway."""
 
     batch: int = 1
     heads: int = 8
@@ -146,22 +151,33 @@ class Attention:
     tile_kv: int | None = None
     buffering: int = 2
     label: str = "attention"
+    kv_heads: int | None = None  # None: one K/V head per query head
+    causal: bool = False
     kind: ClassVar[str] = "attention"
 
     @property
     def kv(self) -> int:
         return self.kv_len or self.seq_len
 
+    @property
+    def group(self) -> int:
+        """Query heads per K/V head."""
+        kvh = self.kv_heads or self.heads
+        if kvh < 1 or self.heads % kvh:
+            raise ValueError(f"{self.label}: heads {self.heads} is not a multiple of kv_heads {kvh}")
+        return self.heads // kvh
+
     def expand(self, dtype: str, act_dtype: str) -> list[Any]:
+        grp = self.group
         if self.flash:
             return [self]
         bh = self.batch * self.heads
         return [
-            Gemm(M=self.seq_len, N=self.kv, K=self.head_dim, batch=bh, dtype=dtype, buffering=self.buffering,
+            Gemm(M=self.seq_len * grp, N=self.kv, K=self.head_dim, batch=bh // grp, dtype=dtype, buffering=self.buffering,
                  label=f"{self.label}.qk"),
             Softmax(rows=bh * self.seq_len, cols=self.kv, dtype=act_dtype, buffering=self.buffering,
                     label=f"{self.label}.softmax"),
-            Gemm(M=self.seq_len, N=self.head_dim, K=self.kv, batch=bh, dtype=dtype, buffering=self.buffering,
+            Gemm(M=self.seq_len * grp, N=self.head_dim, K=self.kv, batch=bh // grp, dtype=dtype, buffering=self.buffering,
                  label=f"{self.label}.pv"),
         ]
 
@@ -390,3 +406,7 @@ __all__ = [
     "Softmax", "TransformerBlock", "VectorOp", "WORKLOADS", "Workload", "apply_overrides", "expand",
     "workload_from_name", "ceil_div",
 ]
+
+from collectors.simulator.families import FAMILIES  # noqa: E402 (the model families build on the ops above)
+
+WORKLOADS.update(FAMILIES)

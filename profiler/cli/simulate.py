@@ -37,7 +37,10 @@ def simulate(workload: str, hw: str, dtype: str | None, sets: tuple[str, ...], o
     \b
     WORKLOAD: gemm, conv2d, elementwise, layernorm, softmax, attention, flash-attention,
               transformer-prefill, transformer-decode, cnn-encoder, llm-decode, llm-decode-7b,
-              or a model file: MODEL.onnx (shapes inferred) or MODEL.pt2 (torch.export.save)
+              model families: resnet50, edge-encoder, vit, llm-prefill, llm-decode-gqa, llm-moe-decode,
+              mamba, unet-step,
+              or a model file: MODEL.onnx (shapes inferred) or MODEL.pt2 (torch.export.save),
+              or a HuggingFace config.json (--set mode=prefill|decode, seq_len=, batch=, imbalance=)
     many devices (the spec's [system] interconnect; --set devices=, topology=, link_bandwidth=):
               allreduce, allgather, reducescatter, alltoall (--set bytes=, algorithm=ring|tree),
               llm-decode, llm-decode-7b, llm-prefill-7b with --set tp=, pp=, microbatches=,
@@ -48,6 +51,7 @@ def simulate(workload: str, hw: str, dtype: str | None, sets: tuple[str, ...], o
     profiler simulate llm-decode-7b --set tp=4 --set pp=2 --hw a100-sxm -o tp4pp2.pftrace
     profiler simulate allreduce --set bytes=1073741824 --set devices=8 --hw a100-sxm -o ar.pftrace
     profiler simulate encoder.onnx --hw edge-npu --dtype int8 -o encoder.pftrace
+    profiler simulate path/to/config.json --set mode=prefill --set seq_len=1024 --hw a100-sxm -o p.pftrace
     """
     from collectors.simulator import SimOptions, SimulatorError, workload_from_name
     from collectors.simulator import simulate as run_sim
@@ -69,6 +73,7 @@ def simulate(workload: str, hw: str, dtype: str | None, sets: tuple[str, ...], o
     opt_kv = {k: v for k, v in kv.items() if k in opt_names}
     wl_kv = {k: v for k, v in kv.items() if k not in opt_names}
     from collectors.modelimport import is_model_path, load_model
+    from collectors.simulator.families import hf_workload, is_hf_config
 
     unmodeled: tuple[str, ...] = ()
     try:
@@ -77,6 +82,8 @@ def simulate(workload: str, hw: str, dtype: str | None, sets: tuple[str, ...], o
                 raise ValueError(f"--set {', '.join(wl_kv)}: a model file has no workload fields (options only)")
             w = run_or_fail(load_model, workload)
             unmodeled = w.unmodeled
+        elif is_hf_config(workload):  # a HuggingFace config.json: --set mode=prefill|decode, seq_len, batch...
+            w = hf_workload(workload, **wl_kv)
         else:
             w = workload_from_name(workload, **wl_kv)
         options = apply_overrides(SimOptions(), opt_kv, "option") if opt_kv else SimOptions()
