@@ -122,3 +122,16 @@ def test_cli_fleet_json_rows_and_budgets(job, tmp_path):
     assert "32 from the cache" in r.stdout
     r = _cli("fleet", str(tmp_path / "nothing-here"), "--serial", env=env)
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_cli_fleet_on_a_running_scheduler(job, tmp_path):
+    root, paths = job
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=40) as cluster:
+        r = _cli("fleet", str(root / "run01"), "--scheduler", cluster.scheduler_address, "--format", "json",
+                 env={"ACCEL_PROFILER_CACHE": str(tmp_path / "cache")})
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert len(doc["traces"]) == RANKS and {o["rank"] for o in doc["outliers"]} == {3}
+    r = _cli("fleet", str(root / "run01"), "--scheduler", "tcp://127.0.0.1:9", "--format", "json")
+    assert r.returncode == 2 and "cannot connect" in r.stderr and "Traceback" not in r.stderr
