@@ -14,8 +14,7 @@ matrix engine, a vector engine, two DMA queues and a counter, plus a host thread
 2-core machine).  Per trace, in one run:
 
 * server: ``/api/view`` work for a zoom (rows on screen only), median and p95 over windows from the
-  whole run down to 1/10,000 of it; memory the server holds for the trace (index, decoded
-  columns, analysis) as RSS growth, against the Arrow trace's own bytes (goal <= 3x);
+  whole run down to 1/10,000 of it (memory: ``bench_ui_memory``, one fresh process per size);
 * browser (headless Chromium, /usr/bin/chromium): first view (navigation start -> the timeline's
   first view drawn) median and p95 over reloads; zoom round trip (zoom -> the new view drawn,
   measured by the page) median and p95;
@@ -28,7 +27,6 @@ Goals (issue 12): zoom <= 150 ms at 100 rows, <= 300 ms at 1,000+ rows.
 
 from __future__ import annotations
 
-import os
 import statistics
 import tempfile
 import threading
@@ -76,11 +74,6 @@ def _p95(xs: list[float]) -> float:
     return s[min(len(s) - 1, int(round(0.95 * (len(s) - 1))))]
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 def _arrow_mb(trace: Any) -> float:
     return sum(t.nbytes for t in (trace.slices, trace.counters, trace.flows, trace.tracks)) / 2**20
 
@@ -106,8 +99,8 @@ def _browser_rows(label: str, url: str, span: int, quick: bool) -> list[dict[str
         first = []
         for _ in range(3 if quick else 5):
             d.get(url + "/?reload=" + str(time.perf_counter()))
-            _wait(lambda: d.execute_script("const t = window.accelTimeline; return t && t.state.drawnSeq > 0"))
-            first.append(d.execute_script("return performance.now()"))
+            first.append(_wait(lambda: d.execute_script(
+                "const t = window.accelTimeline; return t && t.state.firstDrawAt")))
         out.append({"what": f"{label}: first view in Chromium (navigation -> timeline drawn)",
                     "median_ms": statistics.median(first), "p95_ms": _p95(first), "n": len(first)})
         time.sleep(1.0)
@@ -173,17 +166,14 @@ def main(quick: bool = False, sizes: list[str] | None = None) -> None:
         trace = demo_trace(n, cores=cores)
         build_s = time.perf_counter() - t
         reg = build_registry([(trace, None)], None)
-        rss0 = _rss_mb()
         t = time.perf_counter()
         app = create_app(reg)  # prepares the trace: index, columns, rows, analysis, roofline points
         prepare_s = time.perf_counter() - t
-        held = _rss_mb() - rss0
         lt = reg.traces[0]
         nrows = len(lt.tree.rows(set(), lt.max_depth))
         label = f"{trace.slices.num_rows / 1e6:.2g}M slices/{nrows} rows"
-        rows.append({"what": f"{label}: built in {build_s:.1f} s, server prepared in {prepare_s:.1f} s",
-                     "median_ms": prepare_s * 1e3, "arrow_MB": _arrow_mb(trace), "server_held_MB": held,
-                     "ratio": held / _arrow_mb(trace), "goal": "ratio <= 3"})
+        rows.append({"what": f"{label}: built in {build_s:.1f} s, server prepared (index, analysis) in {prepare_s:.1f} s",
+                     "median_ms": prepare_s * 1e3, "arrow_MB": _arrow_mb(trace)})
         rows += _server_rows(label, lt, quick)
         srv = make_server("127.0.0.1", 0, app.server, threaded=True)
         threading.Thread(target=srv.serve_forever, daemon=True).start()

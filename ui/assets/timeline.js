@@ -189,6 +189,7 @@
       st.data = d;
       draw();
       st.drawnSeq = seq;
+      if (!st.firstDrawAt) { st.firstDrawAt = performance.now(); }  // ms since navigation started
       st.stats.roundTrips.push(performance.now() - began);
       if (st.stats.roundTrips.length > 200) { st.stats.roundTrips.shift(); }
       if (d.error) { TL.count.textContent = d.error.slice(0, 120); TL.count.classList.add('error'); } else { TL.count.classList.remove('error'); }
