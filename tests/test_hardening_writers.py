@@ -102,8 +102,9 @@ def test_trace_directory_is_replaced_all_or_nothing(tmp_path: Path, monkeypatch:
         real(table, where, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(store.pq, "write_table", fail_third)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="No space left on device") as err:
         write_trace(new, dst)
+    assert err.value.filename == str(dst)  # the output, not the temporary sibling
     monkeypatch.setattr(store.pq, "write_table", real)
     kept = read_trace(dst)  # the old trace, every table of it (not half old, half new)
     assert kept.slices.equals(old.slices) and kept.tracks.equals(old.tracks) and kept.counters.equals(old.counters)
@@ -139,3 +140,10 @@ def test_written_files_keep_ordinary_permissions(tmp_path: Path) -> None:
         os.umask(mask)
     assert stat.S_IMODE((tmp_path / "p.pftrace").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "p.trace").stat().st_mode) == 0o755
+
+
+def test_an_unwritable_output_is_one_line_naming_it(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "profiler", "convert", str(SAMPLE), "-o", str(tmp_path / "no" / "x.json")],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert str(tmp_path / "no" / "x.json") in r.stderr and ".tmp-" not in r.stderr

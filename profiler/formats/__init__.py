@@ -139,10 +139,19 @@ def write_trace(trace: Trace, path: str | Path, fmt: str | None = None) -> str:
     All or nothing: the file is written to a temporary sibling and renamed over ``path``
     (:mod:`profiler.atomic`), so an interrupted or failed write leaves the old file as it was.
     """
-    from profiler.atomic import atomic_path
-
     name = format_for_output(path, fmt)
     writer = FORMATS[name].load("writer")
+    try:
+        _write(trace, path, name, writer)
+    except OSError as exc:  # a missing folder, no permission, a full disk: named by the output path,
+        # not by the temporary sibling (still an OSError of the same kind for callers that handle one)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+    return name
+
+
+def _write(trace: Trace, path: str | Path, name: str, writer: Callable[..., Any]) -> str:
+    from profiler.atomic import atomic_path
+
     if name == "trace":
         writer(trace, path)  # save_trace replaces the directory as a whole itself
         return name
