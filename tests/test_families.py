@@ -318,3 +318,25 @@ def test_attention_rejects_heads_not_a_multiple_of_kv_heads() -> None:
         attention("a", 1, 8, 1, 16, 64, kv_heads=3)
     a = attention("a", 1, 8, 4, 16, 64, kv_heads=2, causal=True)[0]
     assert (a.heads, a.kv_heads, a.causal, a.kv) == (8, 2, True, 16)
+
+
+def test_unfused_gqa_attention_packs_query_heads_and_keeps_the_flops() -> None:
+    qk, _softmax, pv = Attention(heads=8, kv_heads=2, seq_len=16, kv_len=64, head_dim=32, flash=False).expand(
+        "fp16", "fp16")
+    assert (qk.M, qk.N, qk.K, qk.batch) == (16 * 4, 64, 32, 2)  # 4 query heads per K/V head, one K per group
+    assert (pv.M, pv.N, pv.K, pv.batch) == (16 * 4, 32, 64, 2)
+    assert 2 * (qk.M * qk.N * qk.K * qk.batch + pv.M * pv.N * pv.K * pv.batch) == 4 * 8 * 16 * 64 * 32
+
+
+def test_hf_config_sweeps_over_context_length(tmp_path) -> None:
+    p = tmp_path / "config.json"
+    p.write_text(json.dumps(dict(LLAMA2_7B, num_hidden_layers=1, hidden_size=256, num_attention_heads=8,
+                                 num_key_value_heads=2, intermediate_size=512, vocab_size=1000)))
+    r = CliRunner().invoke(cli, ["sweep", str(p), "--hw", "edge-npu", "--vary", "seq_len=256,4096", "--dtype", "fp16",
+                                 "--format", "json", "--jobs", "1"])
+    assert r.exit_code == 0, r.output
+    by_len = {int(row["seq_len"]): row for row in json.loads(r.output)["points"]}
+    assert set(by_len) == {256, 4096}
+    assert by_len[4096]["latency_ns"] > by_len[256]["latency_ns"]  # a longer KV cache to read per token
+    # 3,840 more cached positions x 2 K/V heads x head_dim 32 x (K and V) x 2 bytes
+    assert by_len[4096]["dram_bytes"] - by_len[256]["dram_bytes"] == 3840 * 2 * 32 * 2 * 2

@@ -57,10 +57,14 @@ def _fmt(v: Any, key: str) -> str:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the table here instead of stdout")
 @click.option("--chart", type=click.Path(dir_okay=False), help="write the Pareto chart (HTML) here")
 @click.option("--jobs", type=click.IntRange(1, 64), default=None, help="processes [default: the CPU count]")
+@click.option("--layer-dtype", "layer_dtypes", multiple=True, metavar="PATTERN=DTYPE",
+              help="mixed precision: matrix ops whose name matches PATTERN (glob, e.g. 'layer0.*') in DTYPE; "
+                   "first match wins; the others in the point's dtype")
 @click.option("--gains", "gains", default=None, metavar="HIGH,LOW",
               help="also rank the ops by the time LOW precision saves over HIGH (e.g. fp16,int8)")
 def sweep(workload: str, hw: str, vary: tuple[str, ...], dtypes: str | None, sets: tuple[str, ...], cost: str,
-          fmt: str, output: str | None, chart: str | None, jobs: int | None, gains: str | None) -> None:
+          fmt: str, output: str | None, chart: str | None, jobs: int | None, layer_dtypes: tuple[str, ...],
+          gains: str | None) -> None:
     """Simulate WORKLOAD_OR_MODEL over a grid and tabulate latency against machine cost.
 
     \b
@@ -69,10 +73,13 @@ def sweep(workload: str, hw: str, vary: tuple[str, ...], dtypes: str | None, set
     Examples:
       profiler sweep llm-decode-7b --hw edge-npu --vary dram_bandwidth=34e9,68e9,136e9 --dtype fp16,int8
       profiler sweep encoder.onnx --hw edge-npu --vary sram_bytes=8e6,16e6,32e6 --cost sram_bytes --chart p.html
+      profiler sweep llm-decode-7b --hw edge-npu --dtype fp16 --layer-dtype 'layer*.ffn_*=int8' --gains fp16,int8
+      profiler sweep path/to/config.json --hw edge-npu --vary seq_len=512,2048 --dtype fp16,int8
     Exit status: 0 ok, 2 bad input or usage.
     """
     from collectors.modelimport import is_model_path, load_model
     from collectors.simulator import workload_from_name
+    from collectors.simulator.families import hf_workload, is_hf_config
     from collectors.simulator.sweep import pareto_front, precision_gains, run_sweep
     from profiler.cli.simulate import _parse_sets
 
@@ -82,9 +89,24 @@ def sweep(workload: str, hw: str, vary: tuple[str, ...], dtypes: str | None, set
     base = _parse_sets(sets)
     dts: list[str | None] = [d.strip() for d in dtypes.split(",") if d.strip()] if dtypes else [None]
     try:
-        w = run_or_fail(load_model, workload) if is_model_path(workload) else workload_from_name(workload)
+        if is_model_path(workload):
+            w = run_or_fail(load_model, workload)
+        elif is_hf_config(workload):  # a HuggingFace config.json; --set mode=prefill picks the prompt pass
+            w = hf_workload(workload, base.pop("mode", "decode"))
+        else:
+            w = workload_from_name(workload)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    if layer_dtypes:
+        from collectors.simulator.sweep import LayerDtypes
+
+        pairs = []
+        for item in layer_dtypes:
+            pat, sep, dt = item.partition("=")
+            if not sep or not pat.strip() or not dt.strip():
+                raise InputError(f"--layer-dtype {item!r}: expected PATTERN=DTYPE")
+            pairs.append((pat.strip(), dt.strip()))
+        w = LayerDtypes(w, tuple(pairs))
     rows = run_sweep(w, spec, grid_vary, dts, base, jobs)
     if all(r.get("error") for r in rows):
         raise InputError(f"no point of the sweep ran: {rows[0]['error']}")
