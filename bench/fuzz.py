@@ -160,7 +160,8 @@ def attack_perfetto_cases() -> dict[str, bytes]:
     """Perfetto files with a damaged ``accel_profiler`` metadata packet, and other attack cases."""
     from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import Trace as PbTrace
 
-    def pf(meta: Any, chain: int = 1, instant_flow: bool = False, category_iid: bool = False) -> bytes:
+    def pf(meta: Any, chain: int = 1, instant_flow: bool = False, category_iid: bool = False,
+           annotation_iid: bool = False) -> bytes:
         t = PbTrace()
         for u in range(1, chain + 1):
             p = t.packet.add()
@@ -180,6 +181,9 @@ def attack_perfetto_cases() -> dict[str, bytes]:
                 te.flow_ids.append(7)
             if typ == 1 and category_iid:
                 te.category_iids.append(42)
+            if typ == 1 and annotation_iid:
+                a = te.debug_annotations.add()
+                a.name_iid, a.int_value = 9, 3
         if meta is not None:
             p = t.packet.add()
             p.trusted_packet_sequence_id = 1
@@ -197,6 +201,7 @@ def attack_perfetto_cases() -> dict[str, bytes]:
     out = {f"meta_{k}": pf(v) for k, v in bad_meta.items()}
     out["flow_id_on_instant"] = pf(None, instant_flow=True)
     out["category_not_interned"] = pf(None, category_iid=True)
+    out["annotation_name_not_interned"] = pf(None, annotation_iid=True)
     out["track_parent_chain_2000"] = pf(None, chain=2000)
     return out
 

@@ -187,14 +187,18 @@ def _annotation_value(a: Any, st: _SeqState) -> Any:
     return getattr(a, which)
 
 
-def _annotations(te: Any, st: _SeqState) -> tuple[float | None, float | None, str | None, str | None]:
+def _annotations(te: Any, st: _SeqState, stats: ImportStats | None = None) -> tuple[float | None, float | None, str | None, str | None]:
     """(flops, bytes, dtype, args JSON) from a TrackEvent's debug annotations."""
     flops = nbytes = None
     dtype = None
     args: dict[str, Any] = {}
     raw_args: str | None = None
     for a in te.debug_annotations:
-        name = a.name if a.HasField("name") else st.ann_names.get(a.name_iid, f"arg{a.name_iid}")
+        name = a.name if a.HasField("name") else st.ann_names.get(a.name_iid)
+        if name is None:  # the interned name is missing: kept under a made-up name, and counted
+            name = f"arg{a.name_iid}"
+            if stats is not None:
+                stats.repair("annotation_name_not_interned")
         if name == "args" and a.HasField("legacy_json_value"):
             raw_args = a.legacy_json_value
             try:
@@ -439,7 +443,7 @@ def _track_event(pkt: Any, st: _SeqState, seq_id: int, ev: _Events, stats: Impor
             missing = sum(1 for c in te.category_iids if c not in st.categories)
             if missing:
                 stats.repair("event_category_not_interned", missing)
-            i = ev.add(kind, uuid, ts, name, ",".join(cats) if cats else None, _annotations(te, st))
+            i = ev.add(kind, uuid, ts, name, ",".join(cats) if cats else None, _annotations(te, st, stats))
             out = list(te.flow_ids) + list(te.flow_ids_old)
             inn = list(te.terminating_flow_ids) + list(te.terminating_flow_ids_old)
             if out:
