@@ -94,3 +94,16 @@ def test_cli_sweep_tables_and_chart(tmp_path):
     assert [p["sram_bytes"] for p in doc["points"]] == [8e6 * 2, 16e6 * 2]  # per core x 2 cores
     r = _cli("sweep", "llm-decode", "--vary", "dram_bandwidth")
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_cli_layer_dtype_map(tmp_path):
+    base = ["sweep", "llm-decode", "--hw", "edge-npu", "--vary", "layers=2", "--format", "json"]
+    lat = {}
+    for name, extra in (("fp16", ["--dtype", "fp16"]), ("int8", ["--dtype", "int8"]),
+                        ("mixed", ["--dtype", "fp16", "--layer-dtype", "layer0.*=int8"])):
+        r = _cli(*base, *extra)
+        assert r.returncode == 0, r.stderr
+        lat[name] = json.loads(r.stdout)["points"][0]["latency_ns"]
+    assert lat["int8"] < lat["mixed"] < lat["fp16"]
+    r = _cli(*base, "--layer-dtype", "nonsense")
+    assert r.returncode == 2 and "PATTERN=DTYPE" in r.stderr

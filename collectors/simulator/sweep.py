@@ -88,7 +88,10 @@ def run_point(workload: Any, spec: HardwareSpec, params: dict[str, str], dtype: 
     try:
         opts = apply_overrides(SimOptions(), {k: v for k, v in sets.items() if k in opt_names}, "option")
         wl = {k: v for k, v in sets.items() if k not in opt_names}
-        w = apply_overrides(workload, wl, "workload") if wl else workload
+        if wl and isinstance(workload, LayerDtypes):  # the fields are the wrapped workload's
+            w = dataclasses.replace(workload, base=apply_overrides(workload.base, wl, "workload"))
+        else:
+            w = apply_overrides(workload, wl, "workload") if wl else workload
         res = simulate(w, spec, dtype=dtype, options=opts, detail="summary")
     except (ProfilerError, ValueError, TypeError) as exc:
         return {**row, "error": str(exc).splitlines()[0]}
