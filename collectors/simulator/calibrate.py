@@ -18,7 +18,8 @@ scales with each efficiency (its elasticity: 1 for a purely compute-bound GEMM a
 efficiency, 1 for a purely DRAM-bound row and DRAM efficiency).  A row's predicted time is then
 ``max(host[kind], launch[kind] + device(efficiencies))`` -- the simulator's own composition
 (:meth:`collectors.simulator.compiler.Compiler.begin_op`) -- and a coordinate search over the keys
-minimises the mean absolute relative error.  The fitted spec is simulated again for the "after"
+minimises the mean absolute relative error.  A second round re-simulates at the result and
+searches again from there (the linearization holds only near where it was taken).  The fitted spec is simulated again for the "after"
 column, so the reported errors are the simulator's, not the surrogate's.
 """
 
@@ -259,41 +260,48 @@ def _predict(base: TimingSpec, p: dict[str, float], rm: _RowModel) -> float:
     return max(p[f"host:{rm.kind}"], p[f"launch:{rm.kind}"] + dev)
 
 
-def fit_timing(spec: HardwareSpec, rows: list[MeasuredRow],
-               progress: Callable[[int], None] | None = None) -> TimingSpec:
-    """The spec's [timing] with efficiencies and per-kind fixed costs fitted to ``rows``."""
-    t = spec.timing
-    models = _row_models(spec, rows, progress)
-    kinds = sorted({m.kind for m in models})
-    dtypes = sorted({m.dtype for m in models if m.el_mm > 0} | {m.dtype for m in models})
+def _params(t: TimingSpec, models: list[_RowModel]) -> dict[str, float]:
     p: dict[str, float] = {"dram": t.dram_efficiency, "vec": t.vector_efficiency}
-    bounds: dict[str, tuple[float, float]] = {"dram": (0.3, 1.0), "vec": (0.05, 1.0)}
+    for m in models:
+        p[f"mm:{m.dtype}"] = t.matmul(m.dtype)
+        p[f"launch:{m.kind}"] = t.launch(m.kind)
+        p[f"host:{m.kind}"] = t.host(m.kind)
+    return p
+
+
+def _loss(t: TimingSpec, p: dict[str, float], models: list[_RowModel], rows: list[MeasuredRow]) -> float:
+    """Mean |predicted / measured - 1|; exact at ``p == _params(t)`` (the rows were simulated at ``t``)."""
+    return sum(abs(_predict(t, p, m) / r.latency_ns - 1) for m, r in zip(models, rows, strict=True)) / len(rows)
+
+
+def _fit_round(t: TimingSpec, models: list[_RowModel], rows: list[MeasuredRow]) -> TimingSpec:
+    """One coordinate search on the rows' linearization at ``t``."""
+    kinds = sorted({m.kind for m in models})
+    dtypes = sorted({m.dtype for m in models})
+    p = _params(t, models)
+    bounds: dict[str, tuple[float, float]] = {}
+    if any(m.el_dram > 0.01 for m in models):
+        bounds["dram"] = (0.3, 1.0)
+    if any(m.el_vec > 0.01 for m in models):
+        bounds["vec"] = (0.05, 1.0)
     for d in dtypes:
-        p[f"mm:{d}"] = t.matmul(d)
-        bounds[f"mm:{d}"] = (0.2, 1.0)
+        if any(m.el_mm > 0.01 and m.dtype == d for m in models):
+            bounds[f"mm:{d}"] = (0.2, 1.0)
     for k in kinds:
-        p[f"launch:{k}"] = t.launch(k)
-        p[f"host:{k}"] = t.host(k)
         bounds[f"launch:{k}"] = bounds[f"host:{k}"] = (0.0, 2e6)
 
     def loss(q: dict[str, float]) -> float:
-        return sum(abs(_predict(t, q, m) / r.latency_ns - 1) for m, r in zip(models, rows, strict=True)) / len(rows)
+        return _loss(t, q, models, rows)
 
-    if not any(m.el_vec > 0.01 for m in models):
-        bounds.pop("vec")
-    if not any(m.el_dram > 0.01 for m in models):
-        bounds.pop("dram")
     best = loss(p)
     for sweep in range(12):
         improved = False
         for key, (lo, hi) in bounds.items():
             # a coarse scan, then a golden-section refinement around the best point
-            xs = [lo + (hi - lo) * i / 24 for i in range(25)] if key.startswith(("launch", "host")) else [
-                lo + (hi - lo) * i / 40 for i in range(41)]
-            xs.append(p[key])
-            vals = [(loss({**p, key: x}), x) for x in xs]
-            _, x0 = min(vals)
-            step = (hi - lo) / (24 if key.startswith(("launch", "host")) else 40)
+            n = 24 if key.startswith(("launch", "host")) else 40
+            xs = [lo + (hi - lo) * i / n for i in range(n + 1)] + [p[key]]
+            _, x0 = min((loss({**p, key: x}), x) for x in xs)
+            step = (hi - lo) / n
             a, b = max(lo, x0 - step), min(hi, x0 + step)
             g = (math.sqrt(5) - 1) / 2
             for _ in range(30):
@@ -318,6 +326,26 @@ def fit_timing(spec: HardwareSpec, rows: list[MeasuredRow],
         host[k] = round(p[f"host:{k}"], 1)
     return dataclasses.replace(t, dram_efficiency=round(p["dram"], 4), vector_efficiency=round(p["vec"], 4),
                                matmul_efficiency=mm, launch_ns=launch, host_ns=host)
+
+
+def fit_timing(spec: HardwareSpec, rows: list[MeasuredRow], progress: Callable[[int], None] | None = None,
+               rounds: int = 2) -> TimingSpec:
+    """The spec's [timing] with efficiencies and per-kind fixed costs fitted to ``rows``.
+
+    Each round simulates the rows at the current keys (their linearization) and searches on it;
+    the next round re-simulates at the result, so a large move (a row that turns compute-bound
+    as an efficiency drops) is corrected.  A round that made the simulated error worse is undone.
+    """
+    t = spec.timing
+    best_t, best_loss = t, math.inf
+    for _ in range(max(1, rounds)):
+        models = _row_models(dataclasses.replace(spec, timing=t), rows, progress)
+        actual = _loss(t, _params(t, models), models, rows)
+        if actual >= best_loss - 1e-6:
+            return best_t
+        best_t, best_loss = t, actual
+        t = _fit_round(t, models, rows)
+    return t
 
 
 # ------------------------------------------------------------------ writing
