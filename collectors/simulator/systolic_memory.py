@@ -246,7 +246,7 @@ def _block_demand(lay: Layout, g: np.ndarray, fr: np.ndarray, c: np.ndarray, arr
     i = g * lay.height + fr * arr_rows + k_off
     vw = lay.valid(g)
     lo = np.where(ok, lay.positions(np.where(ok, i, 0), np.zeros_like(i)), -1)
-    hi = np.where(ok, lay.positions(np.where(ok, i, 0), vw - 1), -1)
+    hi = np.where(ok, lay.positions(np.where(ok, i, 0), np.asarray(vw) - 1), -1)
     return lo, hi
 
 
