@@ -51,10 +51,13 @@ def analyze(ctx: AnalysisContext, keep: np.ndarray | None = None) -> AnalyzerRes
     ops = device_ops(ctx, keep)
     rows = []
     cls = ctx.slice_class[ops.rows]
-    for d in np.unique(ops.device).tolist():
+    for d in np.flatnonzero(np.bincount(ops.device, minlength=len(ctx.devices))).tolist():
         on = ops.device == d
-        sets = [iv.merge(ctx.ts[ops.rows[on & (cls == c)]], ctx.end[ops.rows[on & (cls == c)]])
-                for c in (COMPUTE, COMM, DMA)]
+        if keep is None:  # the unit's class unions, shared with the device breakdown (cached)
+            sets = [ctx.class_set((c,), d) for c in (COMPUTE, COMM, DMA)]
+        else:
+            sets = [iv.merge(ctx.ts[ops.rows[on & (cls == c)]], ctx.end[ops.rows[on & (cls == c)]])
+                    for c in (COMPUTE, COMM, DMA)]
         ex = exclusive_times(sets)
         busy = int(ex[1:].sum())
         for m in np.argsort(-ex, kind="stable").tolist():

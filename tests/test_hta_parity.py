@@ -266,3 +266,14 @@ def test_per_kernel_table_matches_hta() -> None:
             assert k["type"] == ref[k["name"]]["kernel_type"]
             checked += 1
     assert checked >= 3
+
+
+def test_kernel_types_from_cached_unions_equal_the_op_sets() -> None:
+    """Without a window the analyzer reuses the device breakdown's unions; with an all-true
+    window it builds them from the ops: same table."""
+    import numpy as np
+
+    from analysis.kernel_types import analyze
+
+    ctx = ctx_of("two_ranks_rank0")
+    assert analyze(ctx).metrics.equals(analyze(ctx, np.ones(ctx.n, dtype=bool)).metrics)
