@@ -23,15 +23,17 @@ import fnmatch
 import itertools
 import json
 import os
-from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from profiler.errors import ProfilerError
 from profiler.hardware import HardwareSpec
+from profiler.pareto import pareto_front
 
 COST_PROXIES = ("sram_bytes", "dram_bandwidth", "peak_flops")
+__all__ = ["COST_PROXIES", "LayerDtypes", "grid", "op_times", "pareto_front", "precision_gains", "run_point",
+           "run_sweep"]
 
 
 @dataclass(frozen=True)
@@ -119,22 +121,6 @@ def run_sweep(workload: Any, spec: HardwareSpec, vary: dict[str, list[str]], dty
         return [run_point(*a) for a in args]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         return list(pool.map(_run_star, args, chunksize=max(1, len(args) // (4 * jobs))))
-
-
-def pareto_front(rows: Iterable[dict[str, Any]], cost: str, latency: str = "latency_ns") -> list[dict[str, Any]]:
-    """Rows no other row beats on both ``latency`` and ``cost`` (lower is better), by cost.
-
-    A row is dominated when another is no worse on both and strictly better on one.
-    """
-    ok = [r for r in rows if r.get(latency) is not None and r.get(cost) is not None and not r.get("error")]
-    ok.sort(key=lambda r: (r[cost], r[latency]))
-    front: list[dict[str, Any]] = []
-    best = float("inf")
-    for r in ok:
-        if r[latency] < best:
-            front.append(r)
-            best = r[latency]
-    return front
 
 
 def op_times(workload: Any, spec: HardwareSpec, dtype: str | None) -> dict[str, float]:

@@ -34,13 +34,15 @@ def _check_port(host: str, port: int) -> None:
               help="a folder whose trace files the page may list and open (repeatable)")
 @click.option("--separate", is_flag=True,
               help="open several TRACEs one at a time instead of as the ranks of one job")
+@click.option("--sweep", "sweep_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="a 'profiler sweep --format json' result to show at /sweep/N (repeatable)")
 @click.option("--max-upload-mb", default=200, show_default=True, type=click.IntRange(1, 4096),
               help="largest trace the page accepts by upload")
 @click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
               help="a host name the page may be opened as besides 127.0.0.1/localhost (repeatable); "
                    "other Host headers are refused (DNS rebinding)")
 def ui(traces: tuple[str, ...], hw: str | None, host: str, port: int, trace_dirs: tuple[str, ...],
-       separate: bool, max_upload_mb: int, allow_hosts: tuple[str, ...]) -> None:
+       separate: bool, sweep_files: tuple[str, ...], max_upload_mb: int, allow_hosts: tuple[str, ...]) -> None:
     """Open the dashboard on TRACE (the bundled sample when none is given).
 
     Several TRACEs are the ranks of one job: one timeline with a collapsible group per rank, the
@@ -51,8 +53,10 @@ def ui(traces: tuple[str, ...], hw: str | None, host: str, port: int, trace_dirs
     """
     from profiler.formats import read_trace
     from ui.server import build_registry, serve
+    from ui.sweep_view import load_sweep
 
     spec = resolve_spec(hw)
+    sweeps = [run_or_fail(load_sweep, f) for f in sweep_files]
     if port:
         _check_port(host, port)
     paths = [Path(t) for t in traces]
@@ -85,5 +89,7 @@ def ui(traces: tuple[str, ...], hw: str | None, host: str, port: int, trace_dirs
 
     def announce(url: str) -> None:
         click.echo(f"profiler ui: {url}  (Ctrl+C to stop)")
+        for i, sw in enumerate(sweeps):
+            click.echo(f"profiler ui: sweep {sw['label']}: {url}sweep/{i}")
 
-    serve(reg, host, port, announce=announce, allow_hosts=allow_hosts)
+    serve(reg, host, port, announce=announce, allow_hosts=allow_hosts, sweeps=sweeps)

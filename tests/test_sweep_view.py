@@ -1,0 +1,69 @@
+"""The dashboard's sweep view in real headless Chromium against the real server (``profiler ui --sweep``)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.test_dashboard_browser import CHROMEDRIVER, CHROMIUM, chrome, wait_for
+
+pytestmark = pytest.mark.browser
+
+if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+    pytest.skip("needs Debian's chromium and chromium-driver", allow_module_level=True)
+
+
+def _sweep_file(tmp_path: Path) -> Path:
+    out = tmp_path / "sweep.json"
+    r = subprocess.run([sys.executable, "-m", "profiler", "sweep", "llm-decode", "--hw", "edge-npu", "--set", "layers=1",
+                        "--vary", "dram_bandwidth=34e9,68e9,136e9", "--dtype", "fp16,int8", "--format", "json",
+                        "-o", str(out)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_sweep_view_shows_the_points_and_the_pareto_front(tmp_path):
+    sweep = _sweep_file(tmp_path)
+    doc = json.loads(sweep.read_text())
+    # a hostile string in the file must show as text, not markup
+    doc["points"][0]["error"] = "<img src=x onerror=alert(1)>"
+    doc["points"][0]["latency_ns"] = None
+    sweep.write_text(json.dumps(doc))
+    proc = subprocess.Popen([sys.executable, "-m", "profiler", "ui", "--sweep", str(sweep), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    d = None
+    try:
+        url = None
+        deadline = time.time() + 120
+        while url is None and time.time() < deadline:
+            m = re.search(r"sweep sweep\.json: (http://127\.0\.0\.1:\d+/sweep/0)", proc.stdout.readline())
+            url = m.group(1) if m else None
+        assert url, "the server did not announce the sweep page"
+        d = chrome()
+        d.get(url)
+        rows = wait_for(lambda: d.find_elements("css selector", "#points tbody tr"))
+        assert len(rows) == 6
+        # by hand from the file: the front holds the cheapest fastest points, int8 at every bandwidth
+        front = [r.text for r in d.find_elements("css selector", "#points tbody tr.front")]
+        assert len(front) == 3 and all("int8" in t for t in front)
+        assert "<img" in rows[0].text and not d.find_elements("css selector", "#points img")
+        n_traces = wait_for(lambda: d.execute_script(
+            "var g=document.getElementById('chart'); return g && g.data ? g.data.length : 0"))
+        assert n_traces == 3  # fp16, int8, the front line
+        names = d.execute_script("return document.getElementById('chart').data.map(t => t.name)")
+        assert names == ["fp16", "int8", "Pareto front"]
+        d.get(url + "?cost=sram_bytes")
+        xt = wait_for(lambda: d.execute_script(
+            "var g=document.getElementById('chart'); return g && g.layout ? g.layout.xaxis.title.text : ''"))
+        assert "SRAM" in xt
+    finally:
+        if d is not None:
+            d.quit()
+        proc.terminate()
+        proc.wait(timeout=30)
