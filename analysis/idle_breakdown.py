@@ -77,8 +77,13 @@ def analyze(ctx: AnalysisContext, keep: np.ndarray | None = None) -> AnalyzerRes
     size = len(names) * n_cat
     tot = np.bincount(key, weights=gap.astype(np.float64), minlength=size)
     cnt = np.bincount(key, minlength=size)
-    order = np.lexsort((gap, key))
-    ks, gs = key[order], gap[order]
+    g_max = int(gap.max()) + 1 if gap.size else 1
+    if size * g_max < 2**62:  # one int64 sort of (key, gap) packed together
+        packed = np.sort(key * g_max + gap)
+        ks, gs = packed // g_max, packed % g_max
+    else:
+        order = np.lexsort((gap, key))
+        ks, gs = key[order], gap[order]
     lo = np.searchsorted(ks, np.arange(size), side="left")
     hi = np.searchsorted(ks, np.arange(size), side="right")
     rows = []
