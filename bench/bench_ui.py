@@ -8,7 +8,9 @@ matrix engine, a vector engine, two DMA queues and a counter, plus a host thread
 * ``1.2M/201``: 1,200,000 slices, 33 cores, 201 rows (a 25-core dojo-tile run has 202);
 * ``15M/1059``: 15,000,000 slices, 176 cores, 1,059 rows (a 132-core h100-sxm run has 1,058);
 * ``1.2M-1059``: the row count of the last at the slice count of the second, where a machine cannot
-  hold 15M slices next to Chromium and the Perfetto UI.
+  hold 15M slices next to Chromium and the Perfetto UI;
+* ``h100-sim``: a real simulator trace, a 7B-shaped decode layer on the 132-core h100-sxm (over
+  a thousand rows).
 
 ``--sizes=1M,1.2M`` picks which (default: the first two; 15M needs about 20 GB and minutes on a
 2-core machine).  Per trace, in one run:
@@ -159,11 +161,17 @@ def main(quick: bool = False, sizes: list[str] | None = None) -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request would drown the report
     rows: list[dict[str, Any]] = []
     for name in sizes or ["1M", "1.2M"]:
-        n, cores = SIZES[name]
-        if quick:
-            n //= 10
         t = time.perf_counter()
-        trace = demo_trace(n, cores=cores)
+        if name == "h100-sim":
+            from collectors.simulator.api import simulate
+            from collectors.simulator.workloads import LlmDecodeStep, ModelConfig
+            from profiler.hardware import load_spec
+
+            trace = simulate(LlmDecodeStep(ModelConfig(layers=1, hidden=4096, heads=32, ffn=8192, seq_len=128)),
+                             load_spec("h100-sxm")).trace
+        else:
+            n, cores = SIZES[name]
+            trace = demo_trace(n // 10 if quick else n, cores=cores)
         build_s = time.perf_counter() - t
         reg = build_registry([(trace, None)], None)
         t = time.perf_counter()
