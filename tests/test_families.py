@@ -340,3 +340,25 @@ def test_hf_config_sweeps_over_context_length(tmp_path) -> None:
     assert by_len[4096]["latency_ns"] > by_len[256]["latency_ns"]  # a longer KV cache to read per token
     # 3,840 more cached positions x 2 K/V heads x head_dim 32 x (K and V) x 2 bytes
     assert by_len[4096]["dram_bytes"] - by_len[256]["dram_bytes"] == 3840 * 2 * 32 * 2 * 2
+
+
+def test_llm_decode_takes_kv_heads_on_one_device_and_under_tensor_parallelism() -> None:
+    spec = load_spec("edge-npu")
+    kw = dict(layers=1, hidden=512, heads=8, ffn=1024, seq_len=512)
+    mha = simulate(workload_from_name("llm-decode", **kw), spec, dtype="fp16", detail="summary").stats
+    gqa_w = workload_from_name("llm-decode", kv_heads="2", **kw)  # a CLI string, as --set kv_heads=2 gives
+    gqa = simulate(gqa_w, spec, dtype="fp16", detail="summary").stats
+    assert gqa["matrix_flops"] == mha["matrix_flops"] - 2 * 512 * (2 * 6 * 64)  # only the K/V projections shrink
+    kv_saved, w_saved = 2 * 6 * 512 * 64 * 2, 512 * 2 * 6 * 64 * 2  # cache rows and K/V weights of 6 heads
+    assert mha["dram_bytes"] - gqa["dram_bytes"] == pytest.approx(kv_saved + w_saved, rel=0.01)
+    from collectors.simulator.system import system_workload_from_name
+    from collectors.simulator.system.parallel import _layer_ops
+
+    tp = system_workload_from_name("llm-decode", tp=2, kv_heads=2, **kw)
+    ops = {o.label: o for o in _layer_ops(tp.config, 1, 1, "decode", 2)}
+    assert ops["qkv"].N == (8 + 4) * 64 // 2 and (ops["attn"].heads, ops["attn"].kv_heads) == (4, 1)
+    with pytest.raises(ValueError, match="kv_heads"):
+        from collectors.simulator.system.parallel import build_parallel_llm
+
+        build_parallel_llm(system_workload_from_name("llm-decode", tp=4, kv_heads=2, **kw), load_spec("a100-sxm"),
+                           None, None)  # type: ignore[arg-type]

@@ -194,6 +194,7 @@ class ModelConfig:
     batch: int = 1
     dtype: str | None = None
     act_dtype: str | None = None
+    kv_heads: int | None = None  # grouped-query attention: K/V heads (None: one per query head)
 
     @property
     def head_dim(self) -> int:
@@ -234,9 +235,11 @@ class TransformerBlock:
         cols, red = ("n", "k") if self.parallel == "tensor" else ("auto", "auto")
         return [
             LayerNorm(rows=tokens, cols=h, dtype=act_dtype, buffering=b, label=p + "ln1"),
-            Gemm(M=tokens, N=3 * h, K=h, dtype=dtype, buffering=b, split=cols, label=p + "qkv"),
+            Gemm(M=tokens, N=(c.heads + 2 * (c.kv_heads or c.heads)) * c.head_dim, K=h, dtype=dtype, buffering=b,
+                 split=cols, label=p + "qkv"),
             Attention(batch=c.batch, heads=c.heads, seq_len=c.seq_len if self.mode == "prefill" else 1,
-                      kv_len=c.seq_len, head_dim=c.head_dim, dtype=act_dtype, buffering=b, label=p + "attn"),
+                      kv_len=c.seq_len, head_dim=c.head_dim, dtype=act_dtype, buffering=b, label=p + "attn",
+                      kv_heads=c.kv_heads),
             Gemm(M=tokens, N=h, K=h, dtype=dtype, buffering=b, split=red, label=p + "o_proj"),
             Elementwise(rows=tokens, cols=h, dtype=act_dtype, buffering=b, label=p + "residual1"),
             LayerNorm(rows=tokens, cols=h, dtype=act_dtype, buffering=b, label=p + "ln2"),

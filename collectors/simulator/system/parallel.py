@@ -153,8 +153,9 @@ def _layer_ops(c: ModelConfig, tokens: int, batch: int, mode: str, tp: int) -> t
     q_len = c.seq_len if mode == "prefill" else 1
     return (
         LayerNorm(rows=tokens, cols=h, label="ln1"),
-        Gemm(M=tokens, N=3 * h // tp, K=h, label="qkv"),
-        Attention(batch=batch, heads=c.heads // tp, seq_len=q_len, kv_len=c.seq_len, head_dim=hd, label="attn"),
+        Gemm(M=tokens, N=(c.heads + 2 * (c.kv_heads or c.heads)) * hd // tp, K=h, label="qkv"),
+        Attention(batch=batch, heads=c.heads // tp, seq_len=q_len, kv_len=c.seq_len, head_dim=hd, label="attn",
+                  kv_heads=c.kv_heads // tp if c.kv_heads else None),
         Gemm(M=tokens, N=h, K=h // tp, label="o_proj"),
         Elementwise(rows=tokens, cols=h, label="residual1"),
         LayerNorm(rows=tokens, cols=h, label="ln2"),
@@ -180,6 +181,7 @@ def build_parallel_llm(w: ParallelLlm, spec: HardwareSpec, system: SystemSpec, d
     _check(w.tp >= 1 and w.pp >= 1 and w.microbatches >= 1, "tp, pp and microbatches must be at least 1")
     _check(c.heads % w.tp == 0 and c.ffn % w.tp == 0 and c.hidden % w.tp == 0,
            f"tp={w.tp} must divide heads ({c.heads}), ffn ({c.ffn}) and hidden ({c.hidden})")
+    _check((c.kv_heads or c.heads) % w.tp == 0, f"tp={w.tp} must divide kv_heads ({c.kv_heads})")
     _check(c.layers >= w.pp, f"pp={w.pp} stages need at least as many layers (have {c.layers})")
     _check(c.batch % w.microbatches == 0, f"microbatches={w.microbatches} must divide batch ({c.batch})")
     mm, act_bytes = _dtypes(c, spec, dtype)
