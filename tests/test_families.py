@@ -362,3 +362,17 @@ def test_llm_decode_takes_kv_heads_on_one_device_and_under_tensor_parallelism() 
 
         build_parallel_llm(system_workload_from_name("llm-decode", tp=4, kv_heads=2, **kw), load_spec("a100-sxm"),
                            None, None)  # type: ignore[arg-type]
+
+
+def test_skewed_routing_in_decode_reads_fewer_experts_weights() -> None:
+    # 4 sequences x top-2 of 8 experts = 8 assignments: balanced, every expert gets one token (all
+    # eight read their weights); with the busiest at 4x the mean, 4 go to one expert, 4 to four others
+    base = LlmConfig(layers=1, hidden=256, heads=4, ffn=512, vocab=256, seq_len=64, batch=4, experts=8, top_k=2)
+    skewed = LlmConfig(**{**base.__dict__, "imbalance": 4.0})
+    assert expert_loads(4, 8, 2, 4.0) == [4, 1, 1, 1, 1, 0, 0, 0]
+    spec = load_spec("edge-npu")
+    b0 = simulate(LlmDecode(base), spec, dtype="fp16", detail="summary").stats
+    b1 = simulate(LlmDecode(skewed), spec, dtype="fp16", detail="summary").stats
+    assert b0["matrix_flops"] == b1["matrix_flops"]  # the same token-expert pairs
+    three_experts = 3 * 3 * 256 * 512 * 2  # up, gate, down of three idle experts, fp16
+    assert b0["dram_bytes"] - b1["dram_bytes"] == pytest.approx(three_experts, rel=0.02)
