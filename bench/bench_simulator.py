@@ -83,16 +83,20 @@ def _python_loop(fn: Callable[[], Any]) -> Callable[[], Any]:
     return run
 
 
-def _median_wall_and_cpu(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:
-    """Median wall and process-CPU seconds of ``fn()``; CPU time shows what a busy machine hides."""
+def _median_wall_and_cpu(fn: Callable[[], Any], repeat: int) -> tuple[float, float, int]:
+    """Median wall and process-CPU seconds of ``fn()`` (CPU time shows what a busy machine hides),
+    and the event count of the trace it returned."""
     walls, cpus = [], []
+    events = 0
     for _ in range(repeat):
         gc.collect()
         c0, t0 = time.process_time(), time.perf_counter()
-        fn()
+        res = fn()
         walls.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - c0)
-    return statistics.median(walls), statistics.median(cpus)
+        events = res.trace.num_events
+        del res
+    return statistics.median(walls), statistics.median(cpus), events
 
 
 def _rowwise_rebuild(trace: Any) -> None:
@@ -156,9 +160,8 @@ def main(quick: bool = False) -> None:
         n_slices = res.trace.slices.num_rows
         total_ns = res.total_ns
         del res
-        t, cpu = _median_wall_and_cpu(full, rep)
-        s_events = summary().trace.num_events
-        ts, cpu_s = _median_wall_and_cpu(summary, max(rep, 3))
+        t, cpu, _ = _median_wall_and_cpu(full, rep)
+        ts, cpu_s, s_events = _median_wall_and_cpu(summary, rep)
         row: dict[str, Any] = {
             "case": name, "hw": hw, "instructions": n_instr, "events": events,
             "median_s": t, "events_per_s": events / t, "vs_1M_target": events / t / TARGET_EVENTS_PER_S,
