@@ -67,3 +67,34 @@ def test_sweep_view_shows_the_points_and_the_pareto_front(tmp_path):
             d.quit()
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_replay_view_shows_measured_against_simulated(tmp_path):
+    kineto = Path(__file__).parent / "data" / "kineto" / "a100_rank3_of8.json.gz"
+    out = tmp_path / "replay.json"
+    r = subprocess.run([sys.executable, "-m", "profiler", "replay", str(kineto), "--limit", "4", "--format", "json"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    out.write_text(r.stdout)
+    proc = subprocess.Popen([sys.executable, "-m", "profiler", "ui", "--replay", str(out), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    d = None
+    try:
+        url = None
+        deadline = time.time() + 120
+        while url is None and time.time() < deadline:
+            m = re.search(r"replay replay\.json: (http://127\.0\.0\.1:\d+/replay/0)", proc.stdout.readline())
+            url = m.group(1) if m else None
+        assert url
+        d = chrome()
+        d.get(url)
+        assert len(wait_for(lambda: d.find_elements("css selector", "#rows tbody tr"))) == 4
+        pts = wait_for(lambda: d.execute_script(
+            "var g=document.getElementById('scatter'); return g && g.data ? g.data[0].x.length : 0"))
+        assert pts == 4
+        assert "median |error|" in d.find_element("id", "summary").text
+    finally:
+        if d is not None:
+            d.quit()
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -32,7 +32,7 @@ def build_registry(loaded: list[tuple[Trace, Path | None]], spec: HardwareSpec |
 
 
 def make_server(reg: Registry, host: str = "127.0.0.1", port: int = 0, allow_hosts: Iterable[str] = (),
-                sweeps: Iterable[dict[str, Any]] = ()) -> Any:
+                sweeps: Iterable[dict[str, Any]] = (), replays: Iterable[dict[str, Any]] = ()) -> Any:
     """A threaded WSGI server for the app (port 0: a free port; ``server.server_port`` tells which).
 
     Requests naming a Host other than loopback, ``host`` itself or ``allow_hosts`` are refused,
@@ -43,20 +43,23 @@ def make_server(reg: Registry, host: str = "127.0.0.1", port: int = 0, allow_hos
     from ui.app import create_app
 
     app = create_app(reg)
+    from ui.replay_view import register_replays
     from ui.sweep_view import register_sweeps
 
     register_sweeps(app.server, list(sweeps))  # /sweep/<i>: what-if results beside the traces
+    register_replays(app.server, list(replays))  # /replay/<i>: measured vs simulated per op
     guard = RequestGuard(app.server.wsgi_app, allowed_hosts(host, allow_hosts))
     app.server.wsgi_app = guard
     return wz(host, port, app.server, threaded=True)
 
 
 def serve(reg: Registry, host: str = "127.0.0.1", port: int = 8050, announce: Callable[[str], None] | None = None,
-          allow_hosts: Iterable[str] = (), sweeps: Iterable[dict[str, Any]] = ()) -> None:
+          allow_hosts: Iterable[str] = (), sweeps: Iterable[dict[str, Any]] = (),
+          replays: Iterable[dict[str, Any]] = ()) -> None:
     """Serve until interrupted; ``announce`` gets the page's URL once the socket is bound (with the
     real port when ``port`` is 0).  A ``host`` beyond loopback is warned about on stderr."""
     warn_if_exposed(host)
-    srv = make_server(reg, host, port, allow_hosts, sweeps)
+    srv = make_server(reg, host, port, allow_hosts, sweeps, replays)
     if announce is not None:
         shown = f"[{host}]" if ":" in host else host
         announce(f"http://{shown}:{srv.server_port}/")

@@ -36,13 +36,16 @@ def _check_port(host: str, port: int) -> None:
               help="open several TRACEs one at a time instead of as the ranks of one job")
 @click.option("--sweep", "sweep_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="a 'profiler sweep --format json' result to show at /sweep/N (repeatable)")
+@click.option("--replay", "replay_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="a 'profiler replay --format json' result to show at /replay/N (repeatable)")
 @click.option("--max-upload-mb", default=200, show_default=True, type=click.IntRange(1, 4096),
               help="largest trace the page accepts by upload")
 @click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
               help="a host name the page may be opened as besides 127.0.0.1/localhost (repeatable); "
                    "other Host headers are refused (DNS rebinding)")
 def ui(traces: tuple[str, ...], hw: str | None, host: str, port: int, trace_dirs: tuple[str, ...],
-       separate: bool, sweep_files: tuple[str, ...], max_upload_mb: int, allow_hosts: tuple[str, ...]) -> None:
+       separate: bool, sweep_files: tuple[str, ...], replay_files: tuple[str, ...], max_upload_mb: int,
+       allow_hosts: tuple[str, ...]) -> None:
     """Open the dashboard on TRACE (the bundled sample when none is given).
 
     Several TRACEs are the ranks of one job: one timeline with a collapsible group per rank, the
@@ -52,11 +55,13 @@ def ui(traces: tuple[str, ...], hw: str | None, host: str, port: int, trace_dirs
     and files uploaded from the browser; it never reads another path.
     """
     from profiler.formats import read_trace
+    from ui.replay_view import load_replay
     from ui.server import build_registry, serve
     from ui.sweep_view import load_sweep
 
     spec = resolve_spec(hw)
     sweeps = [run_or_fail(load_sweep, f) for f in sweep_files]
+    replays = [run_or_fail(load_replay, f) for f in replay_files]
     if port:
         _check_port(host, port)
     paths = [Path(t) for t in traces]
@@ -91,5 +96,7 @@ def ui(traces: tuple[str, ...], hw: str | None, host: str, port: int, trace_dirs
         click.echo(f"profiler ui: {url}  (Ctrl+C to stop)")
         for i, sw in enumerate(sweeps):
             click.echo(f"profiler ui: sweep {sw['label']}: {url}sweep/{i}")
+        for i, rp in enumerate(replays):
+            click.echo(f"profiler ui: replay {rp['label']}: {url}replay/{i}")
 
-    serve(reg, host, port, announce=announce, allow_hosts=allow_hosts, sweeps=sweeps)
+    serve(reg, host, port, announce=announce, allow_hosts=allow_hosts, sweeps=sweeps, replays=replays)
