@@ -136,3 +136,8 @@ def _print_comparison(result: Any) -> None:
     click.echo(f"SCALE-Sim vs simulator: {cfg.array_name}, SRAM {cfg.ifmap_sram_kb}/{cfg.filter_sram_kb}/"
                f"{cfg.ofmap_sram_kb} KiB, {cfg.bandwidth} words/cycle (total cycles incl. prefetch)")
     click.echo(format_comparison(rows))
+    windows = [lr.name for lr in result.layers if getattr(lr.layer, "filter_h", 1) * getattr(lr.layer, "filter_w", 1) > 1]
+    if windows:
+        click.echo(f"note: {', '.join(windows[:5])}{' ...' if len(windows) > 5 else ''}: convolutions with windows "
+                   "larger than 1x1 are simulated as their GEMM; SCALE-Sim's im2col IFMAP repeats addresses of "
+                   "overlapping windows, so its IFMAP SRAM hits (and cycles, for ws/is) can differ")
