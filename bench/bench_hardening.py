@@ -1,16 +1,19 @@
-"""Hardening benchmarks: nesting depth against a per-level baseline, and a gzip bomb's peak memory.
+"""Hardening benchmarks: nesting depth and upload memory against same-run baselines; a gzip bomb's peak memory.
 
 1. **Deep nesting.**  ``n`` fully nested slices (each inside the previous one: depth ``n - 1``).
    Parents by :func:`profiler.nesting.parents_from_depth` (one sort) against the per-level walk
    it replaced (one pass over all slices per level, kept here as the baseline), both on the same
    input in the same run; then the whole :func:`profiler.nesting.nest` and a builder ``build``.
-2. **Gzip bomb.**  :func:`bench.fuzz.gzip_bomb` (whitespace, the trailer's size modulo 2**32),
+2. **Uploads.**  A dashboard server made as ``profiler ui`` makes it takes ``n`` uploads of a real
+   Kineto trace over HTTP; peak RSS with the default upload budget against no budget (every upload
+   kept, what the server did before), each in a fresh process.
+3. **Gzip bomb.**  :func:`bench.fuzz.gzip_bomb` (whitespace, the trailer's size modulo 2**32),
    read by ``read_trace`` in a fresh process with the default content limit: the normal reader
    switches to streaming once the content passes the stream threshold, and streaming drops the
    whitespace between events.  Before these changes the full-size file (4 GiB + 64 MiB) took the
    normal reader to 8.7 GB and the streaming one to 13.5 GB (measured on this machine).
 
-``python -m bench hardening`` (``--quick``: 20k slices, a 600 MB bomb).
+``python -m bench hardening`` (``--quick``: 20k slices, 10 uploads, a 600 MB bomb).
 """
 
 from __future__ import annotations
@@ -93,8 +96,58 @@ def bomb_rows(content: int) -> list[dict[str, object]]:
     return rows
 
 
+def _serve_uploads(path: str, n: int, budget: str) -> None:
+    """In the child: a dashboard server (as ``profiler ui`` makes it), ``n`` uploads of ``path`` over HTTP."""
+    import base64
+    import http.client
+    import json
+    import os
+    import threading
+
+    if budget:
+        os.environ["ACCEL_PROFILER_UPLOAD_BUDGET"] = budget
+    from ui.server import build_registry, make_server
+
+    reg = build_registry([], None)
+    srv = make_server(reg, "127.0.0.1", 0)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    payload = "data:application/octet-stream;base64," + base64.b64encode(Path(path).read_bytes()).decode()
+    outputs = [{"id": "trace-key", "property": "data"}, {"id": "message", "property": "children"},
+               {"id": "trace-select", "property": "options"}, {"id": "trace-select", "property": "value"}]
+    for i in range(n):
+        body = json.dumps({"output": "..trace-key.data...message.children...trace-select.options...trace-select.value..",
+                           "outputs": outputs,
+                           "inputs": [{"id": "trace-select", "property": "value", "value": None},
+                                      {"id": "upload", "property": "contents", "value": payload}],
+                           "state": [{"id": "upload", "property": "filename", "value": f"u{i}.json.gz"},
+                                     {"id": "trace-key", "property": "data", "value": 0}],
+                           "changedPropIds": ["upload.contents"]}).encode()
+        c = http.client.HTTPConnection("127.0.0.1", srv.server_port, timeout=300)
+        c.request("POST", "/_dash-update-component", body=body, headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        r.read()
+        c.close()
+    print(f"  {len(reg.traces)} traces kept", flush=True)
+    srv.shutdown()
+
+
+def upload_rows(n: int) -> list[dict[str, object]]:
+    """Server RSS after ``n`` uploads of a real Kineto trace: no budget (the baseline: every upload
+    kept, as before) against the default budget, each in a fresh process."""
+    path = Path("/work/shared/data/kineto/a100_nccl_2ranks_rank0.json.gz")
+    if not path.exists():
+        path = Path(__file__).resolve().parent.parent / "sample_traces" / "torch_cpu_mlp.pt.trace.json.gz"
+    rows: list[dict[str, object]] = []
+    for label, budget in (("baseline: no budget", "1T"), ("default budget", "")):
+        m = peak_memory(_serve_uploads, str(path), n, budget)
+        rows.append({"uploads": n, "of": path.name, "server": label, "start_rss_mb": round(m["baseline_rss_mb"]),
+                     "peak_rss_mb": round(m["peak_rss_mb"]), "seconds": round(m["seconds"], 1)})
+    return rows
+
+
 def main(quick: bool = False) -> None:
     report("hardening_nesting", nesting_rows(20_000 if quick else 100_000, 5_000 if quick else 20_000))
+    report("hardening_uploads", upload_rows(10 if quick else 50))
     report("hardening_bomb", bomb_rows((600 << 20) if quick else (1 << 32) + (64 << 20)))
 
 
