@@ -376,3 +376,15 @@ def test_skewed_routing_in_decode_reads_fewer_experts_weights() -> None:
     assert b0["matrix_flops"] == b1["matrix_flops"]  # the same token-expert pairs
     three_experts = 3 * 3 * 256 * 512 * 2  # up, gate, down of three idle experts, fp16
     assert b0["dram_bytes"] - b1["dram_bytes"] == pytest.approx(three_experts, rel=0.02)
+
+
+def test_hf_config_detection(tmp_path) -> None:
+    from collectors.simulator.families import is_hf_config
+
+    named = tmp_path / "llama.json"
+    named.write_text(json.dumps(LLAMA2_7B))
+    trace = tmp_path / "trace.json"
+    trace.write_text(json.dumps({"traceEvents": [{"name": "hidden_size", "ph": "X", "ts": 0, "dur": 1}]}))
+    assert is_hf_config(str(named)) and not is_hf_config(str(trace))
+    assert not is_hf_config(str(tmp_path / "config.json"))  # no such file
+    assert load_hf_config(named).kvh == 32
