@@ -22,6 +22,12 @@ built here from those primitives:
 
 BatchNorm at inference is taken as folded into the preceding convolution (ASSUMPTION: the usual
 deployment graph), so CNN blocks are conv + activation (+ residual add).
+
+Limits: the flash attention lowering deals (K/V head, query tile) items to the cores and does not
+split the keys of one item over several cores (FlashDecoding does), so a decode step with fewer
+K/V heads x sequences than cores (an A100's 108 SMs) uses only that many cores: grouped-query
+decode reads ``heads/kv_heads`` times fewer K/V bytes but gains less time than that there.
+Depthwise convolutions run as matrix-engine GEMMs with N = 1 (no vector-engine path).
 """
 
 from __future__ import annotations
