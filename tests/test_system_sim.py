@@ -163,6 +163,8 @@ def test_cli_allreduce_and_parallel_decode(tmp_path):
              str(tmp_path / "d.pftrace"))
     assert r.returncode == 0, r.stderr
     assert "4 x a100-sxm" in r.stdout
+    r = _cli("simulate", "allreduce", "--hw", "mi210", "-o", str(tmp_path / "m.pftrace"))
+    assert r.returncode == 0 and "4 x mi210 (ring" in r.stdout  # the preset's own 4-card Infinity Fabric ring
     r = _cli("simulate", "allreduce", "--hw", "edge-npu", "-o", str(tmp_path / "x.pftrace"))
     assert r.returncode == 2 and "interconnect" in r.stderr and "Traceback" not in r.stderr
     r = _cli("simulate", "allreduce", "--hw", "edge-npu", "--set", "link_bandwidth=1e10", "--set", "devices=2",

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from collectors.simulator.machine import SimulatorError
@@ -92,6 +92,9 @@ def simulate_system(workload: Any, spec: HardwareSpec, dtype: str | None = None,
     from collectors.simulator.system.trace import build_trace
 
     n = int(getattr(workload, "devices", 1))
+    if isinstance(workload, Collective) and n == 0:  # as many devices as the system has
+        n = int((system or {}).get("devices") or (spec.system.devices if spec.system is not None else 2))
+        workload = replace(workload, devices=n)
     sys_spec = system_of(spec, n, system)
     try:
         prog: SystemProgram

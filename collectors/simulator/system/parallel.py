@@ -99,11 +99,12 @@ def _simulate_ops(ops: tuple[Any, ...], spec: HardwareSpec, dtype: str | None) -
 # ------------------------------------------------------------------ workloads
 @dataclass(frozen=True)
 class Collective:
-    """One collective alone: ``kind`` of ``bytes`` over ``devices`` (``algorithm`` ring or tree)."""
+    """One collective alone: ``kind`` of ``bytes`` over ``devices`` (``algorithm`` ring or tree;
+    ``devices`` 0: as many as the spec's ``[system]`` has)."""
 
     kind: str = "all_reduce"
     bytes: float = 1 << 30
-    devices: int = 8
+    devices: int = 0
     algorithm: str = "ring"
     label: str = "collective"
 
