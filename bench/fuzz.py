@@ -184,6 +184,8 @@ def attack_perfetto_cases() -> dict[str, bytes]:
             if typ == 1 and annotation_iid:
                 a = te.debug_annotations.add()
                 a.name_iid, a.int_value = 9, 3
+                b = te.debug_annotations.add()
+                b.name, b.string_value_iid = "label", 11
         if meta is not None:
             p = t.packet.add()
             p.trusted_packet_sequence_id = 1

@@ -201,8 +201,9 @@ def test_perfetto_drops_that_were_silent_are_counted(tmp_path: Path) -> None:
     assert cat.slices["category"].to_pylist() == ["42"]
     assert cat.metadata.import_stats.repaired.get("event_category_not_interned") == 1
     ann = read_trace(_write(tmp_path, "a.pftrace", attack_perfetto_cases()["annotation_name_not_interned"]))
-    assert json.loads(ann.slices["args"][0].as_py()) == {"arg9": 3}
+    assert json.loads(ann.slices["args"][0].as_py()) == {"arg9": 3, "label": None}
     assert ann.metadata.import_stats.repaired.get("annotation_name_not_interned") == 1
+    assert ann.metadata.import_stats.repaired.get("annotation_string_not_interned") == 1
 
 
 # ---------------------------------------------------------- linear nesting

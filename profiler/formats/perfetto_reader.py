@@ -165,16 +165,20 @@ class _Events:
         return i
 
 
-def _annotation_value(a: Any, st: _SeqState) -> Any:
+def _annotation_value(a: Any, st: _SeqState, stats: ImportStats | None = None) -> Any:
     which = a.WhichOneof("value")
     if which is None:
         if len(a.dict_entries):
-            return {(e.name or st.ann_names.get(e.name_iid, str(e.name_iid))): _annotation_value(e, st) for e in a.dict_entries}
+            return {(e.name or st.ann_names.get(e.name_iid, str(e.name_iid))): _annotation_value(e, st, stats)
+                    for e in a.dict_entries}
         if len(a.array_values):
-            return [_annotation_value(e, st) for e in a.array_values]
+            return [_annotation_value(e, st, stats) for e in a.array_values]
         return None
     if which == "string_value_iid":
-        return st.ann_strings.get(a.string_value_iid)
+        v = st.ann_strings.get(a.string_value_iid)
+        if v is None and stats is not None:  # kept as null, and counted
+            stats.repair("annotation_string_not_interned")
+        return v
     if which == "legacy_json_value":
         try:
             return json.loads(a.legacy_json_value)
@@ -208,7 +212,7 @@ def _annotations(te: Any, st: _SeqState, stats: ImportStats | None = None) -> tu
             if isinstance(parsed, dict):
                 args.update(parsed)
                 continue
-        v = _annotation_value(a, st)
+        v = _annotation_value(a, st, stats)
         if name in ("flops", "bytes") and isinstance(v, (int, float)) and not isinstance(v, bool):
             if name == "flops":
                 flops = float(v)
