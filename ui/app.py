@@ -33,9 +33,10 @@ def create_app(reg: Registry, initial: int | None = None, lean_plotly: bool = Tr
     """
     # vendor/ (the plotly.js bundle) is served from the assets folder but loaded by plotly-loader.js
     # asynchronously, not by a blocking script tag.
-    app = Dash(__name__, assets_folder=str(ASSETS), assets_path_ignore=["vendor"],  # type: ignore[arg-type]
+    app = Dash(__name__, assets_folder=str(ASSETS), assets_path_ignore=["vendor"],
                assets_ignore="" if lean_plotly else r"^plotly-loader\.js$",
-               title="accel-profiler", update_title=None, suppress_callback_exceptions=True)
+               title="accel-profiler", update_title=None,  # type: ignore[arg-type]
+               suppress_callback_exceptions=True)
     server = app.server
     server.config["MAX_CONTENT_LENGTH"] = int(reg.max_upload_bytes * 1.4) + (1 << 20)
     offline = register_routes(server, reg)
