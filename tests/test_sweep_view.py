@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -28,6 +29,33 @@ def _sweep_file(tmp_path: Path) -> Path:
     return out
 
 
+@contextlib.contextmanager
+def _served(args: list[str], announce: str):
+    """``profiler ui ARGS --port 0`` running; yields the URL its line matching ``announce`` names."""
+    proc = subprocess.Popen([sys.executable, "-m", "profiler", "ui", *args, "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = None
+        deadline = time.time() + 120
+        while url is None and time.time() < deadline:
+            m = re.search(announce, proc.stdout.readline())
+            url = m.group(1) if m else None
+        assert url, "the server did not announce the page"
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def _browser():
+    d = chrome()
+    try:
+        yield d
+    finally:
+        d.quit()
+
+
 def test_sweep_view_shows_the_points_and_the_pareto_front(tmp_path):
     sweep = _sweep_file(tmp_path)
     doc = json.loads(sweep.read_text())
@@ -35,17 +63,8 @@ def test_sweep_view_shows_the_points_and_the_pareto_front(tmp_path):
     doc["points"][0]["error"] = "<img src=x onerror=alert(1)>"
     doc["points"][0]["latency_ns"] = None
     sweep.write_text(json.dumps(doc))
-    proc = subprocess.Popen([sys.executable, "-m", "profiler", "ui", "--sweep", str(sweep), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    d = None
-    try:
-        url = None
-        deadline = time.time() + 120
-        while url is None and time.time() < deadline:
-            m = re.search(r"sweep sweep\.json: (http://127\.0\.0\.1:\d+/sweep/0)", proc.stdout.readline())
-            url = m.group(1) if m else None
-        assert url, "the server did not announce the sweep page"
-        d = chrome()
+    with _served(["--sweep", str(sweep)], r"sweep sweep\.json: (http://127\.0\.0\.1:\d+/sweep/0)") as url, \
+            _browser() as d:
         d.get(url)
         rows = wait_for(lambda: d.find_elements("css selector", "#points tbody tr"))
         assert len(rows) == 6
@@ -62,11 +81,6 @@ def test_sweep_view_shows_the_points_and_the_pareto_front(tmp_path):
         xt = wait_for(lambda: d.execute_script(
             "var g=document.getElementById('chart'); return g && g.layout ? g.layout.xaxis.title.text : ''"))
         assert "SRAM" in xt
-    finally:
-        if d is not None:
-            d.quit()
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_replay_view_shows_measured_against_simulated(tmp_path):
@@ -76,25 +90,11 @@ def test_replay_view_shows_measured_against_simulated(tmp_path):
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     out.write_text(r.stdout)
-    proc = subprocess.Popen([sys.executable, "-m", "profiler", "ui", "--replay", str(out), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    d = None
-    try:
-        url = None
-        deadline = time.time() + 120
-        while url is None and time.time() < deadline:
-            m = re.search(r"replay replay\.json: (http://127\.0\.0\.1:\d+/replay/0)", proc.stdout.readline())
-            url = m.group(1) if m else None
-        assert url
-        d = chrome()
+    with _served(["--replay", str(out)], r"replay replay\.json: (http://127\.0\.0\.1:\d+/replay/0)") as url, \
+            _browser() as d:
         d.get(url)
         assert len(wait_for(lambda: d.find_elements("css selector", "#rows tbody tr"))) == 4
         pts = wait_for(lambda: d.execute_script(
             "var g=document.getElementById('scatter'); return g && g.data ? g.data[0].x.length : 0"))
         assert pts == 4
         assert "median |error|" in d.find_element("id", "summary").text
-    finally:
-        if d is not None:
-            d.quit()
-        proc.terminate()
-        proc.wait(timeout=30)

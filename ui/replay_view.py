@@ -8,28 +8,16 @@ from the file are HTML-escaped in the table and JSON-escaped inside the chart's 
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 from typing import Any
 
-from profiler.errors import ProfilerError
-from ui.sweep_view import _js, _num
-
-
-class ReplayFileError(ProfilerError):
-    """A file that is not a ``profiler replay --format json`` result."""
+from ui.sweep_view import _js, _num, load_result
 
 
 def load_replay(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ReplayFileError(f"{p}: not a replay result: {exc}") from None
-    rows = doc.get("rows") if isinstance(doc, dict) else None
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise ReplayFileError(f"{p}: not a replay result (no 'rows' list; write one with profiler replay --format json)")
-    return {"label": p.name, "rows": rows, "summary": doc.get("summary") or {}}
+    """A ``profiler replay --format json`` result (``rows`` and ``summary``)."""
+    doc = load_result(path, "replay", "rows")
+    return {**doc, "summary": doc.get("summary") or {}}
 
 
 def page(rep: dict[str, Any]) -> str:

@@ -26,21 +26,27 @@ _FIXED = ("dtype", "latency_ns", "tflops", "flops", "dram_bytes", "sram_bytes", 
           "pareto", "error")
 
 
-class SweepFileError(ProfilerError):
-    """A file that is not a ``profiler sweep --format json`` result."""
+class ResultFileError(ProfilerError):
+    """A file that is not the JSON result of the verb that should have written it."""
 
 
-def load_sweep(path: str | Path) -> dict[str, Any]:
-    """A sweep result file: ``{"points": [...], "gains": ...}``; bad input raises :class:`SweepFileError`."""
+def load_result(path: str | Path, verb: str, key: str) -> dict[str, Any]:
+    """A ``profiler VERB --format json`` result: its document, whose ``key`` must be a list of rows
+    (objects), plus ``label`` (the file name); anything else raises :class:`ResultFileError`."""
     p = Path(path)
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise SweepFileError(f"{p}: not a sweep result: {exc}") from None
-    pts = doc.get("points") if isinstance(doc, dict) else None
-    if not isinstance(pts, list) or not all(isinstance(x, dict) for x in pts):
-        raise SweepFileError(f"{p}: not a sweep result (no 'points' list; write one with profiler sweep --format json)")
-    return {"label": p.name, "points": pts}
+        raise ResultFileError(f"{p}: not a {verb} result: {exc}") from None
+    rows = doc.get(key) if isinstance(doc, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(x, dict) for x in rows):
+        raise ResultFileError(f"{p}: not a {verb} result (no '{key}' list; write one with profiler {verb} --format json)")
+    return {**doc, "label": p.name}
+
+
+def load_sweep(path: str | Path) -> dict[str, Any]:
+    """A ``profiler sweep --format json`` result (``points``)."""
+    return load_result(path, "sweep", "points")
 
 
 def _num(v: Any) -> float | None:
