@@ -12,7 +12,7 @@ matrix engine, a vector engine, two DMA queues and a counter, plus a host thread
 * ``h100-sim``: a real simulator trace, a 7B-shaped decode layer on the 132-core h100-sxm (over
   a thousand rows).
 
-``--sizes=1M,1.2M`` picks which (default: the first two; 15M needs about 20 GB and minutes on a
+``--sizes=1M,1.2M`` picks which (``--no-peer`` leaves the Perfetto UI out) (default: the first two; 15M needs about 20 GB and minutes on a
 2-core machine).  Per trace, in one run:
 
 * server: ``/api/view`` work for a zoom (rows on screen only), median and p95 over windows from the
@@ -149,7 +149,7 @@ def _perfetto_rows(label: str, trace: Any, quick: bool) -> list[dict[str, Any]]:
              "median_ms": statistics.median(times), "n": len(times)}]
 
 
-def main(quick: bool = False, sizes: list[str] | None = None) -> None:
+def main(quick: bool = False, sizes: list[str] | None = None, peer: bool = True) -> None:
     import logging
 
     from werkzeug.serving import make_server
@@ -193,7 +193,7 @@ def main(quick: bool = False, sizes: list[str] | None = None) -> None:
                 rows.append({"what": "browser timings skipped: /usr/bin/chromium or chromedriver missing"})
         finally:
             srv.shutdown()
-        rows += _perfetto_rows(label, trace, quick)
+        rows += _perfetto_rows(label, trace, quick) if peer else [{"what": f"{label}: Perfetto UI not run (--no-peer)"}]
         del app, reg, lt, trace
     report("ui", rows)
 
@@ -202,4 +202,4 @@ if __name__ == "__main__":
     import sys
 
     arg = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--sizes=")), None)
-    main(quick="--quick" in sys.argv, sizes=arg.split(",") if arg else None)
+    main(quick="--quick" in sys.argv, sizes=arg.split(",") if arg else None, peer="--no-peer" not in sys.argv)
