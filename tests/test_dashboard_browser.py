@@ -86,7 +86,7 @@ def tl_info(d: Any) -> dict[str, Any]:
 def settled(d: Any) -> dict[str, Any] | None:
     """The timeline's info once its latest request has been drawn, else None."""
     i = tl_info(d)
-    return i if i and i.get("drawnSeq", 0) > 0 and i["drawnSeq"] == i["seq"] else None
+    return i if i and i.get("drawnSeq", 0) > 0 and i["drawnSeq"] == i["seq"] and i.get("dataKey") == i["key"] else None
 
 
 def load(d: Any, url: str) -> dict[str, Any]:
@@ -311,7 +311,7 @@ def test_open_in_perfetto_shows_the_same_trace_at_the_same_window(server: tuple[
     lt = reg.traces[0]
     span = lt.index.span[1] - lt.index.span[0]
     zoom(driver, int(span * 0.2), int(span * 0.3))
-    time.sleep(0.6)  # the view reaches the page's store a moment after it is drawn
+    time.sleep(1.2)  # the view reaches the page's store once zooming pauses (0.5 s)
     info = {"t0": lt.origin + int(span * 0.2), "t1": lt.origin + int(span * 0.3)}
     main = driver.current_window_handle
     driver.find_element("id", "perfetto-btn").click()

@@ -358,8 +358,8 @@ def test_longest_slices_need_no_flops_and_a_row_shows_its_slice(server: tuple[st
     ix = lt.index
     top = int(ix.dur.max())
     names = {lt.columns["names"][lt.columns["name"][k]] for k in np.flatnonzero(ix.dur == top)}
-    first = wait_for(lambda: driver.find_elements("css selector", "#longest td[data-dash-column='name']"))
-    assert first[0].text in names
+    first = wait_for(lambda: (c := driver.find_elements("css selector", "#longest td[data-dash-column='name']"))
+                     and c[0].text in names and c)  # the table follows the trace just opened
     first[0].click()
     info = wait_for(lambda: (i := settled(driver)) and i["sel"] is not None and i)
     assert ix.dur[info["sel"]] == top

@@ -282,7 +282,10 @@
     loadRows().then(() => { TL.scroller.scrollTop = 0; st.scroll = 0; scrollToTrack(track); draw(); schedule(0); publish(); });
   }
   let pubTimer = null;
-  function publishSoon() { clearTimeout(pubTimer); pubTimer = setTimeout(publish, 250); }
+  // The panels that follow the window (range statistics, roofline) cost the server seconds on a
+  // wide window of millions of slices: they are told once the zooming pauses, not on every step,
+  // so that they do not compete with the timeline's own requests.
+  function publishSoon() { clearTimeout(pubTimer); pubTimer = setTimeout(publish, 500); }
   // The view to the URL and to the Dash store the server-side panels follow.
   function publish() {
     clearTimeout(pubTimer);
@@ -594,15 +597,19 @@
     const root = document.getElementById('tl');
     if (!root) { setTimeout(() => TL.open(key), 30); return; }
     if (!TL.canvas || !root.contains(TL.canvas)) { build(root); }
-    const h = st.hash || parseHash();
-    st.hash = {};
-    if (h.trace !== undefined && String(h.trace) !== String(key) && !st.opened) {
-      st.opened = true;
-      const dc = window.dash_clientside;
-      if (dc && dc.set_props) { st.hash = h; dc.set_props('trace-select', {value: 'key:' + h.trace}); }
-    }
+    // The hash is read once, when the page opens; a hash naming another trace than the page's
+    // first one asks Dash to open that trace and waits (in st.hash) until it is the one opened.
+    const first = !st.opened;
     st.opened = true;
+    const h = st.hash || (first ? parseHash() : {});
     const mine = h.trace !== undefined && String(h.trace) === String(key);
+    if (mine) {
+      st.hash = null;
+    } else if (first && h.trace !== undefined) {
+      st.hash = h;
+      const dc = window.dash_clientside;
+      if (dc && dc.set_props) { dc.set_props('trace-select', {value: 'key:' + h.trace}); }
+    }
     st.key = key;
     st.data = null;
     st.sel = mine && h.sel ? Number(h.sel) : null;
@@ -614,6 +621,7 @@
     TL.scroller.scrollTop = 0;
     st.scroll = 0;
     loadRows().then(() => {
+      if (st.key !== key || !st.meta) { return; }  // another trace was opened meanwhile
       st.t0 = 0;
       st.t1 = Math.max(st.meta.span, 1);
       if (mine && h.t0 !== undefined && h.t1 !== undefined && isFinite(+h.t0) && isFinite(+h.t1) && +h.t1 > +h.t0) {
@@ -645,7 +653,7 @@
     return {key: st.key, t0: st.t0, t1: st.t1, sel: st.sel, q: st.q, collapsed: Array.from(st.collapsed).sort((x, y) => x - y),
       rows: st.meta ? st.meta.rows.length : 0, shownRows: [a, b], fetchedRows: d ? [d.r0, d.r1] : null,
       bars: d ? d.bars.id.length : 0, visible: d ? d.visible : 0, binned: d ? d.binned : 0, marks: d ? d.marks.id.length : 0,
-      drawnSeq: st.drawnSeq, seq: st.seq, labels: (st.drawnLabels || []).slice(0, 500), range: st.range, ticks: st.tickLabels || [], hlTrack: st.hlTrack,
+      drawnSeq: st.drawnSeq, seq: st.seq, dataKey: d ? d.key : null, labels: (st.drawnLabels || []).slice(0, 500), range: st.range, ticks: st.tickLabels || [], hlTrack: st.hlTrack,
       roundTrips: st.stats.roundTrips.slice(-50), canvasH: TL.canvas ? TL.canvas.height : 0};
   };
   TL.hit = function (x, y) { return hit(x, y); };
