@@ -134,9 +134,8 @@ def _serve_uploads(path: str, n: int, budget: str) -> None:
 def upload_rows(n: int) -> list[dict[str, object]]:
     """Server RSS after ``n`` uploads of a real Kineto trace: no budget (the baseline: every upload
     kept, as before) against the default budget, each in a fresh process."""
-    path = Path("/work/shared/data/kineto/a100_nccl_2ranks_rank0.json.gz")
-    if not path.exists():
-        path = Path(__file__).resolve().parent.parent / "sample_traces" / "torch_cpu_mlp.pt.trace.json.gz"
+    # a real multi-GPU Kineto trace kept in the repository (1.7 MB gzip)
+    path = Path(__file__).resolve().parent.parent / "tests" / "data" / "kineto" / "a100_rank3_of8.json.gz"
     rows: list[dict[str, object]] = []
     for label, budget in (("baseline: no budget", "1T"), ("default budget", "")):
         m = peak_memory(_serve_uploads, str(path), n, budget)
