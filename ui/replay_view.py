@@ -23,8 +23,8 @@ def load_replay(path: str | Path) -> dict[str, Any]:
 def page(rep: dict[str, Any]) -> str:
     esc = html.escape
     ok = [r for r in rep["rows"] if _num(r.get("measured_ns")) and _num(r.get("simulated_ns")) is not None]
-    xs = [_num(r["measured_ns"]) / 1e3 for r in ok]  # type: ignore[operator]
-    ys = [_num(r["simulated_ns"]) / 1e3 for r in ok]  # type: ignore[operator]
+    xs = [float(r["measured_ns"]) / 1e3 for r in ok]
+    ys = [float(r["simulated_ns"]) / 1e3 for r in ok]
     hi = max(xs + ys + [1.0])
     text = [f"{r.get('op')} {r.get('shapes')} x{r.get('count')}" for r in ok]
     scatter = [{"type": "scatter", "mode": "markers", "name": "op shapes", "x": xs, "y": ys, "text": text,

@@ -64,17 +64,17 @@ def page(sweep: dict[str, Any], cost: str) -> str:
     keys = sorted({k for p in sweep["points"] for k in p if k not in _FIXED})
     front = pareto_front(pts, cost)
     on_front = {id(p) for p in front}
-    traces = []
+    traces: list[dict[str, Any]] = []
     for d in sorted({str(p.get("dtype")) for p in pts}):
         sel = [p for p in pts if str(p.get("dtype")) == d]
         traces.append({"type": "scatter", "mode": "markers", "name": d,
-                       "x": [_num(p[cost]) / _SCALE[cost] for p in sel],  # type: ignore[operator]
-                       "y": [_num(p["latency_ns"]) / 1e6 for p in sel],  # type: ignore[operator]
+                       "x": [float(p[cost]) / _SCALE[cost] for p in sel],
+                       "y": [float(p["latency_ns"]) / 1e6 for p in sel],
                        "text": [", ".join(f"{k}={p.get(k)}" for k in keys) for p in sel],
                        "hovertemplate": "%{text}<br>%{y:.3f} ms<extra>%{fullData.name}</extra>"})
     traces.append({"type": "scatter", "mode": "lines", "name": "Pareto front", "line": {"dash": "dot"},
-                   "x": [_num(p[cost]) / _SCALE[cost] for p in front],  # type: ignore[operator]
-                   "y": [_num(p["latency_ns"]) / 1e6 for p in front]})  # type: ignore[operator]
+                   "x": [float(p[cost]) / _SCALE[cost] for p in front],
+                   "y": [float(p["latency_ns"]) / 1e6 for p in front]})
     layout = {"xaxis": {"title": {"text": _LABELS[cost]}}, "yaxis": {"title": {"text": "latency (ms)"}},
               "margin": {"t": 30}, "legend": {"orientation": "h", "y": -0.2}}
     esc = html.escape
