@@ -21,12 +21,12 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import itertools
-import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from collectors.simulator.optimes import per_op
 from profiler.errors import ProfilerError
 from profiler.hardware import HardwareSpec
 from profiler.pareto import pareto_front
@@ -124,21 +124,10 @@ def run_sweep(workload: Any, spec: HardwareSpec, vary: dict[str, list[str]], dty
 
 
 def op_times(workload: Any, spec: HardwareSpec, dtype: str | None) -> dict[str, float]:
-    """Each op's time (label -> ns) at summary detail: the end of one op to the end of the next."""
+    """Each op's time (label -> ns) at summary detail (see :mod:`collectors.simulator.optimes`)."""
     from collectors.simulator import simulate
 
-    res = simulate(workload, spec, dtype=dtype, detail="summary")
-    s = res.trace.slices
-    ends: dict[str, int] = {}
-    for a, ts, dur in zip(s["args"].to_pylist(), s["ts"].to_pylist(), s["dur"].to_pylist(), strict=True):
-        op = json.loads(a).get("op") if a else None
-        if op is not None:
-            ends[op] = max(ends.get(op, 0), ts + dur)
-    out, prev = {}, 0
-    for op, e in sorted(ends.items(), key=lambda kv: kv[1]):
-        out[op] = float(e - prev)
-        prev = e
-    return out
+    return {o.name: o.dur_ns for o in per_op(simulate(workload, spec, dtype=dtype, detail="summary").trace)}
 
 
 def precision_gains(workload: Any, spec: HardwareSpec, high: str, low: str, top: int = 20) -> list[dict[str, Any]]:

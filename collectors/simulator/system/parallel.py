@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from collectors.simulator.optimes import OpTime, per_op
 from collectors.simulator.system.program import SystemProgram
 from collectors.simulator.workloads import Attention, Elementwise, Gemm, LayerNorm, ModelConfig
 from profiler.hardware import HardwareSpec
@@ -46,15 +47,6 @@ class OpList:
 
     def expand(self, dtype: str, act_dtype: str) -> list[Any]:
         return list(self.ops)
-
-
-@dataclass(frozen=True)
-class OpTime:
-    name: str
-    dur_ns: float
-    flops: float
-    nbytes: float
-    dtype: str | None
 
 
 def op_times(ops: tuple[Any, ...], spec: HardwareSpec, dtype: str | None) -> list[OpTime]:
@@ -76,24 +68,11 @@ _OP_TIMES: dict[tuple[Any, ...], tuple[OpTime, ...]] = {}
 def _simulate_ops(ops: tuple[Any, ...], spec: HardwareSpec, dtype: str | None) -> tuple[OpTime, ...]:
     from collectors.simulator import simulate
 
-    res = simulate(OpList(ops), spec, dtype=dtype, detail="summary")
-    s = res.trace.slices
-    labels = [json.loads(a).get("op") if a else None for a in s["args"].to_pylist()]
-    ts = s["ts"].to_numpy()
-    end = ts + s["dur"].to_numpy()
-    flops = np.nan_to_num(s["flops"].to_numpy(zero_copy_only=False))
-    nbytes = np.nan_to_num(s["bytes"].to_numpy(zero_copy_only=False))
-    dts = s["dtype"].to_pylist()
-    out, prev = [], 0.0
-    for op in ops:
-        rows = [i for i, lab in enumerate(labels) if lab == op.label]
-        if not rows:
-            raise ValueError(f"op {op.label} left no slice in the simulated trace")
-        e = float(end[rows].max())
-        out.append(OpTime(op.label, e - prev, float(flops[rows].sum()), float(nbytes[rows].sum()),
-                          next((dts[i] for i in rows if dts[i]), None)))
-        prev = e
-    return tuple(out)
+    times = {o.name: o for o in per_op(simulate(OpList(ops), spec, dtype=dtype, detail="summary").trace)}
+    missing = [op.label for op in ops if op.label not in times]
+    if missing:
+        raise ValueError(f"op {missing[0]} left no slice in the simulated trace")
+    return tuple(times[op.label] for op in ops)
 
 
 # ------------------------------------------------------------------ workloads
