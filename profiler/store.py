@@ -70,8 +70,8 @@ def _check_replaceable(out: Path) -> None:
                                "refusing to replace it; choose another output path or remove it first")
 
 
-def load_trace(path: str | Path) -> Trace:
-    """Read a trace directory written by :func:`save_trace`."""
+def read_metadata(path: str | Path) -> TraceMetadata:
+    """The metadata of a trace directory from its manifest alone (no table is read)."""
     src = Path(path)
     manifest_path = src / MANIFEST
     if not manifest_path.is_file():
@@ -87,6 +87,16 @@ def load_trace(path: str | Path) -> Trace:
         raise TraceFormatError(str(manifest_path), f"trace format version {version!r} is not a number")
     if version > FORMAT_VERSION:
         raise TraceFormatError(str(manifest_path), f"trace format version {manifest.get('version')} is newer than this tool")
+    try:
+        return TraceMetadata.from_dict(manifest.get("metadata") or {})
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise TraceFormatError(str(manifest_path), "invalid metadata", str(exc)) from None
+
+
+def load_trace(path: str | Path) -> Trace:
+    """Read a trace directory written by :func:`save_trace`."""
+    src = Path(path)
+    md = read_metadata(src)
     tables: dict[str, pa.Table] = {}
     for name, schema in TABLE_SCHEMAS.items():
         f = src / f"{name}.parquet"
@@ -102,10 +112,6 @@ def load_trace(path: str | Path) -> Trace:
             tables[name] = t.cast(schema) if not t.schema.equals(schema, check_metadata=False) else t.replace_schema_metadata(None)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, ValueError, KeyError) as exc:  # cast: ValueError
             raise TraceFormatError(str(f), "unreadable Parquet table", (str(exc).splitlines() or [""])[0][:200]) from None
-    try:
-        md = TraceMetadata.from_dict(manifest.get("metadata") or {})
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise TraceFormatError(str(manifest_path), "invalid metadata", str(exc)) from None
     trace = Trace(metadata=md, **tables)
     trace.validate(source=str(src))
     return trace

@@ -78,13 +78,13 @@ def _entries(paths: list[Any], args: tuple[str, ...], cache_dir: str | None) -> 
 
     from profiler.cache import cached_trace_dir
     from profiler.cli.fleet import default_cache_dir
-    from profiler.store import load_trace
+    from profiler.store import read_metadata
     from profiler.tracesets import rank_of, run_of
 
     root = args[0] if len(args) == 1 and Path(args[0]).is_dir() else None
     out = []
     for p in paths:
         d = cached_trace_dir(p, cache_dir or default_cache_dir())
-        md = load_trace(d).metadata
+        md = read_metadata(d)
         out.append({"trace": str(p), "dir": str(d), "run": run_of(p, root), "rank": rank_of(md, str(p))})
     return out

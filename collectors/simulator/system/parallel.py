@@ -31,10 +31,8 @@ import numpy as np
 from collectors.simulator.optimes import OpTime, per_op
 from collectors.simulator.system.program import SystemProgram
 from collectors.simulator.workloads import Attention, Elementwise, Gemm, LayerNorm, ModelConfig
-from profiler.hardware import HardwareSpec
+from profiler.hardware import DTYPE_BYTES, HardwareSpec
 from profiler.system import SystemSpec
-
-_ACT_BYTES = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}
 
 
 @dataclass(frozen=True)
@@ -152,7 +150,7 @@ _ALLREDUCE_AFTER = ("o_proj", "ffn_down")
 def _dtypes(c: ModelConfig, spec: HardwareSpec, dtype: str | None) -> tuple[str | None, int]:
     mm = dtype or c.dtype
     act = c.act_dtype or (mm if mm in ("fp16", "bf16", "fp32") else ("fp16" if spec.supports("fp16") else "bf16"))
-    return mm, _ACT_BYTES.get(act, 2)
+    return mm, int(DTYPE_BYTES.get(act, 2))
 
 
 def build_parallel_llm(w: ParallelLlm, spec: HardwareSpec, system: SystemSpec, dtype: str | None) -> SystemProgram:
