@@ -120,7 +120,15 @@ def import_lines(report: Report) -> list[str]:
     return out
 
 
-def _md_table(headers: list[str], rows: list[list[str]]) -> str:
+def text_table(headers: list[str], rows: list[list[str]], indent: str = "  ") -> str:
+    """Columns padded to their widest cell (terminal reports); a "(none)" line when no rows."""
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    out = [indent + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    out += [indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(out if rows else [*out, indent + "(none)"])
+
+
+def md_table(headers: list[str], rows: list[list[str]]) -> str:
     def cell(x: str) -> str:
         return str(x).replace("|", "\\|").replace("\n", " ")
 
@@ -138,29 +146,29 @@ def to_markdown(report: Report, budgets: list[BudgetResult] | None = None, title
         failed = [b for b in budgets if not b.passed]
         verdict = f"❌ {len(failed)} of {len(budgets)} budgets failed" if failed else f"✅ all {len(budgets)} budgets passed"
         parts.append(f"**{verdict}**")
-        parts.append(_md_table(["budget", "result", "detail"],
+        parts.append(md_table(["budget", "result", "detail"],
                                [[b.name, "✅ pass" if b.passed else "❌ FAIL", b.message] for b in budgets]))
     if report.findings:
         parts.append(f"### Top findings ({len(report.findings)} total)")
-        parts.append(_md_table(
+        parts.append(md_table(
             ["", "severity", "finding", "est. gain", "suggestion"],
             [[_SEV_ICON.get(f.severity, ""), f.severity, f.title, fmt_ns(f.gain_ns), f.suggestion]
              for f in report.findings[:top]]))
     else:
         parts.append("### No findings")
     parts.append("### Run summary")
-    parts.append(_md_table(["metric", "value"], [[k, v] for k, v in _summary_rows(s)]))
+    parts.append(md_table(["metric", "value"], [[k, v] for k, v in _summary_rows(s)]))
     st = _import_stats(report)
     if st:
         parts.append("### Import")
         lost = [[what, reason, str(n)] for what in ("dropped", "repaired")
                 for reason, n in sorted((st.get(what) or {}).items(), key=lambda kv: (-kv[1], kv[0]))]
         line = import_lines(report)[0]
-        parts.append(line + (":\n\n" + _md_table(["", "reason", "events"], lost) if lost else ""))
+        parts.append(line + (":\n\n" + md_table(["", "reason", "events"], lost) if lost else ""))
     util = report.results.get("utilization")
     if util is not None and len(util.metrics):
         parts.append("### Engines")
-        parts.append(_md_table(
+        parts.append(md_table(
             ["engine", "role", "active", "busy", "stalled", "achieved"],
             [[r.track_name, r.role, fmt_ns(r.active_ns), f"{100 * r.busy_fraction:.1f}%", fmt_ns(r.stalled_ns),
               fmt_rate(r.achieved_flops, "FLOP/s") if r.role == "compute" else fmt_rate(r.achieved_bandwidth, "B/s")]
@@ -168,7 +176,7 @@ def to_markdown(report: Report, budgets: list[BudgetResult] | None = None, title
     roof = report.results.get("roofline")
     if roof is not None and len(roof.metrics):
         parts.append("### Roofline (top ops by time)")
-        parts.append(_md_table(
+        parts.append(md_table(
             ["op", "count", "time", "AI (FLOP/B)", "achieved", "bound", "headroom"],
             [[r.name, str(r.count), fmt_ns(r.total_ns), f"{r.ai:.2f}" if math.isfinite(r.ai) else "inf",
               fmt_rate(r.achieved_flops, "FLOP/s"), r.bound,
@@ -177,7 +185,7 @@ def to_markdown(report: Report, budgets: list[BudgetResult] | None = None, title
     d = report.results.get("diff")
     if d is not None and len(d.metrics):
         parts.append("### Changes vs baseline (largest first)")
-        parts.append(_md_table(
+        parts.append(md_table(
             ["op", "status", "base", "new", "delta"],
             [[r.name, r.status, fmt_ns(r.base_ns), fmt_ns(r.new_ns),
               f"{r.delta_pct:+.1f}%" if r.delta_pct == r.delta_pct else "n/a"]

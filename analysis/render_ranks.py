@@ -9,7 +9,7 @@ import pandas as pd
 
 from analysis.common import fmt_ns, fmt_rate
 from analysis.ranks import MultiRankReport
-from analysis.render import clean
+from analysis.render import clean, md_table, text_table
 
 
 def _p(v: Any) -> str:
@@ -56,11 +56,7 @@ def _head(rep: MultiRankReport) -> list[str]:
 def to_text(rep: MultiRankReport, title: str, top: int = 10) -> str:
     out = [title, *_head(rep), ""]
     for name, headers, rows in tables(rep):
-        out.append(name)
-        widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-        out.append("  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
-        out.extend("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
-        out.append("")
+        out += [name, text_table(headers, rows), ""]
     out.append("Findings" if rep.findings else "No cross-rank findings.")
     out.extend(f"  [{f.severity}] {f.title}\n      -> {f.suggestion}" for f in rep.findings[:top])
     return "\n".join(out) + "\n"
@@ -69,9 +65,7 @@ def to_text(rep: MultiRankReport, title: str, top: int = 10) -> str:
 def to_markdown(rep: MultiRankReport, title: str, top: int = 10) -> str:
     out = [f"## {title}", "", *_head(rep), ""]
     for name, headers, rows in tables(rep):
-        out += [f"### {name}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-        out += ["| " + " | ".join(r) + " |" for r in rows]
-        out.append("")
+        out += [f"### {name}", "", md_table(headers, rows), ""]
     out.append("### Findings")
     out += [f"- **{f.severity}** {f.title} — {f.suggestion}" for f in rep.findings[:top]] or ["None."]
     return "\n".join(out) + "\n"

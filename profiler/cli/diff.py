@@ -35,7 +35,7 @@ def diff(base_path: str, new_path: str, fmt: str, threshold_pct: float, min_delt
     from analysis.budget import BudgetResult
     from analysis.common import fmt_ns
     from analysis.diff import diff as run_diff
-    from analysis.render import _md_table, clean
+    from analysis.render import clean, md_table
 
     base = run_or_fail(read_trace, base_path)
     new = run_or_fail(read_trace, new_path)
@@ -62,8 +62,8 @@ def diff(base_path: str, new_path: str, fmt: str, threshold_pct: float, min_delt
                for e in s["engines"]]
         text = (f"## Trace diff: {title}\n\n**{'✅' if passed else '❌'} {verdict}**\n\n"
                 + "".join(f"> **warning:** {w}\n\n" for w in s["warnings"])
-                + _md_table(["op", "status", "base", "new", "delta"], rows) + "\n\n"
-                + (_md_table(["engine", "base active", "new active", "delta"], eng) + "\n" if eng else ""))
+                + md_table(["op", "status", "base", "new", "delta"], rows) + "\n\n"
+                + (md_table(["engine", "base active", "new active", "delta"], eng) + "\n" if eng else ""))
     elif fmt == "junit":
         from analysis import Report
         from analysis.render import to_junit

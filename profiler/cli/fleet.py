@@ -121,7 +121,7 @@ def _dask_mapper(client: Any) -> Any:
 def render(rep: Any, fmt: str, title: str) -> str:
     """The fleet report as text, Markdown or JSON."""
     from analysis.fleet import tables
-    from analysis.render import clean
+    from analysis.render import clean, md_table, text_table
 
     if fmt == "json":
         doc = {"schema": "accel-profiler/fleet-report", "version": 1, "summary": rep.summary,
@@ -135,13 +135,9 @@ def render(rep: Any, fmt: str, title: str) -> str:
     out = [f"## {title}" if fmt == "md" else title, "", head, ""]
     for name, headers, rows in tables(rep):
         if fmt == "md":
-            out += [f"### {name}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-            out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows] or ["(none)"]
+            out += [f"### {name}", "", md_table(headers, rows) if rows else "(none)"]
         else:
-            out.append(name)
-            widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-            out.append("  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
-            out += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows] or ["  (none)"]
+            out += [name, text_table(headers, rows)]
         out.append("")
     out.append("### Findings" if fmt == "md" else "Findings")
     out += [f"- [{f.severity}] {f.title}" for f in rep.findings[:20]] or ["None."]
