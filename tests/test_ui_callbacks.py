@@ -127,3 +127,21 @@ def test_a_stall_links_to_the_slice_it_waits_for() -> None:
     links = [li.children for li in flows_in.children[1].children]
     assert [b.id["index"] for b in links] == [target]
     assert args["waits_for_name"] in links[0].children
+
+
+def test_slice_hover_metrics_by_hand() -> None:
+    """The hover's flops/bytes/AI of test_ui_roofline's kernels, worked out there; "–" where missing."""
+    from test_ui_roofline import roof_trace
+
+    lt = LoadedTrace(0, "roof", roof_trace())
+    sid = {n: k for k, n in enumerate(lt.columns["names"][c] for c in lt.columns["name"])}
+    gemm = api.slice_answer(lt, {"id": str(sid["fast_gemm"])})
+    assert (gemm["flops"], gemm["bytes"], gemm["ai"], gemm["achieved"]) == ("25.8 MFLOP", "25.8 kB", "1000 FLOP/B",
+                                                                          "25.8 TFLOP/s")
+    load = api.slice_answer(lt, {"id": str(sid["load"])})
+    assert (load["flops"], load["bytes"], load["ai"]) == ("–", "500 kB", "–")
+    stall = api.slice_answer(lt, {"id": str(sid["wait_dma"])})
+    assert (stall["flops"], stall["bytes"], stall["ai"], stall["dtype"]) == ("–", "–", "–", "–")
+    for bad in ({"id": "99"}, {"id": "-1"}, {"id": "x"}, {}):
+        with pytest.raises(api.BadRequest):
+            api.slice_answer(lt, bad)

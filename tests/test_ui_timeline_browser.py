@@ -43,7 +43,9 @@ def server() -> Iterator[tuple[str, Any]]:
     dojo = simulate(LlmDecodeStep(ModelConfig(layers=2, hidden=1024, heads=16, ffn=4096, seq_len=512)),
                     load_spec("dojo-tile")).trace
     h100 = simulate(Gemm(M=2048, N=8192, K=128), load_spec("h100-sxm")).trace
-    reg = build_registry([(dojo, None), (h100, None), (demo_trace(30_000), None)], None)
+    from test_ui_roofline import roof_trace
+
+    reg = build_registry([(dojo, None), (h100, None), (demo_trace(30_000), None), (roof_trace(), None)], None)
     srv = make_server(reg, "127.0.0.1", 0)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{srv.server_port}", reg
@@ -397,6 +399,67 @@ def test_roofline_ridge_labels_do_not_overlap(server: tuple[str, Any], driver: A
             return [b.left, b.top, b.right, b.bottom]; };
         return [r(document.querySelector('#roofline .g-xtitle')), r(document.querySelector('#roofline .legend'))];""")
     assert legend[1] >= title[3] - 1, (title, legend)
+
+
+def test_points_above_the_roof_are_marked_named_and_hovered(server: tuple[str, Any], driver: Any) -> None:
+    """The hand-made edge-npu trace of test_ui_roofline: fast_gemm runs 1.4x and hot_copy 2x above
+    their roofs (worked out there by hand); honest runs under its roof."""
+    url, reg = server
+    open_trace(driver, url, 3)
+    note = wait_for(lambda: (t := driver.find_element("id", "roofline-note").text) and t)
+    assert "2 of 3 ops ran above their roof" in note and "hot_copy ×2, fast_gemm ×1.4" in note
+    assert driver.find_element("id", "roofline-note").is_displayed()
+    legend = [t.text for t in driver.find_elements("css selector", "#roofline .legendtext")]
+    assert "above the roof: spec below measured" in legend
+    # The two points above are red triangles (plotly draws a circle with arcs, a triangle without).
+    pts = driver.execute_script("""const gd = document.querySelector('#roofline .js-plotly-plot');
+        const k = gd.data.findIndex(t => t.name === 'above the roof: spec below measured');
+        const tr = document.querySelectorAll('#roofline .scatterlayer .trace')[k];
+        return [...tr.querySelectorAll('.point')].map(p => { const r = p.getBoundingClientRect();
+            return [r.left + r.width / 2, r.top + r.height / 2, p.getAttribute('d'), p.style.fill]; });""")
+    assert len(pts) == 2
+    assert all("A" not in d and fill.replace(" ", "") == "rgb(214,39,40)" for _, _, d, fill in pts)
+    honest = driver.execute_script("""const gd = document.querySelector('#roofline .js-plotly-plot');
+        const k = gd.data.findIndex(t => t.name.endsWith('-bound ops'));
+        return [...document.querySelectorAll('#roofline .scatterlayer .trace')[k].querySelectorAll('.point')]
+            .map(p => p.getAttribute('d'));""")
+    assert len(honest) == 1 and "A" in honest[0]
+    # Hovering a triangle with the pointer says how far above which roof.
+    texts = []
+    for x, y, _, _ in pts:
+        mouse(driver, "mouseMoved", x + 1, y + 1)
+        texts.append(wait_for(lambda: (t := " ".join(e.text for e in driver.find_elements(
+            "css selector", "#roofline .hoverlayer .hovertext"))) and "above" in t and t))
+        mouse(driver, "mouseMoved", 5, 5)
+    joined = " ".join(texts)
+    assert "×1.4 above its compute roof" in joined and "×2 above its memory roof" in joined
+
+
+def test_slice_hover_shows_flops_bytes_and_intensity_or_a_dash(server: tuple[str, Any], driver: Any) -> None:
+    """fast_gemm: 25.76 MFLOP over 25.76 kB, AI 1000 FLOP/B; the DMA load: 500 kB and no flops;
+    the stall: neither.  What is missing reads "–", never "0.00"."""
+    url, reg = server
+    lt = reg.traces[3]
+    open_trace(driver, url, 3)
+    names = lt.columns["names"]
+
+    def hover(name: str) -> str:
+        sid = int(np.flatnonzero(lt.columns["name"] == names.index(name))[0])
+        shown_slice_view(driver, lt, sid, pad=500)
+        rect = driver.execute_script("return window.accelTimeline.barRect(arguments[0])", sid)
+        canvas_hover(driver, rect[0] + rect[2] / 2, rect[1] + rect[3] / 2)
+        tip = wait_for(lambda: (t := driver.find_element("id", "tl-tip").text) and t.startswith(name)
+                       and "flops" in t and t)
+        canvas_hover(driver, 2, 2)
+        return tip  # type: ignore[no-any-return]
+
+    gemm = hover("fast_gemm").splitlines()
+    assert "flops 25.8 MFLOP" in gemm and "bytes 25.8 kB" in gemm and "AI 1000 FLOP/B" in gemm
+    load_ = hover("load").splitlines()
+    assert "flops –" in load_ and "bytes 500 kB" in load_ and "AI –" in load_
+    stall = hover("wait_dma")
+    assert "flops –" in stall.splitlines() and "bytes –" in stall.splitlines() and "AI –" in stall.splitlines()
+    assert "0.00" not in stall + "".join(load_)
 
 
 def test_readme_screenshots_of_the_new_views(server: tuple[str, Any], driver: Any) -> None:

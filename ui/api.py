@@ -1,4 +1,5 @@
-"""JSON endpoints of the canvas timeline: rows, views of a window and a row range, search.
+"""JSON endpoints of the canvas timeline: rows, views of a window and a row range, search, and one
+slice's metrics for the hover (asked on hover, so a zoom's answer stays as small as it was).
 
 Read-only GETs on traces already loaded, by key; every parameter is a number, a short list of
 numbers or a bounded string, and anything else is answered 400 (never a traceback).
@@ -95,8 +96,17 @@ def search_answer(lt: LoadedTrace, args: Any) -> dict[str, Any]:
             "track": int(ix.track[sid])}
 
 
+def slice_answer(lt: LoadedTrace, args: Any) -> dict[str, Any]:
+    """What the hover adds to a slice's name and duration: flops, bytes, AI ("–" where missing)."""
+    sid = _int(args, "id")
+    if not 0 <= sid < lt.index.n:
+        raise BadRequest("id is not a slice of this trace")
+    return {"id": sid, **vd.slice_metrics(lt, sid)}
+
+
 def register_api(server: Any, reg: Registry) -> None:
-    """Add ``/api/rows/<key>``, ``/api/view/<key>`` and ``/api/search/<key>`` to the Flask server."""
+    """Add ``/api/rows/<key>``, ``/api/view/<key>``, ``/api/search/<key>`` and ``/api/slice/<key>`` to
+    the Flask server."""
     from flask import abort, jsonify, request
 
     def answer(key: int, fn: Any) -> Any:
@@ -122,3 +132,7 @@ def register_api(server: Any, reg: Registry) -> None:
     @server.route("/api/search/<int:key>")
     def _search(key: int) -> Any:
         return answer(key, lambda lt: search_answer(lt, request.args))
+
+    @server.route("/api/slice/<int:key>")
+    def _slice(key: int) -> Any:
+        return answer(key, lambda lt: slice_answer(lt, request.args))

@@ -23,7 +23,8 @@ from profiler.model import Trace, parse_args
 from ui import layout as ly
 from ui import rangestats as rs
 from ui import roofline as rl
-from ui.fmt import MISSING, fmt_ns, fmt_si
+from ui import viewdata as vd
+from ui.fmt import MISSING, fmt_ns
 from ui.perfetto import perfetto_bytes
 from ui.state import LoadedTrace, Registry
 from ui.uploads import add_upload, content_cap, upload_contents, upload_name
@@ -221,17 +222,20 @@ def on_trace(reg: Registry, key: int) -> tuple[Any, ...]:
             html.Span("Click a slice.", className="muted"))
 
 
-def render_roofline(reg: Registry, view: dict[str, Any] | None, hl: dict[str, Any] | None) -> tuple[Any, Any]:
-    """Roofline and op table of the window (or selected range) the timeline shows."""
+def render_roofline(reg: Registry, view: dict[str, Any] | None, hl: dict[str, Any] | None) -> tuple[Any, Any, Any]:
+    """Roofline, op table and the note naming ops above their roof, for the window (or selected
+    range) the timeline shows."""
     if not isinstance(view, dict) or reg.get(view.get("key")) is None:
-        return no_update, no_update
+        return no_update, no_update, no_update
     lt = current(reg, view["key"])
     t0, t1 = window_of(lt, view)
     s, e = lt.index.span
     a, b = (None, None) if (t0 <= s and t1 >= e) else (t0, t1)
     df = rl.table(lt, reg.spec, a, b)
     fig = rl.figure(df, rl.judged_by(lt, reg.spec), (hl or {}).get("name"))
-    return fig, df.replace([np.inf, -np.inf], None).astype(object).where(df.notna(), None).to_dict("records")
+    rows = df[rl.TABLE_COLUMNS]
+    return (fig, rows.replace([np.inf, -np.inf], None).astype(object).where(rows.notna(), None).to_dict("records"),
+            rl.above_note(df))
 
 
 def range_stats(reg: Registry, view: dict[str, Any] | None) -> tuple[Any, Any, Any, Any]:
@@ -253,16 +257,12 @@ def details(lt: LoadedTrace, sid: int) -> Any:
     c = lt.columns
     ix = lt.index
     name = c["names"][c["name"][sid]] if c["name"][sid] >= 0 else ""
-    fl, by, dur = float(c["flops"][sid]), float(c["bytes"][sid]), float(ix.dur[sid])
-    has_fl = np.isfinite(fl) and fl > 0
-    dt = c["dtypes"][c["dtype"][sid]] if c["dtype"][sid] >= 0 else MISSING
+    m = vd.slice_metrics(lt, sid)
     rows = [("name", name), ("track", " / ".join(lt.trace.track_path(int(ix.track[sid])))),
-            ("start", fmt_ns(float(ix.ts[sid] - lt.origin)) + " from the start"), ("duration", fmt_ns(dur)),
+            ("start", fmt_ns(float(ix.ts[sid] - lt.origin)) + " from the start"), ("duration", fmt_ns(float(ix.dur[sid]))),
             ("category", (c["cats"][c["cat"][sid]] if c["cat"][sid] >= 0 else None) or MISSING),
-            ("flops", fmt_si(fl) if has_fl else MISSING), ("bytes", fmt_si(by, "B") if np.isfinite(by) else MISSING),
-            ("dtype", dt or MISSING),
-            ("arithmetic intensity", f"{fl / by:.3g} FLOP/B" if has_fl and np.isfinite(by) and by > 0 else MISSING),
-            ("achieved", fmt_si(fl / dur * 1e9, "FLOP/s") if has_fl and dur > 0 else MISSING)]
+            ("flops", m["flops"]), ("bytes", m["bytes"]), ("dtype", m["dtype"]),
+            ("arithmetic intensity", m["ai"]), ("achieved", m["achieved"])]
     args = parse_args(lt.trace.slices["args"][sid].as_py())
     for k, v in list(args.items())[:12]:
         rows.append((str(k), json.dumps(v)[:200] if not isinstance(v, str) else v[:200]))
@@ -446,7 +446,8 @@ def register(app: Dash, reg: Registry) -> None:
                             Output("tl", "title"), Input("trace-key", "data"))
     app.clientside_callback("function(n) { window.accelTimeline.navigate(n); return window.dash_clientside.no_update; }",
                             Output("tl", "className"), Input("nav", "data"), prevent_initial_call=True)
-    app.callback(Output("roofline", "figure"), Output("roof-table", "data"), Input("view-state", "data"),
+    app.callback(Output("roofline", "figure"), Output("roof-table", "data"), Output("roofline-note", "children"),
+                 Input("view-state", "data"),
                  Input("highlight", "data"))(p(render_roofline, reg))
     app.callback(Output("stats-caption", "children"), Output("stats-names", "data"), Output("stats-tracks", "data"),
                  Output("longest", "data"), Input("view-state", "data"))(p(range_stats, reg))

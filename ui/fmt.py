@@ -37,6 +37,15 @@ def fmt_si(v: float | None, unit: str = "") -> str:
     return f"{v:.3g} {unit}".rstrip()
 
 
+def fmt_sig(v: float | None, unit: str = "") -> str:
+    """A plain number with three significant digits, no exponent in the usual range: ``1000 FLOP/B``,
+    ``271 FLOP/B``, ``0.123 FLOP/B``."""
+    if _missing(v):
+        return MISSING
+    assert v is not None
+    return f"{float(f'{v:.3g}'):g} {unit}".rstrip()
+
+
 def share(v: float | None) -> str:
     """A fraction (0.423) as a percentage rounded to one decimal (``42.3 %``)."""
     return MISSING if _missing(v) else f"{100 * v:.1f} %"  # type: ignore[operator]

@@ -162,6 +162,7 @@ def layout(reg: Registry, key: int, offline_perfetto: bool) -> Any:
             html.Div([
                 html.H4("Roofline of the window"),
                 dcc.Graph(id="roofline", config={"displaylogo": False}),
+                html.Div(id="roofline-note", className="roof-note"),
             ], className="roofline-pane"),
             html.Div([
                 _table("roof-table", rl.TABLE_COLUMNS, row_selectable=False, cell_selectable=True),

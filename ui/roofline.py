@@ -17,6 +17,10 @@ from profiler.hardware import HardwareSpec
 from ui.state import LoadedTrace
 
 BOUND_COLORS = {"memory": "#4C78A8", "compute": "#F58518", "unknown": "#999999"}
+#: Points above their roof: drawn apart, in this colour and marker, under this legend entry.
+ABOVE_COLOR, ABOVE_SYMBOL, ABOVE_LEGEND = "#D62728", "triangle-up", "above the roof: spec below measured"
+#: Achieved over roof beyond this ratio counts as above the roof (not float noise of an op at its roof).
+ABOVE_TOL = 1 + 1e-6
 TABLE_COLUMNS = ["name", "dtype", "count", "time_ms", "share_pct", "ai", "achieved_tflops", "roof_tflops", "bound",
                  "headroom"]
 
@@ -55,7 +59,13 @@ def judged_by(lt: LoadedTrace, spec: HardwareSpec | None) -> HardwareSpec | None
 
 
 def table(lt: LoadedTrace, spec: HardwareSpec | None, t0: int | None = None, t1: int | None = None) -> pd.DataFrame:
-    """One row per op name among slices overlapping [t0, t1): totals, AI, achieved, roof, bound, headroom."""
+    """One row per op name among slices overlapping [t0, t1): totals, AI, achieved, roof, bound, headroom,
+    and ``above``: achieved / roof for an op that ran faster than its roof allows (NaN otherwise).
+
+    Above the roof means the spec's figure is below what was measured: its peak (compute roof), or
+    its off-chip bandwidth when the bytes came from on-chip memory (memory roof).  Such a point
+    must not pass for an op near its roof, so :func:`figure` and :func:`above_note` show it apart.
+    """
     spec = judged_by(lt, spec)
     p = _points(lt, spec)
     m = np.ones(p["id"].size, dtype=bool)
@@ -88,22 +98,69 @@ def table(lt: LoadedTrace, spec: HardwareSpec | None, t0: int | None = None, t1:
         bound = np.where(ai * bw < peak, "memory", "compute")
         with np.errstate(divide="ignore", invalid="ignore"):
             head = np.where(ach > 0, roof / ach, np.inf)
+            above = np.where((roof > 0) & (ach > roof * ABOVE_TOL), ach / np.where(roof > 0, roof, 1), np.nan)
     else:
         roof = np.full(present.size, np.nan)
         bound = np.full(present.size, "unknown")
         head = np.full(present.size, np.nan)
+        above = np.full(present.size, np.nan)
     total = float(tot[present].sum()) or 1.0
     df = pd.DataFrame({
         "name": [p["names"][i] for i in present], "dtype": dts, "count": count[present],
         "time_ms": np.round(tot[present] / 1e6, 4), "share_pct": np.round(100 * tot[present] / total, 1),
         "ai": np.round(ai, 3), "achieved_tflops": np.round(ach / 1e12, 5), "roof_tflops": np.round(roof / 1e12, 5),
-        "bound": bound, "headroom": np.round(head, 2),
+        "bound": bound, "headroom": np.round(head, 2), "above": np.round(above, 3),
     })
     return df.sort_values("time_ms", ascending=False, ignore_index=True)
 
 
+def _above(df: pd.DataFrame) -> np.ndarray:
+    """Per row of a :func:`table`: did the op run above its roof?"""
+    if "above" not in df:
+        return np.zeros(len(df), dtype=bool)
+    a = df["above"].astype(float).to_numpy()
+    return np.isfinite(a) & (a > 1)
+
+
+def above_text(row: Any, spec: HardwareSpec | None) -> str:
+    """How far above which roof one op of a :func:`table` ran, and what that says of the spec."""
+    ratio = f"×{float(row.above):.3g}"
+    if row.bound == "compute":
+        return (f"{ratio} above its compute roof ({row.dtype} peak {float(row.roof_tflops):.3g} TFLOP/s): "
+                "the spec's peak is below what was measured")
+    dram = f"{spec.dram.name} {spec.dram.bandwidth / 1e9:.3g} GB/s" if spec is not None else "off-chip bandwidth"
+    return (f"{ratio} above its memory roof ({dram} × AI): its bytes came from on-chip memory, "
+            "or the spec's bandwidth is below what was measured")
+
+
+def above_note(df: pd.DataFrame, most: int = 8) -> str:
+    """The line under the chart naming the ops above their roof, worst first ("" when none)."""
+    over = _above(df)
+    if not over.any():
+        return ""
+    grp = df[over].sort_values("above", ascending=False)
+    named = [f"{n} ×{float(a):.3g}" for n, a in zip(grp["name"].head(most), grp["above"].head(most), strict=True)]
+    more = f" and {len(grp) - most} more" if len(grp) > most else ""
+    return (f"{int(over.sum())} of {len(df)} ops ran above their roof (▲): the spec's peak or bandwidth is below "
+            f"what was measured, or their bytes came from on-chip memory. {', '.join(named)}{more}.")
+
+
+def _dots(grp: pd.DataFrame, size: np.ndarray, selected: str | None, hi: float, name: str, color: str, symbol: str,
+          hover: str) -> dict[str, Any]:
+    """One scatter trace of op dots (sized by their share of time, the selected op outlined)."""
+    return {
+        "type": "scatter", "mode": "markers", "name": name, "x": grp["ai"].replace(np.inf, hi), "y": grp["achieved_tflops"],
+        "customdata": [[esc(str(r[0])), esc(str(r[1])), *r[2:]]  # every trace-supplied hover field escaped
+                       for r in grp[["name", "dtype", "share_pct", "headroom"]].values.tolist()],
+        "marker": {"size": size[grp.index.to_numpy()], "color": color, "opacity": 0.8, "symbol": symbol,
+                   "line": {"width": [3 if n == selected else 0.5 for n in grp["name"]], "color": "#000"}},
+        "hovertemplate": hover,
+    }
+
+
 def figure(df: pd.DataFrame, spec: HardwareSpec | None, selected: str | None = None) -> dict[str, Any]:
-    """Log-log roofline: compute roofs per dtype, one memory roof per level, ridge points, op dots."""
+    """Log-log roofline: compute roofs per dtype, one memory roof per level, ridge points, op dots
+    (those above their roof apart, as red triangles whose hover says how far above)."""
     from analysis.roofline import ceilings
 
     data: list[dict[str, Any]] = []
@@ -141,18 +198,19 @@ def figure(df: pd.DataFrame, spec: HardwareSpec | None, selected: str | None = N
     if len(df):
         share = df["share_pct"].astype(float).to_numpy()
         size = np.round(8 + 40 * np.sqrt(share / 100), 1)
-        for bound, grp in df.groupby("bound"):
-            idx = grp.index.to_numpy()
-            data.append({
-                "type": "scatter", "mode": "markers", "name": f"{bound}-bound ops", "x": grp["ai"].replace(np.inf, hi),
-                "y": grp["achieved_tflops"],
-                "customdata": [[esc(str(r[0])), esc(str(r[1])), *r[2:]]  # every trace-supplied hover field escaped
-                               for r in grp[["name", "dtype", "share_pct", "headroom"]].values.tolist()],
-                "marker": {"size": size[idx], "color": BOUND_COLORS.get(str(bound), "#999"), "opacity": 0.8,
-                           "line": {"width": [3 if n == selected else 0.5 for n in grp["name"]], "color": "#000"}},
-                "hovertemplate": "<b>%{customdata[0]}</b> (%{customdata[1]})<br>AI %{x:.3g} FLOP/B<br>"
-                                 "%{y:.3g} TFLOP/s<br>%{customdata[2]:.1f}% of time, headroom %{customdata[3]}x<extra></extra>",
-            })
+        over = _above(df)
+        hover = ("<b>%{customdata[0]}</b> (%{customdata[1]})<br>AI %{x:.3g} FLOP/B<br>"
+                 "%{y:.3g} TFLOP/s<br>%{customdata[2]:.1f}% of time, headroom %{customdata[3]}x")
+        for bound, grp in df[~over].groupby("bound"):
+            data.append(_dots(grp, size, selected, hi, f"{bound}-bound ops", BOUND_COLORS.get(str(bound), "#999"),
+                              "circle", hover + "<extra></extra>"))
+        if over.any():
+            grp = df[over]
+            dot = _dots(grp, size, selected, hi, ABOVE_LEGEND, ABOVE_COLOR, ABOVE_SYMBOL,
+                        hover + "<br><b>%{customdata[4]}</b><extra></extra>")
+            dot["customdata"] = [[*cd, esc(above_text(r, spec))] for cd, r in zip(dot["customdata"],
+                                                                                   grp.itertuples(index=False), strict=True)]
+            data.append(dot)
     return {"data": data, "layout": {
         "xaxis": {"type": "log", "title": {"text": "arithmetic intensity (FLOP/byte)"}, "range": [np.log10(lo), np.log10(hi)]},
         "yaxis": {"type": "log", "title": {"text": "TFLOP/s"}}, "annotations": annotations, "hovermode": "closest",

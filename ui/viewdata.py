@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ui.fmt import MISSING, fmt_si, fmt_sig
 from ui.lod import View
 from ui.state import LoadedTrace
 from ui.tracks import Row
@@ -150,4 +151,21 @@ def view_payload(lt: LoadedTrace, rows: list[Row], t0: int, t1: int, width_px: i
         "names": [names[k] if k >= 0 else "" for k in used.tolist()],
         "bars": bars, "bins": bins, "counters": counters, "marks": marks,
         "visible": v.visible, "binned": v.binned,
+    }
+
+
+def slice_metrics(lt: LoadedTrace, sid: int) -> dict[str, str]:
+    """A slice's flops, bytes, dtype, arithmetic intensity and achieved rate as the dashboard writes
+    them, for the hover and the details panel alike: "–" for what the slice does not carry (flops
+    that are missing or zero are missing: a DMA or a stall does no arithmetic, it is not "0.00")."""
+    c = lt.columns
+    fl, by, dur = float(c["flops"][sid]), float(c["bytes"][sid]), float(lt.index.dur[sid])
+    has_fl = np.isfinite(fl) and fl > 0
+    has_by = bool(np.isfinite(by))
+    return {
+        "flops": fmt_si(fl, "FLOP") if has_fl else MISSING,
+        "bytes": fmt_si(by, "B") if has_by else MISSING,
+        "dtype": (c["dtypes"][c["dtype"][sid]] if c["dtype"][sid] >= 0 else None) or MISSING,
+        "ai": fmt_sig(fl / by, "FLOP/B") if has_fl and has_by and by > 0 else MISSING,
+        "achieved": fmt_si(fl / dur * 1e9, "FLOP/s") if has_fl and dur > 0 else MISSING,
     }

@@ -348,7 +348,8 @@
       return;
     }
     st.hover = hit(x, y);
-    showTip(st.hover, e.clientX - r.left, y);
+    st.tipAt = [e.clientX - r.left, y];
+    showTip(st.hover, st.tipAt[0], y);
     draw();
   }
   function onUp(e) {
@@ -445,6 +446,21 @@
     }
     return null;
   }
+  // A slice's flops, bytes and arithmetic intensity ("–" where it has none) are asked for when it is
+  // hovered, not sent with every view: a zoom's answer stays as small as it was.
+  const metrics = new Map();
+  function metricsOf(h) {
+    const k = st.key + ':' + h.id;
+    if (metrics.has(k)) { return metrics.get(k); }
+    metrics.set(k, null);
+    if (metrics.size > 2000) { metrics.delete(metrics.keys().next().value); }
+    fetch('/api/slice/' + st.key + '?' + qs({id: h.id})).then(r => r.ok ? r.json() : null).then(m => {
+      if (!m) { metrics.delete(k); return; }
+      metrics.set(k, m);
+      if (st.hover && st.hover.id === h.id && !st.hover.mark && st.tipAt) { showTip(st.hover, st.tipAt[0], st.tipAt[1]); }
+    }).catch(() => metrics.delete(k));
+    return null;
+  }
   function showTip(h, x, y) {
     const tip = TL.tip;
     if (!h) { tip.style.display = 'none'; return; }
@@ -457,6 +473,8 @@
       lines.push(h.name || '(unnamed)');
       if (h.w !== undefined) { lines.push(fmtTime(h.w) + ' at ' + fmtTime(h.x)); } else { lines.push('at ' + fmtTime(h.x)); }
       if (h.cat) { lines.push((h.stall ? 'stall · ' : '') + h.cat); }
+      const m = h.mark ? null : metricsOf(h);
+      if (m) { lines.push('flops ' + m.flops, 'bytes ' + m.bytes, 'AI ' + m.ai); }
     }
     tip.textContent = '';
     lines.forEach((l, j) => { const e = el(j === 0 ? 'b' : 'div', {text: l}, tip); void e; });
