@@ -10,7 +10,10 @@ GEMM cut into 64^3 tiles on h100-sxm keeps a multi-million-event case on the gen
 
 Measured in the same run for comparison:
 * ``summary``: the same workload with ``detail="summary"`` (one slice per op per engine, the
-  same accounting); ``full_over_summary`` is the speed ratio, wall and CPU;
+  same accounting; large regular GEMMs sampled, ``sampled_slices`` says how many slices came from
+  sampled ops, ``summary_time_err_pct`` is its total time against full detail);
+  ``full_over_summary`` is the speed ratio, wall and CPU; ``summary_exact_s`` is the summary
+  with every instruction simulated (``sample=False``), the baseline of the sampling;
 * ``python_loop``: full detail with the compiled (numba) event loop switched off, i.e. what an
   installation without numba gets (skipped above 200k instructions: it would take minutes);
 * ``rowwise``: the same trace's slices added one ``add_slice`` call at a time (the row-wise path a
@@ -37,11 +40,12 @@ from bench._util import median_time, report
 TARGET_EVENTS_PER_S = 1_000_000
 
 
-def _sim(workload: Any, hw: str, detail: str = "full") -> Any:
+def _sim(workload: Any, hw: str, detail: str = "full", sample: bool = True) -> Any:
     from collectors.simulator import simulate
+    from collectors.simulator.machine import SimOptions
     from profiler.hardware import load_spec
 
-    return simulate(workload, load_spec(hw), detail=detail)
+    return simulate(workload, load_spec(hw), detail=detail, options=SimOptions(sample=sample))
 
 
 def _gemm_dojo() -> Any:
@@ -67,6 +71,13 @@ def _gemm_small_tiles() -> Any:
     from collectors.simulator import Gemm
 
     return Gemm(M=4096, N=4096, K=4096, dtype="int8", tile_m=256, tile_n=256, tile_k=256)
+
+
+def _gemm_npu_fine(n: int) -> Any:
+    """A long regular GEMM on a 2-core NPU: what summary detail samples (a few waves and k-steps)."""
+    from collectors.simulator import Gemm
+
+    return Gemm(M=n, N=n, K=n, dtype="int8", tile_m=64, tile_n=64, tile_k=64)
 
 
 def _decode_7b(layers: int) -> Any:
@@ -145,12 +156,14 @@ def main(quick: bool = False) -> None:
     seq = 128 if quick else 512
     fine = 1024 if quick else 4096  # about 2M / 8M events
     layers = 4 if quick else 32
+    sq = 2048 if quick else 4096  # about 0.1M / 0.8M instructions
     cases: list[tuple[str, Any, str, int]] = [
         ("gemm 8192x8192x4096 bf16", _gemm_dojo(), "dojo-tile", repeat),
         (f"transformer prefill seq {seq}", _prefill(seq), "h100-sxm", big_repeat),
         (f"gemm {fine}x8192x4096 bf16, 64^3 tiles", _gemm_fine_tiles(fine), "h100-sxm", big_repeat),
         ("gemm 4096^3 int8, 256 tiles", _gemm_small_tiles(), "edge-npu", repeat),
         (f"llm decode 7B, {layers} layers", _decode_7b(layers), "edge-npu", repeat),
+        (f"gemm {sq}^3 int8, 64^3 tiles", _gemm_npu_fine(sq), "edge-npu", big_repeat),
     ]
     rows: list[dict[str, Any]] = []
     load_s = _load_compiled_loop()
@@ -160,6 +173,9 @@ def main(quick: bool = False) -> None:
 
         def summary(w: Any = w, hw: str = hw) -> Any:
             return _sim(w, hw, "summary")
+
+        def summary_exact(w: Any = w, hw: str = hw) -> Any:
+            return _sim(w, hw, "summary", sample=False)
 
         gc.collect()
         t0 = time.perf_counter()
@@ -172,12 +188,19 @@ def main(quick: bool = False) -> None:
         del res
         t, cpu, _ = _median_wall_and_cpu(full, rep)
         ts, cpu_s, s_events = _median_wall_and_cpu(summary, rep)
+        te, cpu_e, _ = _median_wall_and_cpu(summary_exact, rep)
+        sampled = summary()
+        n_sampled = sum('"sampled"' in a for a in sampled.trace.slices.column("args").to_pylist())
+        err = (sampled.total_ns - total_ns) / total_ns * 100 if total_ns else 0.0
+        del sampled
         row: dict[str, Any] = {
             "case": name, "hw": hw, "instructions": n_instr, "events": events,
             "median_s": t, "events_per_s": events / t, "vs_1M_target": events / t / TARGET_EVENTS_PER_S,
             "cpu_s": cpu, "events_per_cpu_s": events / cpu,
             "summary_s": ts, "summary_cpu_s": cpu_s, "summary_events": s_events,
             "full_over_summary": t / ts, "full_over_summary_cpu": cpu / cpu_s,
+            "summary_exact_s": te, "summary_exact_cpu_s": cpu_e, "sampled_slices": n_sampled,
+            "summary_time_err_pct": err,
             "first_call_s": first, "load_s": load_s, "simulated_ms": total_ns / 1e6,
         }
         if n_instr <= 200_000:

@@ -39,8 +39,11 @@ def _with_dtype(workload: Any, dtype: str) -> Any:
     return workload
 
 
-def compile_workload(workload: Any, machine: Machine, dtype: str | None = None) -> Program:
-    """Lower ``workload`` to a program for ``machine`` (errors for bad tiles or dtypes raise here)."""
+def compile_workload(workload: Any, machine: Machine, dtype: str | None = None, sampled: bool = False) -> Program:
+    """Lower ``workload`` to a program for ``machine`` (errors for bad tiles or dtypes raise here).
+
+    ``sampled``: large GEMMs become one extrapolated segment each (summary detail, see
+    :mod:`collectors.simulator.sampling`)."""
     if dtype is not None:
         workload = _with_dtype(workload, canonical_dtype(dtype))
     cfg = getattr(workload, "config", None)
@@ -54,7 +57,7 @@ def compile_workload(workload: Any, machine: Machine, dtype: str | None = None) 
             act = mm_dtype
     act = machine.check_dtype(act)
     prog = Program(machine)
-    comp = Compiler(machine, prog)
+    comp = Compiler(machine, prog, sampled=sampled)
     try:
         ops = expand(workload, mm_dtype, act)
     except (TypeError, ValueError) as exc:
@@ -78,7 +81,10 @@ def simulate(workload: Any, spec: HardwareSpec, *, dtype: str | None = None, opt
     ``detail="summary"`` runs the same event simulation but traces one slice per op per engine
     (for sweeps and mapping searches): same total time, flops, bytes, busy and stall time per
     engine (``stats``) as full detail, a trace a small fraction of the size, built in a fraction
-    of the time.
+    of the time.  A GEMM of at least :data:`collectors.simulator.sampling.SAMPLE_MIN_INSTRUCTIONS`
+    instructions with a steady state is simulated cut down to a few waves and k-steps and
+    extrapolated (its slices' args say ``sampled``; flops and bytes exact, time as the steady
+    state is periodic); ``options=SimOptions(sample=False)`` simulates every instruction.
     """
     if detail not in DETAILS:
         raise SimulatorError(f"detail must be one of {', '.join(DETAILS)}, got {detail!r}")
@@ -96,7 +102,7 @@ def simulate(workload: Any, spec: HardwareSpec, *, dtype: str | None = None, opt
 def _simulate(workload: Any, spec: HardwareSpec, dtype: str | None, options: SimOptions | None,
               progress: bool, detail: str = "full") -> SimResult:
     machine = Machine(spec, options)
-    prog = compile_workload(workload, machine, dtype)
+    prog = compile_workload(workload, machine, dtype, sampled=detail == "summary" and machine.options.sample)
     bar = None
     cb = None
     if progress and len(prog) >= 20_000:  # short runs finish before a bar is worth drawing

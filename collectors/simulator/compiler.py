@@ -115,9 +115,14 @@ class GemmPlan:
 class Compiler:
     """Lowers ops onto a :class:`Program`, one after another."""
 
-    def __init__(self, machine: Machine, prog: Program) -> None:
+    def __init__(self, machine: Machine, prog: Program, sampled: bool = False) -> None:
         self.m = machine
         self.p = prog
+        #: summary detail: large GEMMs are simulated cut down and extrapolated
+        #: (:mod:`collectors.simulator.sampling`); the two fields below are how a cut-down run is told
+        self.sampled = sampled
+        self.keep_waves: int | None = None  # split="tiles": keep this many full waves (and the partial last)
+        self.plan_override: GemmPlan | None = None  # dimension splits: these tiles, not the planner's
         self.q_load = [[0.0] * machine.dma_queues for _ in range(machine.cores)]
         self._lat_bytes = machine.dma_latency_ns * 1e-9 * machine.dma_bw  # latency as bytes it could move
         self._dma_base = [machine.dma(c, 0) for c in range(machine.cores)]
@@ -416,6 +421,14 @@ class Compiler:
             mapping = mapper.choose_gemm(self.m, g)
         self.mapping = mapping
         self.p.mappings.append({"op": g.label, **mapping.as_dict()})  # type: ignore[attr-defined]
+        if self.sampled:
+            from collectors.simulator.sampling import sampled_gemm
+
+            got = sampled_gemm(self, g, mapping)
+            if got is not None:
+                self.seg, self.info = got
+                self.p.add_op(self.seg, self.info)
+                return
         g = _replace(g, split=mapping.split, buffering=mapping.buffering, loop_order=mapping.order)
         if mapping.split == "tiles":
             self._gemm_tiles(g, mapping)
@@ -424,7 +437,7 @@ class Compiler:
             g = _replace(g, tile_m=mapping.tm, tile_n=mapping.tn, tile_k=mapping.tk)
         split, chunks, Mc, Nc, Kc, bc, reduce_peers = self.split_shape(g, mapping.split)
         used = len(chunks)
-        plan = self.plan_gemm(g, Mc, Nc, Kc, bc, used, reduce_peers)
+        plan = self.plan_override or self.plan_gemm(g, Mc, Nc, Kc, bc, used, reduce_peers)
         self.begin_op(op=g.label, kind="gemm", M=g.M, N=g.N, K=g.K, batch=g.batch, split=split,
                       tile=[plan.tm, plan.tn, plan.tk], buffering=g.buffering, mapping=mapping.describe(),
                       op_kind=g.kind)
@@ -465,6 +478,9 @@ class Compiler:
         tm, tn, tk = mp.tm, mp.tn, mp.tk
         order = tile_order(g.batch, ceil_div(g.M, tm), ceil_div(g.N, tn), g.loop_order or "mnk")
         used = min(m.cores, len(order))
+        if self.keep_waves is not None:  # a cut-down run: the first full waves and the partial last one
+            full = len(order) // used
+            order = order[:self.keep_waves * used] + order[full * used:]
         fp = tiles_footprint(m, tm, tn, tk, buf, mp.cbuf, dtb)
         self.check_fit(fp, f"{g.label}: tile {tm}x{tn}x{tk} ({dt}, buffering {buf})")
         self.begin_op(op=g.label, kind="gemm", M=g.M, N=g.N, K=g.K, batch=g.batch, split="tiles",

@@ -58,6 +58,10 @@ class SimOptions:
     # cost model picks split, tiles, loop order and buffering), search (the analytic model prunes and
     # the event simulation confirms the best few).  Fields a workload sets explicitly always win.
     mapper: str = "fast"
+    # Summary detail only: simulate GEMMs of at least sampling.SAMPLE_MIN_INSTRUCTIONS instructions cut
+    # down to a few waves and k-steps and extrapolate (collectors.simulator.sampling); False: every
+    # instruction, as full detail does.
+    sample: bool = True
 
     def with_overrides(self, **kw: Any) -> SimOptions:
         return replace(self, **kw)

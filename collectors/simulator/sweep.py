@@ -1,7 +1,8 @@
 """What-if sweeps: a grid of machine options, workload fields and dtypes, simulated in parallel.
 
 Each point is one :func:`collectors.simulator.simulate` call at summary detail (one slice per op
-per engine: the same totals as full detail, much faster), run in a pool of processes.  A point
+per engine: the same totals as full detail, much faster; large regular GEMMs sampled, see
+:mod:`collectors.simulator.sampling`), run in a pool of processes.  A point
 that cannot run (a dtype the chip lacks, a tile that does not fit) is a row with its error, never
 a failed sweep.  Every row carries three cost proxies of the machine it ran on, to put latency
 against in a Pareto chart:
@@ -9,6 +10,17 @@ against in a Pareto chart:
 * ``sram_bytes``: on-chip SRAM of all cores (the option, or the spec's SRAM level);
 * ``dram_bandwidth``: off-chip bytes/s (the option, or the spec's DRAM level);
 * ``peak_flops``: the dtype's peak FLOP/s, scaled by the cores in use.
+
+With the mapper on (the default), the GEMMs of every point are re-planned for that point's
+machine, and the mapper's estimate is not exact: alone, a point with more DRAM bandwidth could get
+a plan that simulates a little slower than the plan a slower point got.  So a sweep runs in two
+passes: the first collects the plan each GEMM shape got at every point; the second gives every
+point the union of those plans (:func:`collectors.simulator.mapper.shared_plans`), simulates the
+ones that fit there and keeps the fastest.  Each plan's time only falls as bandwidth grows (or with a
+faster precision), so the best over one common set is monotone where physics says it should be.
+A point re-runs only when a plan from another point beats its own.  Each row says how many GEMM
+shapes took a plan found at another point (``shared_plans``) and lists every GEMM shape's plan
+(``mappings``: its first op, the plan, and whether it was found at another point).
 
 :func:`pareto_front` keeps the points no other point beats on both latency and the cost;
 :func:`precision_gains` says which ops gain most from a lower precision (per-op times of the
@@ -26,13 +38,14 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from collectors.simulator import mapper
 from collectors.simulator.optimes import per_op
 from profiler.errors import ProfilerError
 from profiler.hardware import HardwareSpec
 from profiler.pareto import pareto_front
 
 COST_PROXIES = ("sram_bytes", "dram_bandwidth", "peak_flops")
-__all__ = ["COST_PROXIES", "LayerDtypes", "grid", "op_times", "pareto_front", "precision_gains", "run_point",
+__all__ = ["COST_PROXIES", "LayerDtypes", "common_plans", "grid", "op_times", "pareto_front", "precision_gains", "run_point",
            "run_sweep"]
 
 
@@ -78,8 +91,15 @@ def _cost(spec: HardwareSpec, opts: Any, dtype: str | None, machine_dtype: str) 
 
 
 def run_point(workload: Any, spec: HardwareSpec, params: dict[str, str], dtype: str | None,
-              base_sets: dict[str, str] | None = None) -> dict[str, Any]:
-    """Simulate one point; a row (see the module docstring)."""
+              base_sets: dict[str, str] | None = None,
+              plans: dict[tuple[Any, ...], tuple[mapper.Mapping, ...]] | None = None,
+              first: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Simulate one point; a row (see the module docstring).
+
+    ``plans``: GEMM plans found at other points, tried here too (by the GEMM's
+    :func:`~collectors.simulator.mapper.plan_key`).  ``first``: this point's row without them; it
+    stands when no shared plan beats the point's own (checked GEMM by GEMM, without re-running).
+    """
     from collectors.simulator import SimOptions, simulate
     from collectors.simulator.machine import Machine
     from collectors.simulator.workloads import apply_overrides
@@ -94,33 +114,91 @@ def run_point(workload: Any, spec: HardwareSpec, params: dict[str, str], dtype: 
             w = dataclasses.replace(workload, base=apply_overrides(workload.base, wl, "workload"))
         else:
             w = apply_overrides(workload, wl, "workload") if wl else workload
-        res = simulate(w, spec, dtype=dtype, options=opts, detail="summary")
+        with mapper.shared_plans(plans) as log:
+            if first is not None and _own_plans_stand(Machine(spec, opts), first["_gemms"]):
+                return first
+            res = simulate(w, spec, dtype=dtype, options=opts, detail="summary")
     except (ProfilerError, ValueError, TypeError) as exc:
         return {**row, "error": str(exc).splitlines()[0]}
     s = res.stats
     secs = res.total_ns * 1e-9
+    gemms = _with_times(list(log.values()), res.program)
     row.update({
         "latency_ns": int(res.total_ns), "flops": float(s["flops"]), "dram_bytes": float(s["dram_bytes"]),
         "tflops": s["flops"] / secs / 1e12 if secs else 0.0,
         **_cost(spec, opts, dtype, Machine(spec, opts).default_dtype()), "error": None,
+        "shared_plans": sum(mp.how == "shared" for _, mp in gemms),
+        "mappings": [{"op": g.label, "plan": mp.describe(), "found": "another point" if mp.how == "shared"
+                      else "this point"} for g, mp in gemms],
+        "_gemms": gemms,
     })
     return row
+
+
+def _with_times(gemms: list[tuple[Any, mapper.Mapping]], prog: Any) -> list[tuple[Any, mapper.Mapping]]:
+    """Each plan with its op's time in this run (ops run one after another, so an op's time is its
+    segment's span: what the plan would simulate to alone), for the second pass to compare with."""
+    spans: dict[str, float] = {}
+    for info, seg in zip(getattr(prog, "ops", ()), getattr(prog, "segments", ()), strict=False):
+        tm = getattr(seg, "timing", None)
+        if tm is not None:
+            spans.setdefault(info.get("op"), tm.span)
+    return [(g, mp if mp.sim_ns is not None or g.label not in spans
+             else dataclasses.replace(mp, sim_ns=spans[g.label])) for g, mp in gemms]
+
+
+def _own_plans_stand(m: Any, gemms: list[tuple[Any, mapper.Mapping]]) -> bool:
+    """Whether every GEMM keeps the plan it got alone when the shared plans are tried too (the
+    first pass's plans and their simulated times are taken, not searched again)."""
+    for g, mp in gemms:
+        mapper.remember(m, g, mp)
+    return all(mapper.choose_gemm(m, g).plan == mp.plan for g, mp in gemms)
 
 
 def _run_star(args: tuple[Any, ...]) -> dict[str, Any]:
     return run_point(*args)
 
 
+def _run_all(args: list[tuple[Any, ...]], pool: ProcessPoolExecutor | None, jobs: int) -> list[dict[str, Any]]:
+    if pool is None or len(args) <= 1:
+        return [run_point(*a) for a in args]
+    return list(pool.map(_run_star, args, chunksize=max(1, len(args) // (4 * jobs))))
+
+
+def common_plans(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], tuple[mapper.Mapping, ...]]:
+    """Every plan any point gave a GEMM shape, for the shapes that got more than one."""
+    found: dict[tuple[Any, ...], dict[tuple[Any, ...], mapper.Mapping]] = {}
+    for r in rows:
+        for g, mp in r.get("_gemms", ()):
+            found.setdefault(mapper.plan_key(g), {}).setdefault(mp.plan, mp.bare())
+    return {k: tuple(v.values()) for k, v in found.items() if len(v) > 1}
+
+
 def run_sweep(workload: Any, spec: HardwareSpec, vary: dict[str, list[str]], dtypes: list[str | None],
-              base_sets: dict[str, str] | None = None, jobs: int | None = None) -> list[dict[str, Any]]:
-    """Every point of the grid, simulated in ``jobs`` processes (1: in this process), in grid order."""
+              base_sets: dict[str, str] | None = None, jobs: int | None = None,
+              share_plans: bool = True) -> list[dict[str, Any]]:
+    """Every point of the grid, simulated in ``jobs`` processes (1: in this process), in grid order;
+    GEMM plans shared across the points (see the module docstring; ``share_plans=False``: every
+    point keeps its own plans, one pass, not monotone)."""
     points = grid(vary, dtypes)
     args = [(workload, spec, p, d, base_sets) for p, d in points]
     jobs = jobs or min(len(points), os.cpu_count() or 1)
-    if jobs <= 1 or len(points) <= 1:
-        return [run_point(*a) for a in args]
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(_run_star, args, chunksize=max(1, len(args) // (4 * jobs))))
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(args))) if jobs > 1 and len(args) > 1 else None
+    try:  # one pool for both passes: its processes start (imports, compiled loop) once
+        rows = _run_all(args, pool, jobs)
+        plans = common_plans(rows) if share_plans else {}
+        again = [i for i, r in enumerate(rows)
+                 if any(mapper.plan_key(g) in plans for g, _ in r.get("_gemms", ()))]
+        if again:
+            redo = _run_all([(*args[i], plans, rows[i]) for i in again], pool, jobs)
+            for i, r in zip(again, redo, strict=True):
+                rows[i] = r
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    for r in rows:
+        r.pop("_gemms", None)
+    return rows
 
 
 def op_times(workload: Any, spec: HardwareSpec, dtype: str | None) -> dict[str, float]:

@@ -286,7 +286,10 @@ def build_summary(prog: Program, machine: Machine, res: RunResult, workload_name
     rounded instruction durations summed exactly as the full trace's slices would be) and
     ``instructions``.  The accounting (``stats``) is the full trace's, computed from the same
     rounded times, so summary and full detail agree on total time, flops, bytes, busy and stall
-    time per engine.
+    time per engine.  An op sampled at compile time (:mod:`collectors.simulator.sampling`) is one
+    synthetic instruction per (engine, kind, route) carrying its extrapolated busy time, flops and
+    bytes; ``instructions`` then counts what was placed, and the op's args say ``sampled`` (with
+    the instruction count the whole op would have).
     """
     spec = machine.spec
     b = TraceBuilder(source_format="simulator", source=f"simulator:{workload_name}", clock="simulated",

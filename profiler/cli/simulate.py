@@ -29,7 +29,8 @@ def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--progress/--no-progress", default=True, help="progress bar on long runs")
 @click.option("--detail", type=click.Choice(["full", "summary"]), default=None,
               help="full: every instruction, stall, counter and flow; summary: one slice per op per engine "
-                   "(same totals, for sweeps); also --set detail=...")
+                   "(same totals; large regular GEMMs are simulated on a few waves and k-steps and "
+                   "extrapolated, --set sample=false for every instruction); also --set detail=...")
 def simulate(workload: str, hw: str, dtype: str | None, sets: tuple[str, ...], output: str, fmt: str | None,
              progress: bool, detail: str | None) -> None:
     """Simulate WORKLOAD on an accelerator and write its trace.

@@ -1,0 +1,350 @@
+"""Sampled simulation of large GEMMs for the summary level of detail.
+
+A large GEMM repeats one pattern many times: every core runs the same k-step loop over tile after
+tile, and the cores advance together wave by wave.  Once the pipeline is full, one more k-step per
+tile or one more wave of tiles adds the same time, the same busy time per engine, the same bytes
+and the same stalls.  So instead of compiling and simulating every instruction, the summary
+simulates the op cut down to a few waves (``t``) and a few k-steps (``s``) -- four small runs at
+``t in {t1, t2}`` and ``s in {s1, s2}`` -- and extends each quantity bilinearly to the op's real
+``(T, S)``:
+
+    Q(T, S) = Q11 + (T - t1) dQ/dt + (S - s1) dQ/ds + (T - t1)(S - s1) d2Q/dtds
+
+The cut keeps everything that is not a repeat: the op's mapping (split, tiles, loop order,
+buffering; the planner's tiles are pinned), the ragged last tile row and last k-step, the partial
+last wave, the launch and host costs, and the real tile positions (so the shared cache sees the
+same reuse).  ``t`` counts full waves of tiles (``split="tiles"``) or tile rows per core (the
+dimension splits); ``s`` counts k-steps of every tile (kept whole when K is split over cores).
+
+Flops and bytes are linear in both and come out exact; time, busy and stall time are exact to the
+extent the steady state is periodic, which the tests measure against full simulation.  Ops
+smaller than :data:`SAMPLE_MIN_INSTRUCTIONS` (every op of a decode step, most of a small CNN) are
+simulated whole, so their summary is exact.  The result is one synthetic segment per op: one
+instruction per (engine, kind, name, route, dtype) carrying the extrapolated busy time, flops and
+bytes, laid out after the engine's first start, with the extrapolated stalls -- what
+:func:`collectors.simulator.tracegen.build_summary` reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from collectors.simulator.engine import SegmentTiming, simulate_segment
+from collectors.simulator.program import K_DMA, Program, Segment
+from collectors.simulator.workloads import Gemm, ceil_div
+
+if TYPE_CHECKING:
+    from collectors.simulator.compiler import Compiler
+
+#: Ops estimated to compile to fewer instructions than this are simulated whole (exact summary).
+SAMPLE_MIN_INSTRUCTIONS = 20_000
+#: Where the search for a steady state starts along each axis, and its step: (first, step) for
+#: waves / tile rows and for k-steps (see :func:`_steady`).
+SAMPLE_T = (2, 2)
+SAMPLE_S = (4, 4)
+#: A dimension is cut only when it has at least this many repeats (else it is kept whole).
+MIN_REPEATS = 16
+#: The cut-down runs together (probes included) cover at most 1/MAX_SHARE of the op's work; an op
+#: with no steady state found within that is simulated whole (so it costs at most that much more).
+MAX_SHARE = 8
+#: Relative difference of two successive increments of the op's time that counts as steady.
+STEADY_TOL = 0.002
+
+_F = np.float64
+_I = np.int64
+
+
+@dataclass
+class OpProfile:
+    """What one simulated run of an op adds up to (the quantities the summary reports)."""
+
+    span: float
+    #: (engine, kind, name, (src, dst) or None, dtype) -> [busy ns, flops, bytes, instructions]
+    groups: dict[tuple[Any, ...], list[float]] = field(default_factory=dict)
+    first_start: dict[int, float] = field(default_factory=dict)  # engine -> its first instruction's start
+    last_end: dict[int, float] = field(default_factory=dict)  # engine -> its last instruction's end
+    stalls: dict[tuple[int, int], list[float]] = field(default_factory=dict)  # (engine, cause) -> [ns, count]
+    peak: list[float] = field(default_factory=list)  # SRAM peak per core
+
+
+def profile_run(prog: Program, seg: Segment, tm: SegmentTiming) -> OpProfile:
+    """Sum a simulated segment by (engine, kind, name, route, dtype) and its stalls by (engine, cause).
+
+    Causes as the trace counts them: 0 waited on a DMA transfer, 1 a DMA queue waited on compute,
+    2 a compute engine waited on compute (a semaphore).
+    """
+    a = seg.arrays()
+    n = len(seg)
+    engine, kind, name, route, dtype = a["engine"], a["kind"], a["name"], a["route"], a["dtype"]
+    dur = tm.end - tm.start
+    out = OpProfile(float(tm.span), peak=[float(x) for x in tm.peak])
+    if n:
+        cols = np.stack([engine, kind.astype(_I), name.astype(_I), route, dtype.astype(_I)])
+        keys, inv = np.unique(cols, axis=1, return_inverse=True)
+        inv = inv.reshape(-1)
+        m = keys.shape[1]
+        sums = [np.bincount(inv, weights=w, minlength=m) for w in (dur, np.where(kind == K_DMA, 0.0, a["flops"]),
+                                                                     a["nbytes"])]
+        count = np.bincount(inv, minlength=m)
+        for g in range(m):
+            e, k, nm, r, dt = (int(x) for x in keys[:, g])
+            key = (e, k, prog.names[nm], prog.routes[r] if r >= 0 else None, prog.dtypes[dt])
+            out.groups[key] = [float(sums[0][g]), float(sums[1][g]), float(sums[2][g]), float(count[g])]
+        for e, f in enumerate(tm.first):
+            if f >= 0:
+                out.first_start[e] = float(tm.start[f])
+                out.last_end[e] = float(tm.end[tm.last[e]])
+    if tm.stall_engine.size:
+        eng_is_dma = np.asarray([info.kind == "dma" for info in prog.machine.engines], dtype=bool)
+        by = tm.stall_by
+        cause = np.where(kind[by] == K_DMA, 0, np.where(eng_is_dma[tm.stall_engine], 1, 2))
+        sdur = tm.stall_end - tm.stall_start
+        real = sdur >= 0.5  # the trace keeps waits of at least 1 ns after rounding
+        for e, c, d, r in zip(tm.stall_engine.tolist(), cause.tolist(), sdur.tolist(), real.tolist(), strict=True):
+            acc = out.stalls.setdefault((int(e), int(c)), [0.0, 0.0])
+            acc[0] += d
+            acc[1] += 1.0 if r else 0.0
+    return out
+
+
+def _bilinear(q: dict[tuple[int, int], float], ts: tuple[int, ...], ss: tuple[int, ...], T: int, S: int) -> float:
+    """``q`` at (T, S) from its values at the corners ``ts x ss`` (one point per axis: constant)."""
+    t1, s1 = ts[0], ss[0]
+    base = q[(t1, s1)]
+    dt = (q[(ts[1], s1)] - base) / (ts[1] - t1) if len(ts) > 1 else 0.0
+    ds = (q[(t1, ss[1])] - base) / (ss[1] - s1) if len(ss) > 1 else 0.0
+    dts = 0.0
+    if len(ts) > 1 and len(ss) > 1:
+        dts = (q[(ts[1], ss[1])] - q[(ts[1], s1)] - q[(t1, ss[1])] + base) / ((ts[1] - t1) * (ss[1] - s1))
+    return base + (T - t1) * dt + (S - s1) * ds + (T - t1) * (S - s1) * dts
+
+
+def extrapolate(runs: dict[tuple[int, int], OpProfile], ts: tuple[int, ...], ss: tuple[int, ...], T: int,
+                S: int) -> OpProfile:
+    """The op at (T, S) from its cut-down runs: every quantity extended bilinearly, none below 0."""
+    def ext(get: Any) -> float:
+        return max(0.0, _bilinear({k: get(p) for k, p in runs.items()}, ts, ss, T, S))
+
+    ref = runs[(ts[-1], ss[-1])]
+    out = OpProfile(ext(lambda p: p.span), peak=list(ref.peak))
+    gkeys = {k for p in runs.values() for k in p.groups}
+    for k in sorted(gkeys, key=repr):
+        out.groups[k] = [ext(lambda p, k=k, i=i: p.groups.get(k, [0.0] * 4)[i]) for i in range(4)]
+    for e in {e for p in runs.values() for e in p.first_start}:
+        out.first_start[e] = ext(lambda p, e=e: p.first_start.get(e, 0.0))
+        out.last_end[e] = ext(lambda p, e=e: p.last_end.get(e, 0.0))
+    for k in {k for p in runs.values() for k in p.stalls}:
+        out.stalls[k] = [ext(lambda p, k=k, i=i: p.stalls.get(k, [0.0, 0.0])[i]) for i in range(2)]
+    # an engine is never busy for longer than it is in use, nor in use after the op ends
+    busy_of: dict[int, float] = {}
+    for (e, *_), (busy, *_) in out.groups.items():
+        busy_of[e] = busy_of.get(e, 0.0) + busy
+    for e, busy in busy_of.items():
+        out.last_end[e] = max(out.last_end.get(e, 0.0), out.first_start.get(e, 0.0) + busy)
+    out.span = max([out.span, *out.last_end.values()])
+    return out
+
+
+def synthesize(prog: Program, prof: OpProfile) -> Segment:
+    """One segment standing for the whole op: an instruction per group, its timing preset."""
+    machine = prog.machine
+    n_eng = len(machine.engines)
+    seg = Segment()
+    starts: list[float] = []
+    ends: list[float] = []
+    first = [-1] * n_eng
+    last = [-1] * n_eng
+    by_engine: dict[int, list[tuple[Any, ...]]] = {}
+    for key in prof.groups:
+        by_engine.setdefault(key[0], []).append(key)
+    dma_row = other_row = -1
+    for e in sorted(by_engine):
+        # the engine's groups back to back from its first start, the last one ending where the
+        # engine's last instruction ends (a group alone on its engine is halved to have both ends)
+        rows = [(key, *prof.groups[key][:3]) for key in by_engine[e]]
+        if len(rows) == 1:
+            key, busy, flops, nbytes = rows[0]
+            rows = [(key, busy / 2, flops / 2, nbytes / 2)] * 2
+        t = prof.first_start.get(e, 0.0)
+        for j, (key, busy, flops, nbytes) in enumerate(rows):
+            _, kind, name, route, dtype = key
+            i = len(seg.rows)
+            r = prog.route_id(*route) if route is not None else -1
+            seg.rows.append((e, kind, prog.name_id(name), flops, nbytes, busy, (), 0.0, 0, r, prog.dtype_id(dtype)))
+            if j == len(rows) - 1:
+                t = max(t, prof.last_end.get(e, t + busy) - busy)
+            starts.append(t)
+            t += busy
+            ends.append(t)
+            if first[e] < 0:
+                first[e] = i
+            last[e] = i
+            if kind == K_DMA and dma_row < 0:
+                dma_row = i
+            elif kind != K_DMA and other_row < 0:
+                other_row = i
+    # stalls: whole nanoseconds per record, as many records as the op would have waits
+    se: list[np.ndarray] = []
+    sd: list[np.ndarray] = []
+    sb: list[np.ndarray] = []
+    for (e, cause), (ns, count) in sorted(prof.stalls.items()):
+        by = dma_row if cause == 0 else other_row
+        k = int(round(count))
+        total = int(round(ns))
+        if by < 0 or k <= 0 or total <= 0:
+            continue
+        k = min(k, total)
+        d = np.full(k, total // k, dtype=_I)
+        d[: total - int(d.sum())] += 1
+        se.append(np.full(k, e, dtype=_I))
+        sd.append(d)
+        sb.append(np.full(k, by, dtype=_I))
+    stall_dur = np.concatenate(sd).astype(_F) if sd else np.zeros(0, _F)
+    z_i, z_f = np.zeros(0, _I), np.zeros(0, _F)
+    seg.timing = SegmentTiming(
+        np.asarray(starts, dtype=_F), np.asarray(ends, dtype=_F), float(prof.span), first, last,
+        np.concatenate(se) if se else z_i, np.zeros(stall_dur.size, _F), stall_dur,
+        np.concatenate(sb) if sb else z_i, z_i, z_f, z_f, z_f, z_f, list(prof.peak),
+    )
+    return seg
+
+
+class _OverBudget(Exception):
+    """The cut-down runs would cover more of the op than sampling saves."""
+
+
+@dataclass
+class Cut:
+    """How an op is cut down: the repeats it has along each axis (T waves or tile rows, S k-steps)."""
+
+    T: int
+    S: int
+    cut_dim: str  # "waves" | "m" | "n"
+    tile: int  # the tile edge along the cut dimension (m/n), or the wave size in tiles
+    tk: int
+    plan: Any = None
+
+
+def plan_cut(comp: Compiler, g: Gemm, mapping: Any) -> Cut | None:
+    """The cut for ``g`` under ``mapping``, or None when the op is simulated whole: it is small, or
+    its tiles share a last-level cache smaller than its operands (which tiles hit then depends on
+    how far apart the waves that reuse them run, which no short run shows)."""
+    m = comp.m
+    if mapping.split == "tiles":
+        tm, tn, tk = mapping.tm, mapping.tn, mapping.tk
+        n_tiles = g.batch * ceil_div(g.M, tm) * ceil_div(g.N, tn)
+        operands = g.batch * (g.M + g.N) * g.K * m.dtype_bytes(g.dtype or m.default_dtype())
+        if 0 < m.llc_bytes < operands:
+            return None
+        used = min(m.cores, n_tiles)
+        T = n_tiles // used
+        S = ceil_div(g.K, tk)
+        est = 3 * n_tiles * S
+        cut = Cut(T, S, "waves", used, tk)
+    else:
+        g2 = g
+        if mapping.tm is not None and g.tile_m is None:
+            g2 = _replace(g, tile_m=mapping.tm, tile_n=mapping.tn, tile_k=mapping.tk)
+        g2 = _replace(g2, split=mapping.split, buffering=mapping.buffering, loop_order=mapping.order)
+        split, chunks, Mc, Nc, Kc, bc, peers = comp.split_shape(g2, mapping.split)
+        plan = comp.plan_gemm(g2, Mc, Nc, Kc, bc, len(chunks), peers)
+        rows, cols = ceil_div(Mc, plan.tm), ceil_div(Nc, plan.tn)
+        # cut the dimension the cores do not split (either one when none is), the longer one
+        dim = "n" if split == "m" or (split != "n" and cols > rows) else "m"
+        T = cols if dim == "n" else rows
+        S = 1 if split == "k" else ceil_div(Kc, plan.tk)
+        est = 3 * len(chunks) * bc * rows * cols * S
+        cut = Cut(T, S, dim, plan.tn if dim == "n" else plan.tm, plan.tk, plan)
+    if est < SAMPLE_MIN_INSTRUCTIONS or max(T, S) < MIN_REPEATS:
+        return None
+    return cut
+
+
+def _cut_op(g: Gemm, cut: Cut, t: int, s: int) -> Gemm:
+    """``g`` with ``T - t`` whole tile rows (or columns) and ``S - s`` whole k-steps left out."""
+    kw: dict[str, int] = {}
+    if s != cut.S:
+        kw["K"] = g.K - (cut.S - s) * cut.tk
+    if t != cut.T and cut.cut_dim == "m":
+        kw["M"] = g.M - (cut.T - t) * cut.tile
+    elif t != cut.T and cut.cut_dim == "n":
+        kw["N"] = g.N - (cut.T - t) * cut.tile
+    return _replace(g, **kw) if kw else g
+
+
+def _steady(time_at: Callable[[int], float], n: int, first: int, step: int) -> tuple[int, ...]:
+    """Two points ``(a, a + step)`` of an axis of ``n`` repeats past the pipeline's fill: the op's
+    time grows by the same amount (within :data:`STEADY_TOL`) from ``a`` to ``a + step`` as from
+    ``a + step`` to ``a + 2 step``.  ``a`` starts at ``first`` and doubles; ``(n,)`` (no cut) when
+    no such point leaves at least half of the axis out."""
+    a = first
+    while a + 2 * step <= n // 2:
+        try:
+            t0, t1, t2 = time_at(a), time_at(a + step), time_at(a + 2 * step)
+        except _OverBudget:
+            break
+        d1, d2 = t1 - t0, t2 - t1
+        if d1 > 0 and abs(d2 - d1) <= STEADY_TOL * d1:
+            return (a, a + step)
+        a *= 2
+    return (n,)
+
+
+def sampled_gemm(comp: Compiler, g: Gemm, mapping: Any) -> tuple[Segment, dict[str, Any]] | None:
+    """The synthetic segment and slice args of ``g`` sampled (see the module docstring), or None
+    when ``g`` is simulated whole."""
+    from collectors.simulator.compiler import Compiler
+
+    cut = plan_cut(comp, g, mapping)
+    if cut is None:
+        return None
+    m = comp.m
+    runs: dict[tuple[int, int], OpProfile] = {}
+    info: dict[str, Any] = {}
+    budget = [cut.T * cut.S / MAX_SHARE]  # in (wave or tile row) x k-step units
+
+    def run(t: int, s: int) -> OpProfile:
+        nonlocal info
+        got = runs.get((t, s))
+        if got is None:
+            budget[0] -= t * s
+            if budget[0] < 0:
+                raise _OverBudget
+            sub_prog = Program(m)
+            sub = Compiler(m, sub_prog)
+            sub.plan_override = cut.plan
+            if cut.cut_dim == "waves" and t != cut.T:
+                sub.keep_waves = t
+            sub.gemm(_cut_op(g, cut, t, s), mapping=mapping)
+            seg = sub_prog.segments[-1]
+            got = runs[(t, s)] = profile_run(sub_prog, seg, simulate_segment(seg, sub_prog, m))
+            info = dict(sub_prog.ops[-1])
+        return got
+
+    t_probe = min(cut.T, SAMPLE_T[0])
+    ss = _steady(lambda s: run(t_probe, s).span, cut.S, *SAMPLE_S) if cut.S >= MIN_REPEATS else (cut.S,)
+    ts = _steady(lambda t: run(t, ss[0]).span, cut.T, *SAMPLE_T) if cut.T >= MIN_REPEATS else (cut.T,)
+    if len(ts) == 1 and len(ss) == 1:
+        return None  # nothing to leave out: simulate it whole
+    try:
+        for t in ts:
+            for s in ss:
+                run(t, s)
+    except _OverBudget:
+        return None
+    prof = extrapolate(runs, ts, ss, cut.T, cut.S)
+    n_instr = sum(v[3] for v in prof.groups.values())
+    info.update(op=g.label, M=g.M, N=g.N, K=g.K, batch=g.batch)
+    info["sampled"] = {"instructions": int(round(n_instr)), cut.cut_dim: [list(ts), cut.T],
+                       "k_steps": [list(ss), cut.S], "runs": len(runs)}
+    return synthesize(comp.p, prof), info
+
+
+def _replace(obj: Any, **kw: Any) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(obj, **kw)
