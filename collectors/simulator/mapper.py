@@ -18,18 +18,27 @@ Every estimate includes the op's fixed costs: ``max(host, launch + device time)`
 :meth:`collectors.simulator.compiler.Compiler.begin_op`).  Explicit workload fields win: a
 split, tile size, buffering or loop order the workload sets is never changed, only the rest is
 searched.  Results are cached by (spec, machine options, op shape, dtype).
+
+Plans shared across machines (:func:`shared_plans`): a what-if sweep runs one workload on machines
+that differ in a rate or a capacity.  The estimate is not exact (30-50 % off on small GEMMs), so the
+plan it ranks first can change between two such machines and the faster machine can get the
+slower plan.  Under :func:`shared_plans` the mapper also simulates every plan the sweep found for a
+GEMM of the same shape (any dtype) at its other points, where it fits, and keeps the fastest: each
+plan's simulated time only falls as bandwidth grows, so the best of one common set does too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 
-from collectors.simulator.machine import Machine
+from collectors.simulator.machine import Machine, SimulatorError
 from collectors.simulator.workloads import Gemm, ceil_div
 
 #: At most about this many matmul instructions per op when the spec gives ``pipeline_k``: the
@@ -47,6 +56,10 @@ SEARCH_TOP = 3
 SMALL_OP_INSTRUCTIONS = 3000
 
 _CACHE: dict[Any, Mapping] = {}
+#: plans to try besides the mapper's own, by :func:`plan_key` (see :func:`shared_plans`)
+_SHARED: dict[tuple[Any, ...], tuple[Mapping, ...]] = {}
+#: every GEMM the mapper placed while :func:`shared_plans` records: exact shape -> (op, its plan)
+_LOG: dict[tuple[Any, ...], tuple[Gemm, Mapping]] | None = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +75,7 @@ class Mapping:
     cbuf: int = 2
     est_ns: float = 0.0
     sim_ns: float | None = None
-    how: str = "rules"  # rules | model | search
+    how: str = "rules"  # rules | model | search | shared (a plan found on another machine of a sweep)
 
     def describe(self) -> str:
         tile = f"{self.tm}x{self.tn}x{self.tk}" if self.tm else "planner"
@@ -71,6 +84,15 @@ class Mapping:
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @property
+    def plan(self) -> tuple[Any, ...]:
+        """What the compiler runs (without how it was found or what it was estimated to take)."""
+        return (self.split, self.tm, self.tn, self.tk, self.buffering, self.order, self.cbuf)
+
+    def bare(self) -> Mapping:
+        """The plan alone, to try on another machine."""
+        return Mapping(*self.plan)
 
 
 # ------------------------------------------------------------------ tile geometry
@@ -260,41 +282,117 @@ def _key(m: Machine, g: Gemm) -> tuple[Any, ...]:
     return (repr(m.spec), opts, shape)
 
 
+def plan_key(g: Gemm) -> tuple[Any, ...]:
+    """What makes two GEMMs take the same plans: every field but the label and the dtype."""
+    return tuple(getattr(g, f.name) for f in fields(g) if f.name not in ("label", "dtype"))
+
+
+@contextlib.contextmanager
+def shared_plans(plans: dict[tuple[Any, ...], tuple[Mapping, ...]] | None = None
+                 ) -> Iterator[dict[tuple[Any, ...], tuple[Gemm, Mapping]]]:
+    """Within the block, every GEMM also tries ``plans[plan_key(g)]`` (found for the same shape on
+    other machines); yields a log of each distinct GEMM placed in the block and the plan it got."""
+    global _LOG, _SHARED
+    log: dict[tuple[Any, ...], tuple[Gemm, Mapping]] = {}
+    saved = _LOG, _SHARED
+    _LOG, _SHARED = log, dict(plans or {})
+    try:
+        yield log
+    finally:
+        _LOG, _SHARED = saved
+
+
 def choose_gemm(m: Machine, g: Gemm) -> Mapping:
     """The mapping the compiler runs ``g`` with on ``m`` (``SimOptions.mapper`` says how it is found)."""
-    key = _key(m, g)
-    hit = _CACHE.get(key)
-    if hit is not None:
-        return hit
     mode = m.options.mapper
     explicit_split = g.split not in ("auto", "tiles")
     explicit_tiles = g.split != "tiles" and any(x is not None for x in (g.tile_m, g.tile_n, g.tile_k))
-    if mode == "off" or explicit_split or explicit_tiles or m.cores == 1 and g.split == "auto":
-        mp = _rules(m, g)
-    else:
-        cands = [(estimate_tiles(m, g, c), c) for c in tiles_candidates(m, g)]
-        if g.split == "auto":
-            for split in ("n", "m", "k", "batch", "none"):
-                dim = {"n": g.N, "m": g.M, "k": g.K if g.M * g.N <= 65536 else 0, "batch": g.batch,
-                       "none": m.cores}[split]
-                if dim < m.cores and split != "none":
-                    continue
-                r = _rules(m, Gemm(**{**{f.name: getattr(g, f.name) for f in fields(g)}, "split": split}))
-                cands.append((r.est_ns, r))
-        cands.sort(key=lambda x: x[0])
-        est, best = cands[0]
-        mp = Mapping(**{**best.as_dict(), "est_ns": est, "how": "model"})
-        top = [Mapping(**{**c.as_dict(), "est_ns": e}) for e, c in cands[:SEARCH_TOP]]
-        if g.split == "auto" and not any(c.split != "tiles" for c in top):
-            top.append(_rules(m, g))  # the compiler's own rule is always in the running
-        if mode == "search" or sum(_instructions(g, c) for c in top) <= SMALL_OP_INSTRUCTIONS:
-            # small ops: simulating the best few costs about as much as modelling them, and the
-            # model is least exact where fixed latencies dominate
-            mp = _search(m, g, top)
+    fixed = mode == "off" or explicit_split or explicit_tiles or m.cores == 1 and g.split == "auto"
+    shared = () if fixed else _SHARED.get(plan_key(g), ())
+    base = _key(m, g)
+    key = (base, tuple(p.plan for p in shared))
+    mp = _CACHE.get(key)
+    if mp is None:
+        own = _CACHE.get((base, ()))
+        if own is None:
+            own = _rules(m, g) if fixed else _model(m, g, mode)
+            _remember((base, ()), own)
+        mp = _best_shared(m, g, own, shared) if shared else own
+        _remember(key, mp)
+    if _LOG is not None:
+        _LOG.setdefault((plan_key(g), g.dtype), (g, mp))
+    return mp
+
+
+def _remember(key: tuple[Any, ...], mp: Mapping) -> None:
     if len(_CACHE) > 4096:
         _CACHE.clear()
     _CACHE[key] = mp
+
+
+def remember(m: Machine, g: Gemm, mp: Mapping) -> None:
+    """Take ``mp`` as the mapper's own plan for ``g`` on ``m`` (found, and maybe simulated, before:
+    a sweep's second pass does not search again what its first pass found)."""
+    _remember((_key(m, g), ()), mp)
+
+
+def _model(m: Machine, g: Gemm, mode: str) -> Mapping:
+    """The analytic model's pick, confirmed by simulating the best few for small ops or ``search``."""
+    cands = [(estimate_tiles(m, g, c), c) for c in tiles_candidates(m, g)]
+    if g.split == "auto":
+        for split in ("n", "m", "k", "batch", "none"):
+            dim = {"n": g.N, "m": g.M, "k": g.K if g.M * g.N <= 65536 else 0, "batch": g.batch,
+                   "none": m.cores}[split]
+            if dim < m.cores and split != "none":
+                continue
+            r = _rules(m, Gemm(**{**{f.name: getattr(g, f.name) for f in fields(g)}, "split": split}))
+            cands.append((r.est_ns, r))
+    cands.sort(key=lambda x: x[0])
+    est, best = cands[0]
+    mp = Mapping(**{**best.as_dict(), "est_ns": est, "how": "model"})
+    top = [Mapping(**{**c.as_dict(), "est_ns": e}) for e, c in cands[:SEARCH_TOP]]
+    if g.split == "auto" and not any(c.split != "tiles" for c in top):
+        top.append(_rules(m, g))  # the compiler's own rule is always in the running
+    if mode == "search" or sum(_instructions(g, c) for c in top) <= SMALL_OP_INSTRUCTIONS:
+        # small ops: simulating the best few costs about as much as modelling them, and the
+        # model is least exact where fixed latencies dominate
+        mp = _search(m, g, top)
     return mp
+
+
+def _fits(m: Machine, g: Gemm, mp: Mapping) -> Mapping | None:
+    """``mp`` as it runs on ``m`` (one accumulator buffer if two do not fit), or None if it cannot."""
+    if mp.split != "tiles" or mp.tm is None or mp.tn is None or mp.tk is None:
+        return mp  # the compiler's planner sizes the tiles for this machine
+    dtb = m.dtype_bytes(g.dtype or m.default_dtype())
+    for cbuf in (mp.cbuf, 1) if mp.cbuf > 1 else (mp.cbuf,):
+        if tiles_footprint(m, mp.tm, mp.tn, mp.tk, mp.buffering, cbuf, dtb) <= m.sram_bytes:
+            return Mapping(mp.split, mp.tm, mp.tn, mp.tk, mp.buffering, mp.order, cbuf)
+    return None
+
+
+def _best_shared(m: Machine, g: Gemm, own: Mapping, shared: tuple[Mapping, ...]) -> Mapping:
+    """The fastest (simulated) of ``own`` and the shared plans that fit; ``own`` wins ties."""
+    seen = {own.plan}
+    others = []
+    for p in shared:
+        f = _fits(m, g, p)
+        if f is not None and f.plan not in seen:
+            seen.add(f.plan)
+            others.append(f)
+    if not others:
+        return own
+    if own.sim_ns is None:
+        own = Mapping(**{**_search(m, g, [own]).as_dict(), "how": own.how})
+    best = own
+    for c in others:
+        try:
+            done = _search(m, g, [c])
+        except SimulatorError:  # a plan this machine cannot run (a split its cores do not divide)
+            continue
+        if (done.sim_ns or math.inf) < (best.sim_ns or math.inf):
+            best = Mapping(**{**done.as_dict(), "how": "shared"})
+    return best
 
 
 def _instructions(g: Gemm, mp: Mapping) -> int:

@@ -70,6 +70,8 @@ def sweep(workload: str, hw: str, vary: tuple[str, ...], dtypes: str | None, set
     \b
     Every point runs at summary detail in a pool of processes; points that cannot run (a dtype
     the chip lacks) are rows with their error.  The Pareto front (fastest for its cost) is marked.
+    Each GEMM shape also tries the plans the mapper found for it at the other points and keeps the
+    fastest, so more bandwidth is never slower (shared_plans counts the GEMM shapes that took one).
     Examples:
       profiler sweep llm-decode-7b --hw edge-npu --vary dram_bandwidth=34e9,68e9,136e9 --dtype fp16,int8
       profiler sweep encoder.onnx --hw edge-npu --vary sram_bytes=8e6,16e6,32e6 --cost sram_bytes --chart p.html
@@ -130,13 +132,17 @@ def sweep(workload: str, hw: str, vary: tuple[str, ...], dtypes: str | None, set
 
 def render(rows: list[dict[str, Any]], keys: list[str], cost: str, fmt: str,
            gains: list[dict[str, Any]] | None = None) -> str:
-    cols = [*keys, "dtype", "latency_ns", "tflops", "dram_bytes", cost, "pareto", "error"]
+    cols = [*keys, "dtype", "latency_ns", "tflops", "dram_bytes", cost, "pareto", "shared_plans", "error"]
     if fmt == "json":
-        return json.dumps({"points": rows, "gains": gains}, indent=2, default=str) + "\n"
+        # each point's GEMM plans beside the points (the points stay flat rows for tables and charts)
+        plans = [{"point": i, **mp} for i, r in enumerate(rows) for mp in r.get("mappings", ())]
+        points = [{k: v for k, v in r.items() if k != "mappings"} for r in rows]
+        return json.dumps({"points": points, "plans": plans, "gains": gains}, indent=2, default=str) + "\n"
     if fmt == "csv":
         buf = io.StringIO()
         wr = csv.DictWriter(buf, fieldnames=[*keys, "dtype", "latency_ns", "tflops", "flops", "dram_bytes",
-                                              "sram_bytes", "dram_bandwidth", "peak_flops", "pareto", "error"],
+                                              "sram_bytes", "dram_bandwidth", "peak_flops", "pareto", "shared_plans",
+                                              "error"],
                             extrasaction="ignore")
         wr.writeheader()
         wr.writerows(rows)
@@ -147,6 +153,9 @@ def render(rows: list[dict[str, Any]], keys: list[str], cost: str, fmt: str,
     out = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
     out += ["  ".join(v.ljust(w) for v, w in zip(t, widths, strict=True)).rstrip() for t in table]
     out.append(f"* on the Pareto front: no other point is both faster and cheaper in {cost}")
+    if any(r.get("shared_plans") for r in rows):
+        out.append("shared_plans: GEMM shapes run with a plan the mapper found at another point of the sweep "
+                   "(faster here than its own pick; --format json lists every point's plans)")
     if gains:
         out += ["", "ops ranked by what the lower precision saves:"]
         hi, lo = [k[:-3] for k in gains[0] if k.endswith("_ns") and k != "gain_ns"][:2]
