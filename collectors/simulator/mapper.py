@@ -60,6 +60,8 @@ _CACHE: dict[Any, Mapping] = {}
 _SHARED: dict[tuple[Any, ...], tuple[Mapping, ...]] = {}
 #: every GEMM the mapper placed while :func:`shared_plans` records: exact shape -> (op, its plan)
 _LOG: dict[tuple[Any, ...], tuple[Gemm, Mapping]] | None = None
+#: shared plans are timed the way the program they go into is (sampled at summary detail)
+_SAMPLED = False
 
 
 @dataclass(frozen=True)
@@ -288,18 +290,21 @@ def plan_key(g: Gemm) -> tuple[Any, ...]:
 
 
 @contextlib.contextmanager
-def shared_plans(plans: dict[tuple[Any, ...], tuple[Mapping, ...]] | None = None
+def shared_plans(plans: dict[tuple[Any, ...], tuple[Mapping, ...]] | None = None, sampled: bool = False
                  ) -> Iterator[dict[tuple[Any, ...], tuple[Gemm, Mapping]]]:
     """Within the block, every GEMM also tries ``plans[plan_key(g)]`` (found for the same shape on
-    other machines); yields a log of each distinct GEMM placed in the block and the plan it got."""
-    global _LOG, _SHARED
+    other machines); yields a log of each distinct GEMM placed in the block and the plan it got.
+    ``sampled``: the block compiles at summary detail with sampling (large GEMMs extrapolated, see
+    :mod:`collectors.simulator.sampling`), so the plans are timed that way too: the time a plan is
+    picked by is the time the run reports."""
+    global _LOG, _SHARED, _SAMPLED
     log: dict[tuple[Any, ...], tuple[Gemm, Mapping]] = {}
-    saved = _LOG, _SHARED
-    _LOG, _SHARED = log, dict(plans or {})
+    saved = _LOG, _SHARED, _SAMPLED
+    _LOG, _SHARED, _SAMPLED = log, dict(plans or {}), sampled
     try:
         yield log
     finally:
-        _LOG, _SHARED = saved
+        _LOG, _SHARED, _SAMPLED = saved
 
 
 def choose_gemm(m: Machine, g: Gemm) -> Mapping:
@@ -383,11 +388,11 @@ def _best_shared(m: Machine, g: Gemm, own: Mapping, shared: tuple[Mapping, ...])
     if not others:
         return own
     if own.sim_ns is None:
-        own = Mapping(**{**_search(m, g, [own]).as_dict(), "how": own.how})
+        own = Mapping(**{**_search(m, g, [own], _SAMPLED).as_dict(), "how": own.how})
     best = own
     for c in others:
         try:
-            done = _search(m, g, [c])
+            done = _search(m, g, [c], _SAMPLED)
         except SimulatorError:  # a plan this machine cannot run (a split its cores do not divide)
             continue
         if (done.sim_ns or math.inf) < (best.sim_ns or math.inf):
@@ -401,8 +406,8 @@ def _instructions(g: Gemm, mp: Mapping) -> int:
     return 3 * g.batch * ceil_div(g.M, tm) * ceil_div(g.N, tn) * ceil_div(g.K, tk)
 
 
-def _search(m: Machine, g: Gemm, top: list[Mapping]) -> Mapping:
-    """Simulate each of ``top`` on its own and keep the fastest."""
+def _search(m: Machine, g: Gemm, top: list[Mapping], sampled: bool = False) -> Mapping:
+    """Simulate each of ``top`` on its own (``sampled``: as summary detail does) and keep the fastest."""
     from collectors.simulator.compiler import Compiler
     from collectors.simulator.engine import simulate_segment
     from collectors.simulator.program import Program
@@ -410,7 +415,7 @@ def _search(m: Machine, g: Gemm, top: list[Mapping]) -> Mapping:
     best: Mapping | None = None
     for c in top:
         prog = Program(m)
-        Compiler(m, prog).gemm(g, mapping=c)
+        Compiler(m, prog, sampled=sampled).gemm(g, mapping=c)
         seg = prog.segments[-1]
         span = simulate_segment(seg, prog, m).span
         done = Mapping(**{**c.as_dict(), "sim_ns": span, "how": "search"})

@@ -114,7 +114,7 @@ def run_point(workload: Any, spec: HardwareSpec, params: dict[str, str], dtype: 
             w = dataclasses.replace(workload, base=apply_overrides(workload.base, wl, "workload"))
         else:
             w = apply_overrides(workload, wl, "workload") if wl else workload
-        with mapper.shared_plans(plans) as log:
+        with mapper.shared_plans(plans, sampled=opts.sample) as log:  # points run at summary detail
             if first is not None and _own_plans_stand(Machine(spec, opts), first["_gemms"]):
                 return first
             res = simulate(w, spec, dtype=dtype, options=opts, detail="summary")
