@@ -151,6 +151,24 @@ class TraceBuilder:
         )
         return tid
 
+    def track_rows(self) -> list[dict[str, Any]]:
+        """A copy of the tracks added so far, for :meth:`start_tracks` of another builder."""
+        return [dict(t) for t in self._tracks]
+
+    def start_tracks(self, rows: list[dict[str, Any]]) -> None:
+        """Begin an empty builder with another builder's :meth:`track_rows` (same ids).
+
+        A producer that emits the same track tree for every trace (the simulator's device
+        layout on one machine) builds it once instead of re-adding a thousand tracks each time.
+        """
+        if self._tracks:
+            raise ValueError("start_tracks needs a builder with no tracks yet")
+        self._tracks = [dict(t) for t in rows]
+        counts: dict[int | None, int] = {}
+        for t in self._tracks:
+            counts[t["parent"]] = counts.get(t["parent"], 0) + 1
+        self._child_count = counts
+
     @property
     def num_tracks(self) -> int:
         return len(self._tracks)

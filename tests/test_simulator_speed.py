@@ -250,3 +250,36 @@ def test_large_elementwise_summary_moves_every_byte() -> None:
     r = simulate(Elementwise(rows=8192, cols=4096, dtype="fp16"), EDGE, detail="summary")
     assert r.stats["dram_bytes"] == 3 * 8192 * 4096 * 2
     assert r.total_ns >= r.stats["dram_bytes"] / EDGE.dram.bandwidth * 1e9
+
+
+def test_device_track_tree_is_built_once_per_layout_and_identical() -> None:
+    """The track tree is cached per device layout: a later trace gets the same tracks a fresh
+    build gives, and a different layout (fewer cores) gets its own."""
+    from collectors.simulator import tracegen
+    from collectors.simulator.machine import SimOptions
+
+    tracegen._TRACK_TREES.clear()
+    g = Gemm(M=256, N=256, K=256, dtype="int8")
+    first = simulate(g, EDGE).trace.tracks
+    assert len(tracegen._TRACK_TREES) == 1
+    again = simulate(g, EDGE, detail="summary").trace.tracks
+    assert again.equals(first)
+    one_core = simulate(g, EDGE, options=SimOptions(cores=1)).trace.tracks
+    assert len(tracegen._TRACK_TREES) == 2
+    assert one_core.num_rows < first.num_rows
+    tracegen._TRACK_TREES.clear()
+    assert simulate(g, EDGE).trace.tracks.equals(first)
+
+
+def test_builder_start_tracks_needs_an_empty_builder() -> None:
+    from profiler import TraceBuilder
+
+    a = TraceBuilder()
+    dev = a.add_track("dev", kind="group")
+    a.add_track("x", kind="compute", parent=dev)
+    b = TraceBuilder()
+    b.start_tracks(a.track_rows())
+    assert b.add_track("y", kind="compute", parent=dev) == 2
+    assert b.track_info(2)["sort_index"] == 1  # after x among dev's children
+    with pytest.raises(ValueError, match="no tracks"):
+        b.start_tracks(a.track_rows())

@@ -35,12 +35,33 @@ def _engine_label(machine: Machine, e: int) -> str:
     return f"core{info.core}.{info.kind}" + (str(info.queue) if info.kind == "dma" else "")
 
 
+#: the track tree per device layout (see :func:`_tracks`), at most a few layouts per process
+_TRACK_TREES: dict[tuple[Any, ...], tuple[list[dict[str, Any]], tuple[int, list[int], list[int]]]] = {}
+
+
 def _tracks(b: TraceBuilder, machine: Machine) -> tuple[int, list[int], list[int]]:
     """The device's tracks: DRAM bandwidth counter, per core a group with its engines and SRAM.
 
     Engine tracks are numbered in engine order (engines are core-major), so sorting slices by
-    engine sorts them by track.
+    engine sorts them by track.  The tree depends only on the layout below, so it is built once
+    per layout and copied into later traces (a 132-core GPU has over a thousand tracks).
     """
+    key = (machine.spec.name, machine.dram_bw, machine.sram_bytes, machine.cores, tuple(machine.engines))
+    hit = _TRACK_TREES.get(key)
+    if hit is None and b.num_tracks == 0:
+        scratch = TraceBuilder()
+        ids = _add_tracks(scratch, machine)
+        if len(_TRACK_TREES) > 16:
+            _TRACK_TREES.clear()
+        hit = _TRACK_TREES[key] = (scratch.track_rows(), ids)
+    if hit is None:
+        return _add_tracks(b, machine)
+    b.start_tracks(hit[0])
+    bw, eng, sram = hit[1]
+    return bw, list(eng), list(sram)
+
+
+def _add_tracks(b: TraceBuilder, machine: Machine) -> tuple[int, list[int], list[int]]:
     spec = machine.spec
     dev = b.add_track(spec.name, kind="group", device=spec.name, attrs={"hardware": spec.name})
     bw_track = b.add_track("DRAM bandwidth", kind="counter", parent=dev,
