@@ -55,6 +55,9 @@ def test_sampled_summary_lands_on_the_full_simulation(gemm: Gemm, hw: str) -> No
     stall_full = sum(full.stats["stall_ns"].values())
     stall_summ = sum(summ.stats["stall_ns"].values())
     assert abs(stall_summ - stall_full) <= 0.01 * stall_full + 0.005 * full.total_ns
+    assert summ.stats["stall_count"].keys() == full.stats["stall_count"].keys()
+    for cause, n in full.stats["stall_count"].items():
+        assert abs(summ.stats["stall_count"][cause] - n) <= 0.01 * n + 2, cause
     # one slice per engine of the op, as for any summary, each inside the op
     s = summ.trace.slices
     assert s.num_rows <= len(summ.trace.tracks)

@@ -59,6 +59,9 @@ class SegmentTiming:
     bw_ts: np.ndarray
     bw_val: np.ndarray
     peak: list[float]
+    #: how many waits each stall record stands for (None: one each); a sampled op's record
+    #: carries all its waits of one engine and cause (collectors.simulator.sampling)
+    stall_n: np.ndarray | None = None
 
 
 @dataclass
@@ -77,6 +80,7 @@ class RunResult:
     sram_peak: list[float] = field(default_factory=list)
     bw_ts: np.ndarray = field(default_factory=lambda: np.zeros(0, _F))
     bw_val: np.ndarray = field(default_factory=lambda: np.zeros(0, _F))  # bytes/s of DRAM in use from bw_ts on
+    stall_n: np.ndarray | None = None  # waits per stall record (None: one each; see SegmentTiming)
 
 
 #: Segments at least this long run in the compiled loop (collectors.simulator.kernel) when numba is
@@ -467,5 +471,9 @@ def run(prog: Program, machine: Machine, progress: Callable[[int], None] | None 
     st_s = np.concatenate([cat("stall_start", t0a), np.asarray(x_s, dtype=_F)])
     st_t = np.concatenate([cat("stall_end", t0a), np.asarray(x_t, dtype=_F)])
     st_by = np.concatenate([cat("stall_by", basea), np.asarray(x_by, dtype=_I)])
+    st_n = None
+    if any(tm.stall_n is not None for _, tm in live):
+        st_n = np.concatenate([tm.stall_n if tm.stall_n is not None else np.ones(tm.stall_engine.size, _I)
+                               for _, tm in live] + [np.ones(len(x_e), _I)])
     return RunResult(start, end, st_e, st_s, st_t, st_by, cat("sram_core", None), cat("sram_ts", t0a),
-                     cat("sram_val", None), peak, cat("bw_ts", t0a), cat("bw_val", None))
+                     cat("sram_val", None), peak, cat("bw_ts", t0a), cat("bw_val", None), st_n)

@@ -187,28 +187,24 @@ def synthesize(prog: Program, prof: OpProfile) -> Segment:
                 dma_row = i
             elif kind != K_DMA and other_row < 0:
                 other_row = i
-    # stalls: whole nanoseconds per record, as many records as the op would have waits
-    se: list[np.ndarray] = []
-    sd: list[np.ndarray] = []
-    sb: list[np.ndarray] = []
+    # stalls: one record per engine and cause, standing for as many waits as the op would have
+    se: list[int] = []
+    sd: list[float] = []
+    sb: list[int] = []
+    sn: list[int] = []
     for (e, cause), (ns, count) in sorted(prof.stalls.items()):
         by = dma_row if cause == 0 else other_row
-        k = int(round(count))
-        total = int(round(ns))
-        if by < 0 or k <= 0 or total <= 0:
+        if by < 0 or count < 0.5 or ns < 0.5:
             continue
-        k = min(k, total)
-        d = np.full(k, total // k, dtype=_I)
-        d[: total - int(d.sum())] += 1
-        se.append(np.full(k, e, dtype=_I))
-        sd.append(d)
-        sb.append(np.full(k, by, dtype=_I))
-    stall_dur = np.concatenate(sd).astype(_F) if sd else np.zeros(0, _F)
+        se.append(e)
+        sd.append(ns)
+        sb.append(by)
+        sn.append(int(round(count)))
     z_i, z_f = np.zeros(0, _I), np.zeros(0, _F)
     seg.timing = SegmentTiming(
         np.asarray(starts, dtype=_F), np.asarray(ends, dtype=_F), float(prof.span), first, last,
-        np.concatenate(se) if se else z_i, np.zeros(stall_dur.size, _F), stall_dur,
-        np.concatenate(sb) if sb else z_i, z_i, z_f, z_f, z_f, z_f, list(prof.peak),
+        np.asarray(se, dtype=_I), np.zeros(len(sd), _F), np.asarray(sd, dtype=_F), np.asarray(sb, dtype=_I),
+        z_i, z_f, z_f, z_f, z_f, list(prof.peak), np.asarray(sn, dtype=_I),
     )
     return seg
 

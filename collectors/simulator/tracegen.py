@@ -291,10 +291,13 @@ def build_trace(prog: Program, machine: Machine, res: RunResult, workload_name: 
 _CAUSES = ("dma", "compute", "semaphore")
 
 
-def _stall_totals(cause: np.ndarray, dur: np.ndarray) -> tuple[dict[str, int], dict[str, int]]:
-    """Stall nanoseconds and counts per cause (0 dma, 1 compute, 2 semaphore), causes present only."""
+def _stall_totals(cause: np.ndarray, dur: np.ndarray,
+                  n: np.ndarray | None = None) -> tuple[dict[str, int], dict[str, int]]:
+    """Stall nanoseconds and counts per cause (0 dma, 1 compute, 2 semaphore), causes present only;
+    ``n``: waits per record (None: one each)."""
     ns_by = np.bincount(cause, weights=dur, minlength=3)
-    n_by = np.bincount(cause, minlength=3)
+    n_by = np.rint(np.bincount(cause, weights=n, minlength=3)).astype(np.int64) if n is not None else \
+        np.bincount(cause, minlength=3)
     present = sorted({int(c) for c in np.flatnonzero(n_by)}, key=lambda c: _CAUSES[c])
     return ({_CAUSES[c]: int(ns_by[c]) for c in present}, {_CAUSES[c]: int(n_by[c]) for c in present})
 
@@ -383,7 +386,8 @@ def build_summary(prog: Program, machine: Machine, res: RunResult, workload_name
         eng_is_dma = np.asarray([info.kind == "dma" for info in machine.engines], dtype=bool)
         by = res.stall_by[keep]
         cause = np.where(is_dma[by], 0, np.where(eng_is_dma[res.stall_engine[keep]], 1, 2))
-        stats["stall_ns"], stats["stall_count"] = _stall_totals(cause, s_dur[keep])
+        n = res.stall_n[keep] if res.stall_n is not None else None
+        stats["stall_ns"], stats["stall_count"] = _stall_totals(cause, s_dur[keep], n)
     stats["detail"] = "summary"
     b.metadata.extra["simulator"] = stats
     trace = b.build()
