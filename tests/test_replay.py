@@ -83,3 +83,26 @@ def test_cli_replay(tmp_path):
     r = subprocess.run([sys.executable, "-m", "profiler", "replay", str(Path(__file__).parent / "data" / "kineto" /
                         "a100_alexnet.json.gz")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "record_shapes" in r.stderr
+
+
+def test_fp32_matmuls_measured_above_the_fp32_peak_replay_as_tf32():
+    """The A100 trace's fp32 GEMMs ran faster than the A100's 19.5 TFLOP/s fp32 peak allows (by hand:
+    [1024,2048] x [2048,4864] is 20.4 GFLOP in a median 216 us of kernels, 94 TFLOP/s), so they ran
+    on TF32 tensor cores; replay simulates them in tf32 and says so, and lands within 2x of measured."""
+    spec = load_spec("a100-sxm")
+    rows = replay(read_trace(KINETO), spec, limit=40).set_index(["op", "shapes"])
+    row = rows.loc[("aten::mm", "[1024,2048] x [2048,4864]")]
+    measured = _raw_device_ns("aten::mm", [[1024, 2048], [2048, 4864]])
+    assert row["measured_ns"] == pytest.approx(measured)
+    flops = 2 * 1024 * 2048 * 4864
+    assert row["flops"] == flops
+    assert flops / (measured * 1e-9) > spec.peak("fp32")  # the hand check the replay makes
+    assert row["dtype"] == "fp32" and row["sim_dtype"] == "tf32"
+    assert abs(row["error_pct"]) < 50
+    # an fp32 op that did not beat the fp32 peak keeps fp32 (elementwise ops are never switched)
+    add = rows.loc[("aten::add", "[1024,647,96] x [1024,647,96]")]
+    assert add["sim_dtype"] == "fp32"
+    # an explicit dtype is used as given
+    forced = replay(read_trace(KINETO), spec, dtype="fp32", limit=40).set_index(["op", "shapes"])
+    assert forced.loc[("aten::mm", "[1024,2048] x [2048,4864]"), "sim_dtype"] == "fp32"
+    assert forced.loc[("aten::mm", "[1024,2048] x [2048,4864]"), "error_pct"] > 200

@@ -36,7 +36,7 @@ def page(rep: dict[str, Any]) -> str:
     s = rep["summary"]
     line = (f"{s.get('rows', 0)} op shapes; median |error| {s['median_abs_error_pct']:.0f}%, "
             f"p90 {s['p90_abs_error_pct']:.0f}%, {s['within_25_pct']:.0f}% within 25%") if s.get("rows") else ""
-    cols = ["op", "shapes", "dtype", "count", "measured_ns", "simulated_ns", "error_pct"]
+    cols = ["op", "shapes", "dtype", "sim_dtype", "count", "measured_ns", "simulated_ns", "error_pct"]
     body = "".join("<tr>" + "".join(f"<td>{esc(str(r.get(c, '–')))}</td>" for c in cols) + "</tr>" for r in rep["rows"])
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>replay: {esc(rep['label'])}</title>
 <style>body{{font:14px system-ui,sans-serif;margin:16px}} td,th{{padding:2px 8px;border-bottom:1px solid #ddd}}

@@ -9,8 +9,14 @@ counts once) and each elementwise, normalization or softmax op is lowered as
 the device (the kernels its launches started, through the launch flows) when the trace has
 device work, else its own CPU time.
 
-The result has one row per (op, shapes): count, measured and simulated medians, and the error
-(simulated / measured - 1), plus :func:`error_summary` over the rows.
+The result has one row per (op, shapes): count, measured and simulated medians, the dtype the
+simulation used, and the error (simulated / measured - 1), plus :func:`error_summary` over the rows.
+
+An fp32 matrix op whose measured time beats the spec's fp32 peak (its FLOPs over the measured
+time exceed the dense fp32 FLOP/s) cannot have run in fp32 arithmetic: no kernel is faster than
+its roofline.  On a spec with TF32 (an Ampere or later GPU, where PyTorch ran fp32 matmuls on
+the tensor cores by default until 1.12) such an op is simulated in tf32, and its row says so
+(``sim_dtype``).  An explicit ``dtype`` is used as given.
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ VECTOR = {"aten::add", "aten::mul", "aten::relu", "aten::gelu", "aten::silu", "a
           "aten::sub", "aten::add_", "aten::mul_", "aten::relu_"}
 TORCH_DTYPES = {"float": "fp32", "c10::half": "fp16", "c10::bfloat16": "bf16", "double": "fp64",
                 "signed char": "int8", "c10::float8_e4m3fn": "fp8"}
-COLUMNS = ["op", "shapes", "dtype", "count", "flops", "measured_ns", "simulated_ns", "error_pct"]
+_MATRIX_TYPES = ("mm", "addmm", "bmm", "matmul", "linear", "baddbmm")  # op types of MATRIX ops
+COLUMNS = ["op", "shapes", "dtype", "sim_dtype", "count", "flops", "measured_ns", "simulated_ns", "error_pct"]
 
 
 def _graph_op(name: str, args: dict[str, Any]) -> GraphOp | None:
@@ -46,7 +53,7 @@ def _graph_op(name: str, args: dict[str, Any]) -> GraphOp | None:
         return None
     t = name.split("::", 1)[-1].lower()
     dt = next((TORCH_DTYPES.get(str(x).lower()) for x in types if str(x).lower() in TORCH_DTYPES), None)
-    out: tuple[int, ...] = shapes[0] if t not in ("mm", "addmm", "bmm", "matmul", "linear", "baddbmm") else ()
+    out: tuple[int, ...] = shapes[0] if t not in _MATRIX_TYPES else ()
     return GraphOp(name, t, shapes, out, dt or DTYPES.get(str(types[0]) if types else "", None))
 
 
@@ -119,15 +126,31 @@ def replay(trace: Trace, spec: HardwareSpec, dtype: str | None = None, limit: in
     agg = agg.sort_values("total_ns", ascending=False, kind="stable").reset_index(drop=True)
     if limit is not None:
         agg = agg.head(limit)
-    sims, flops = [], []
-    for g in agg["g"]:
-        sim, fl = _simulate_op(g, spec, dtype)
+    sims, flops, used = [], [], []
+    for g, measured_ns in zip(agg["g"], agg["measured_ns"], strict=True):
+        sim_dt = dtype or _sim_dtype(spec, g.dtype)
+        sim, fl = _simulate_op(g, spec, sim_dt)
+        if dtype is None and _beats_fp32_peak(spec, g, sim_dt, fl, measured_ns):
+            sim_dt = "tf32"
+            sim, fl = _simulate_op(g, spec, sim_dt)
         sims.append(sim)
         flops.append(fl)
+        used.append(sim_dt or "")
     agg["simulated_ns"] = sims
     agg["flops"] = flops
+    agg["sim_dtype"] = used
     agg["error_pct"] = (agg["simulated_ns"] / agg["measured_ns"] - 1) * 100
     return agg[COLUMNS]
+
+
+def _beats_fp32_peak(spec: HardwareSpec, g: GraphOp, sim_dtype: str | None, flops: float,
+                     measured_ns: float) -> bool:
+    """An fp32 matrix op measured faster than the fp32 roofline, on a spec that has tf32."""
+    if g.op_type not in _MATRIX_TYPES or sim_dtype != "fp32" or not spec.supports("tf32"):
+        return False
+    if not (flops > 0 and measured_ns > 0):
+        return False
+    return flops / (measured_ns * 1e-9) > spec.peak("fp32")
 
 
 def _simulate_op(g: GraphOp, spec: HardwareSpec, dtype: str | None) -> tuple[float, float]:
@@ -138,7 +161,7 @@ def _simulate_op(g: GraphOp, spec: HardwareSpec, dtype: str | None) -> tuple[flo
     if not ops or not modeled:
         return float("nan"), float("nan")
     try:
-        res = simulate(ImportedModel(tuple(ops)), spec, dtype=dtype or _sim_dtype(spec, g.dtype), detail="summary")
+        res = simulate(ImportedModel(tuple(ops)), spec, dtype=dtype, detail="summary")
     except ProfilerError:  # a shape the simulator cannot place (a row too long for a core)
         return float("nan"), float("nan")
     return float(res.total_ns), float(res.stats["flops"])

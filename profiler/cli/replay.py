@@ -27,6 +27,8 @@ def replay(trace_path: str, hw: str, dtype: str | None, limit: int, fmt: str, ch
     \b
     Measured: the device kernels an op launched (GPU traces), else its CPU time.
     Simulated: the op alone on --hw at summary detail.  Error = simulated / measured - 1.
+    An fp32 matmul measured faster than the spec's fp32 peak ran on TF32 tensor cores:
+    it is simulated in tf32 where the spec has it (the row says "as tf32").
     Example:
       profiler replay train.pt.trace.json.gz --hw a100-sxm --limit 20
     Exit status: 0 ok, 2 bad input or usage.
@@ -50,8 +52,9 @@ def replay(trace_path: str, hw: str, dtype: str | None, limit: int, fmt: str, ch
         for r in rows.itertuples():
             sim = "–" if r.simulated_ns != r.simulated_ns else f"{r.simulated_ns / 1e3:10.1f} us"
             err = "–" if r.error_pct != r.error_pct else f"{r.error_pct:+.0f}%"
+            as_dt = f" as {r.sim_dtype}" if r.sim_dtype and r.sim_dtype != r.dtype else ""
             click.echo(f"  {r.op:<22} {r.shapes[:44]:<44} x{r.count:<5} measured {r.measured_ns / 1e3:10.1f} us  "
-                       f"simulated {sim}  {err}")
+                       f"simulated {sim}  {err}{as_dt}")
         if summary.get("rows"):
             click.echo(f"error: median {summary['median_abs_error_pct']:.0f}%, p90 {summary['p90_abs_error_pct']:.0f}%, "
                        f"{summary['within_25_pct']:.0f}% of op shapes within 25%")
