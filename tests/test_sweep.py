@@ -37,6 +37,8 @@ MONOTONE_CASES = [
     ("edge-npu cnn", CnnEncoder(), "edge-npu", ("fp16", "int8")),
     ("h100 gemm", Gemm(M=256, N=4096, K=1024), "h100-sxm", ("fp16", "int8")),
     ("a100 gemm", Gemm(M=512, N=1024, K=2048), "a100-sxm", ("fp16", "int8")),
+    # a GEMV split over the SMs by columns: the planner re-picks its tiles at each bandwidth
+    ("h100 gemv", Gemm(M=1, N=11008, K=2816), "h100-sxm", ("fp16", "int8")),
     ("dojo-tile gemm", Gemm(M=1024, N=1024, K=1024), "dojo-tile", ("bf16", "fp8")),
     ("dojo-tile decode", SMALL, "dojo-tile", ("bf16", "fp8")),
 ]

@@ -131,32 +131,40 @@ def run_point(workload: Any, spec: HardwareSpec, params: dict[str, str], dtype: 
         "latency_ns": int(res.total_ns), "flops": float(s["flops"]), "dram_bytes": float(s["dram_bytes"]),
         "tflops": s["flops"] / secs / 1e12 if secs else 0.0,
         **_cost(spec, opts, dtype, Machine(spec, opts).default_dtype()), "error": None,
-        "shared_plans": sum(mp.how == "shared" for _, mp in gemms),
+        "shared_plans": sum(mp.how == "shared" for _, mp, _ in gemms),
         "mappings": [{"op": g.label, "plan": mp.describe(), "found": "another point" if mp.how == "shared"
-                      else "this point"} for g, mp in gemms],
+                      else "this point"} for g, mp, _ in gemms],
         "_gemms": gemms,
     })
     return row
 
 
-def _with_times(gemms: list[tuple[Any, mapper.Mapping]], prog: Any) -> list[tuple[Any, mapper.Mapping]]:
-    """Each plan with its op's time in this run (ops run one after another, so an op's time is its
-    segment's span: what the plan would simulate to alone), for the second pass to compare with."""
-    spans: dict[str, float] = {}
+def _with_times(gemms: list[tuple[Any, mapper.Mapping]], prog: Any) -> list[tuple[Any, mapper.Mapping, Any]]:
+    """Each GEMM with its plan, the plan carrying its op's time in this run (ops run one after
+    another, so an op's time is its segment's span: what the plan simulates to alone), and the tiles
+    the op ran with (a dimension split's planner picks them per machine)."""
+    spans: dict[str, tuple[float, Any]] = {}
     for info, seg in zip(getattr(prog, "ops", ()), getattr(prog, "segments", ()), strict=False):
         tm = getattr(seg, "timing", None)
-        if tm is not None:
-            spans.setdefault(info.get("op"), tm.span)
-    return [(g, mp if mp.sim_ns is not None or g.label not in spans
-             else dataclasses.replace(mp, sim_ns=spans[g.label])) for g, mp in gemms]
+        if tm is not None and info.get("op") not in spans:
+            tile = info.get("tile")
+            spans[info.get("op")] = (tm.span, tuple(tile) if isinstance(tile, list | tuple) and len(tile) == 3
+                                     else None)
+    out = []
+    for g, mp in gemms:
+        span, tiles = spans.get(g.label, (None, None))
+        if mp.sim_ns is None and span is not None:
+            mp = dataclasses.replace(mp, sim_ns=span)
+        out.append((g, mp, tiles))
+    return out
 
 
-def _own_plans_stand(m: Any, gemms: list[tuple[Any, mapper.Mapping]]) -> bool:
+def _own_plans_stand(m: Any, gemms: list[tuple[Any, mapper.Mapping, Any]]) -> bool:
     """Whether every GEMM keeps the plan it got alone when the shared plans are tried too (the
     first pass's plans and their simulated times are taken, not searched again)."""
-    for g, mp in gemms:
+    for g, mp, _ in gemms:
         mapper.remember(m, g, mp)
-    return all(mapper.choose_gemm(m, g).plan == mp.plan for g, mp in gemms)
+    return all(mapper.choose_gemm(m, g).plan == mp.plan for g, mp, _ in gemms)
 
 
 def _run_star(args: tuple[Any, ...]) -> dict[str, Any]:
@@ -170,12 +178,23 @@ def _run_all(args: list[tuple[Any, ...]], pool: ProcessPoolExecutor | None, jobs
 
 
 def common_plans(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], tuple[mapper.Mapping, ...]]:
-    """Every plan any point gave a GEMM shape, for the shapes that got more than one."""
+    """Every plan any point gave a GEMM shape, for the shapes whose points did not all run the same.
+
+    A dimension split whose tiles the planner picked is shared both as it is and pinned to the
+    tiles it ran with: re-planned on another machine it may pick other tiles, and only a plan fixed
+    down to its tiles is sure to get no slower on a faster machine."""
     found: dict[tuple[Any, ...], dict[tuple[Any, ...], mapper.Mapping]] = {}
+    ran: dict[tuple[Any, ...], set[Any]] = {}
     for r in rows:
-        for g, mp in r.get("_gemms", ()):
-            found.setdefault(mapper.plan_key(g), {}).setdefault(mp.plan, mp.bare())
-    return {k: tuple(v.values()) for k, v in found.items() if len(v) > 1}
+        for g, mp, tiles in r.get("_gemms", ()):
+            k = mapper.plan_key(g)
+            ran.setdefault(k, set()).add((mp.plan, tiles))
+            plans = found.setdefault(k, {})
+            plans.setdefault(mp.plan, mp.bare())
+            if mp.tm is None and tiles is not None:
+                pinned = mapper.Mapping(mp.split, *tiles, mp.buffering, mp.order, mp.cbuf)
+                plans.setdefault(pinned.plan, pinned)
+    return {k: tuple(v.values()) for k, v in found.items() if len(ran[k]) > 1}
 
 
 def run_sweep(workload: Any, spec: HardwareSpec, vary: dict[str, list[str]], dtypes: list[str | None],
@@ -192,7 +211,7 @@ def run_sweep(workload: Any, spec: HardwareSpec, vary: dict[str, list[str]], dty
         rows = _run_all(args, pool, jobs)
         plans = common_plans(rows) if share_plans else {}
         again = [i for i, r in enumerate(rows)
-                 if any(mapper.plan_key(g) in plans for g, _ in r.get("_gemms", ()))]
+                 if any(mapper.plan_key(g) in plans for g, _, _ in r.get("_gemms", ()))]
         if again:
             redo = _run_all([(*args[i], plans, rows[i]) for i in again], pool, jobs)
             for i, r in zip(again, redo, strict=True):
