@@ -83,10 +83,19 @@ def profile_run(prog: Program, seg: Segment, tm: SegmentTiming) -> OpProfile:
     dur = tm.end - tm.start
     out = OpProfile(float(tm.span), peak=[float(x) for x in tm.peak])
     if n:
-        cols = np.stack([engine, kind.astype(_I), name.astype(_I), route, dtype.astype(_I)])
-        keys, inv = np.unique(cols, axis=1, return_inverse=True)
-        inv = inv.reshape(-1)
-        m = keys.shape[1]
+        # one int64 key per instruction (mixed radix over the five fields), grouped in one 1-D pass
+        radix = [int(engine.max()) + 1, 3, len(prog.names), len(prog.routes) + 1, len(prog.dtypes)]
+        key = engine.astype(_I)
+        for col, r in zip((kind.astype(_I), name.astype(_I), route + 1, dtype.astype(_I)), radix[1:], strict=True):
+            key = key * r + col
+        uniq, inv = np.unique(key, return_inverse=True)
+        m = uniq.size
+        keys = np.empty((5, m), dtype=_I)
+        rest = uniq.copy()
+        for i in range(4, -1, -1):
+            keys[i] = rest % radix[i] if i else rest
+            rest //= radix[i]
+        keys[3] -= 1  # route + 1 -> route
         sums = [np.bincount(inv, weights=w, minlength=m) for w in (dur, np.where(kind == K_DMA, 0.0, a["flops"]),
                                                                      a["nbytes"])]
         count = np.bincount(inv, minlength=m)
