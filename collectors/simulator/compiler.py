@@ -498,15 +498,37 @@ class Compiler:
 
     def _tiles_core(self, core: int, g: Gemm, tiles: list[tuple[int, int, int]], tm: int, tn: int, tk: int,
                     buf: int, cbuf: int, scale: float, llc: LlcModel, r_llc: int) -> Generator[bool, None, None]:
-        """One core's tiles of :meth:`_gemm_tiles`; yields after each k-step."""
-        m = self.m
+        """One core's tiles of :meth:`_gemm_tiles`; yields after each k-step.
+
+        Every GPU GEMM runs through here, so the rings, the queue choice, the cache lookup and the
+        rows are inlined as in :meth:`_gemm_core`; it emits exactly what :meth:`emit`,
+        :meth:`queue`, :meth:`Ring.take` and :meth:`LlcModel.access` would.
+        """
+        m, p = self.m, self.p
         dt = g.dtype or m.default_dtype()
         dtb = m.dtype_bytes(dt)
         accb = max(4.0, dtb)
         M, N, K = g.M, g.N, g.K
         tks = ceil_div(K, tk)
-        a_ring, b_ring, c_ring = Ring(buf, self.launch), Ring(buf, self.launch), Ring(cbuf)
+        launch = self.launch
+        a_users: list[int | None] = [launch] * buf
+        b_users: list[int | None] = [launch] * buf
+        n_a = n_b = 0
+        c_ring = Ring(cbuf)
         mx = m.matrix(core)
+        rows = self.rows
+        app = rows.append
+        frees = self.seg.frees
+        loads = self.q_load[core]
+        n_q = len(loads)
+        lat = self._lat_bytes
+        dbase = self._dma_base[core]
+        r_load = self.r_load
+        name_a, name_b, name_mm = p.name_id("load A"), p.name_id("load B"), p.name_id("matmul")
+        dti = p.dtype_id(dt)
+        cached = llc.capacity > 0
+        held = llc.tiles
+        n_pending = self._n_pending
         step_ns: dict[tuple[int, int, int, bool], tuple[float, float]] = {}
         for b, i, j in tiles:
             mi = min(tm, M - i * tm)
@@ -517,29 +539,60 @@ class Compiler:
             for k in range(tks):
                 kk = min(tk, K - k * tk)
                 last = k == tks - 1
-                a_slot, a_dep = a_ring.take()
+                # load A
+                a_slot = n_a % buf
+                n_a += 1
+                u = a_users[a_slot]
                 nb_a = mi * kk * dtb
-                hit = llc.access(("A", b, i, k), nb_a)
-                a_id = self.emit(self.queue(core, nb_a), K_DMA, "load A", 0.0, nb_a, 0.0, a_dep, dt,
-                                 alloc=nb_a * scale, alloc_core=core, route=r_llc if hit else self.r_load)
-                b_slot, b_dep = b_ring.take()
+                key = ("A", b, i, k)
+                route = r_load
+                if cached:
+                    if key in held:
+                        held.move_to_end(key)
+                        route = r_llc
+                    else:
+                        held[key] = nb_a
+                        llc.used += nb_a
+                q = (0 if loads[0] <= loads[1] else 1) if n_q == 2 else min(range(n_q), key=loads.__getitem__)
+                loads[q] += nb_a + lat
+                a_id = len(rows)
+                app((dbase + q, K_DMA, name_a, 0.0, nb_a, 0.0, () if u is None else (u,), nb_a * scale, core, route,
+                     dti))
+                # load B
+                b_slot = n_b % buf
+                n_b += 1
+                u = b_users[b_slot]
                 nb_b = kk * nj * dtb
-                hit = llc.access(("B", b, k, j), nb_b)
-                b_id = self.emit(self.queue(core, nb_b), K_DMA, "load B", 0.0, nb_b, 0.0, b_dep, dt,
-                                 alloc=nb_b * scale, alloc_core=core, route=r_llc if hit else self.r_load)
+                key = ("B", b, k, j)
+                route = r_load
+                if cached:
+                    if key in held:
+                        held.move_to_end(key)
+                        route = r_llc
+                    else:
+                        held[key] = nb_b
+                        llc.used += nb_b
+                q = (0 if loads[0] <= loads[1] else 1) if n_q == 2 else min(range(n_q), key=loads.__getitem__)
+                loads[q] += nb_b + lat
+                b_id = len(rows)
+                app((dbase + q, K_DMA, name_b, 0.0, nb_b, 0.0, () if u is None else (u,), nb_b * scale, core, route,
+                     dti))
                 shape = (mi, nj, kk, last)
                 got = step_ns.get(shape)
                 if got is None:
                     sb = nb_a + nb_b + (cbytes if last else 0.0)
                     got = step_ns[shape] = (m.matmul_ns(mi, nj, kk, dt, sb), sb)
                 dur, sb = got
-                mm = self.emit(mx, K_MATMUL, "matmul", 2.0 * mi * nj * kk, sb, dur,
-                               (a_id, b_id, *c_dep) if k == 0 else (a_id, b_id), dt,
-                               alloc=cbytes if k == 0 else 0.0, alloc_core=core,
-                               free=(nb_a + nb_b) * scale, free_core=core)
-                a_ring.users[a_slot] = mm
-                b_ring.users[b_slot] = mm
-                if self._n_pending[core]:
+                mm = len(rows)
+                if k == 0:
+                    app((mx, K_MATMUL, name_mm, 2.0 * mi * nj * kk, sb, dur, (a_id, b_id, *c_dep), cbytes, core, -1,
+                         dti))
+                else:
+                    app((mx, K_MATMUL, name_mm, 2.0 * mi * nj * kk, sb, dur, (a_id, b_id), 0.0, core, -1, dti))
+                frees[mm] = [(nb_a + nb_b) * scale, core]
+                a_users[a_slot] = mm
+                b_users[b_slot] = mm
+                if n_pending[core]:
                     self.flush_stores(core, everything=last)
                 yield True
             if cbuf == 1:
