@@ -141,3 +141,6 @@ def test_sample_is_a_set_option_of_the_cli(tmp_path) -> None:
     assert n_sampled * 20 < n_exact
     assert "sampled" in sampled.slices.column("args")[0].as_py()
     assert "sampled" not in exact.slices.column("args")[0].as_py()
+    assert sampled.metadata.extra["simulator"]["sampled_ops"] == 1
+    assert exact.metadata.extra["simulator"]["sampled_ops"] == 0
+    assert "1 op(s) sampled" in r1.output and "sampled" not in r2.output

@@ -125,8 +125,10 @@ def _simulate(workload: Any, spec: HardwareSpec, dtype: str | None, options: Sim
         seg.release_rows()
     trace, stats = build_trace_for(prog, machine, res, _workload_name(workload), detail)
     # the mapper's choice per GEMM (collectors.simulator.mapper), in the trace metadata too
-    stats["mappings"] = trace.metadata.extra.setdefault("simulator", {})["mappings"] = list(
-        getattr(prog, "mappings", []))
+    meta = trace.metadata.extra.setdefault("simulator", {})
+    stats["mappings"] = meta["mappings"] = list(getattr(prog, "mappings", []))
+    # ops simulated cut down and extrapolated (summary detail, collectors.simulator.sampling)
+    stats["sampled_ops"] = meta["sampled_ops"] = sum(1 for info in prog.ops if "sampled" in info)
     return SimResult(trace, int(stats["total_ns"]), int(stats["total_cycles"]), stats, prog)
 
 

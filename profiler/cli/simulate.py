@@ -113,6 +113,9 @@ def simulate(workload: str, hw: str, dtype: str | None, sets: tuple[str, ...], o
                    f"order={mp['order']} ({mp['how']})")
     if len(maps) > 8:
         click.echo(f"  ... {len(maps) - 8} more GEMM mappings in the trace metadata")
+    if s.get("sampled_ops"):
+        click.echo(f"  summary: {s['sampled_ops']} op(s) sampled (a few waves and k-steps simulated, extended to "
+                   "the whole op); --set sample=false simulates every instruction")
     if unmodeled:
         click.echo(f"  {len(unmodeled)} op(s) without a model of their own, simulated as memory traffic: "
                    + ", ".join(unmodeled[:12]) + (" ..." if len(unmodeled) > 12 else ""))
