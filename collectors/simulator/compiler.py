@@ -135,8 +135,10 @@ class Compiler:
         self._reuse_maps: dict[Any, dict[str, Any]] = {}
         if not hasattr(prog, "mappings"):
             prog.mappings = []  # type: ignore[attr-defined]  # the mapper's choice per GEMM, in op order
-        self._pending: list[list[Any]] = []
-        self._n_pending = [0] * machine.cores  # deferred stores per core (skips empty flushes)
+        # deferred stores per core, in the order deferred (item[9]: a sequence number across cores)
+        self._pending: list[list[list[Any]]] = [[] for _ in range(machine.cores)]
+        self._n_pending = [0] * machine.cores  # their counts (the hot loops skip empty flushes)
+        self._seq = 0
         self.r_load = prog.route_id("dram", "sram")
         self.r_store = prog.route_id("sram", "dram")
 
@@ -204,16 +206,22 @@ class Compiler:
         With ``chunks`` > 1 it is issued in pieces, one per :meth:`flush_stores` call, so a big
         output tile does not take the DRAM away from the next tile's loads in one burst.
         """
-        self._pending.append([core, nbytes, name, deps, dtype, free, ring, slot, max(1, int(chunks))])
+        self._pending[core].append([core, nbytes, name, deps, dtype, free, ring, slot, max(1, int(chunks)), self._seq])
+        self._seq += 1
         self._n_pending[core] += 1
 
     def flush_stores(self, core: int | None = None, everything: bool = True) -> None:
-        keep = []
-        for item in self._pending:
-            c, nbytes, name, deps, dtype, free, ring, slot, left = item
-            if core is not None and c != core:
-                keep.append(item)
-                continue
+        """Issue the deferred stores of ``core`` (None: of every core, in the order they were
+        deferred); ``everything`` False issues one chunk of each."""
+        if core is None:
+            cores: range | tuple[int, ...] = range(len(self._pending))
+            items = sorted((it for lst in self._pending for it in lst), key=lambda it: it[9])
+        else:
+            cores = (core,)
+            items = self._pending[core]
+        keep: dict[int, list[list[Any]]] = {c: [] for c in cores}
+        for item in items:
+            c, nbytes, name, deps, dtype, free, ring, slot, left, _ = item
             piece = nbytes / left
             while left:
                 last = left == 1
@@ -226,12 +234,10 @@ class Compiler:
             if left:
                 item[1] = nbytes - piece
                 item[8] = left
-                keep.append(item)
-        self._pending = keep
-        counts = self._n_pending
-        counts[:] = [0] * len(counts)
-        for item in keep:
-            counts[item[0]] += 1
+                keep[c].append(item)
+        for c, kept in keep.items():
+            self._pending[c] = kept
+            self._n_pending[c] = len(kept)
 
     def check_fit(self, footprint: float, what: str) -> None:
         if footprint > self.m.sram_bytes:
@@ -315,14 +321,23 @@ class Compiler:
 
     def plan_gemm(self, g: Gemm, Mc: int, Nc: int, Kc: int, batch: int, cores: int, reduce_peers: int) -> GemmPlan:
         """Tiles for one core's share (memoized: an LLM repeats the same few shapes per layer)."""
+        strip = self._pinned_strip(g)
         key = (g.dtype, g.buffering, g.loop_order, g.tile_m, g.tile_n, g.tile_k, g.label if g.tile_m else "",
-               Mc, Nc, Kc, batch, cores, reduce_peers)
+               Mc, Nc, Kc, batch, cores, reduce_peers, strip)
         plan = self._plans.get(key)
         if plan is None:
-            plan = self._plans[key] = self._plan_gemm(g, Mc, Nc, Kc, batch, cores, reduce_peers)
+            plan = self._plans[key] = self._plan_gemm(g, Mc, Nc, Kc, batch, cores, reduce_peers, strip)
         return plan
 
-    def _plan_gemm(self, g: Gemm, Mc: int, Nc: int, Kc: int, batch: int, cores: int, reduce_peers: int) -> GemmPlan:
+    def _pinned_strip(self, g: Gemm) -> bool:
+        """Whether the op's mapping pins these tiles with a resident A strip: a plan the planner made
+        on another machine of a sweep, reproduced exactly (:attr:`collectors.simulator.mapper.Mapping.a_strip`)."""
+        mp = getattr(self, "mapping", None)
+        return bool(getattr(mp, "a_strip", False) and g.tile_m is not None
+                    and (mp.tm, mp.tn, mp.tk) == (g.tile_m, g.tile_n, g.tile_k))
+
+    def _plan_gemm(self, g: Gemm, Mc: int, Nc: int, Kc: int, batch: int, cores: int, reduce_peers: int,
+                   strip: bool = False) -> GemmPlan:
         m = self.m
         dt = g.dtype or m.default_dtype()
         dtb = m.dtype_bytes(dt)
@@ -337,9 +352,9 @@ class Compiler:
             tm = min(g.tile_m or 256, Mc)
             tn = min(g.tile_n or 256, Nc)
             tk = min(g.tile_k or 256, Kc)
-            fp = self._gemm_footprint(tm, tn, tk, Kc, False, buf, cbuf, dtb, accb, reduce_peers)
+            fp = self._gemm_footprint(tm, tn, tk, Kc, strip, buf, cbuf, dtb, accb, reduce_peers)
             self.check_fit(fp, f"{g.label}: tile {tm}x{tn}x{tk} ({dt}, buffering {buf})")
-            return GemmPlan(tm, tn, tk, False, cbuf, fp)
+            return GemmPlan(tm, tn, tk, strip, cbuf, fp)
         bw = min(m.dram_bw / cores, m.dma_queues * m.dma_bw) / 1e9
         best: tuple[float, float] | None = None
         plan: GemmPlan | None = None
