@@ -108,7 +108,7 @@ def _browser_rows(label: str, url: str, span: int, quick: bool) -> list[dict[str
         time.sleep(1.0)
         zooms = []
         windows = [(0.3, 0.4), (0.5, 0.51), (0.7, 0.7001), (0.2, 0.25), (0.0, 1.0), (0.45, 0.46)]
-        for a, b in windows * (2 if quick else 4):
+        for a, b in windows * (2 if quick else 8):
             seq = d.execute_script("return window.accelTimeline.state.seq")
             d.execute_script("window.accelTimeline.zoomTo(arguments[0], arguments[1])", a * span, b * span)
             _wait(lambda seq=seq: d.execute_script(

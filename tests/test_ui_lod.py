@@ -192,3 +192,23 @@ def test_memory_tracks_with_samples_are_counter_rows_with_their_unit() -> None:
     assert meta["unit"] == "bytes" and meta["max"] == 4e5
     p = tl.view_payload(lt, rows, 0, 10, 100, 0, len(rows))
     assert p["counters"][0]["v"] == [0.0, 4e5, 1e5]
+
+
+@pytest.mark.parametrize("max_bars", [50, 3000])
+def test_a_view_taken_in_chunks_equals_the_view_taken_at_once(big: LoadedTrace, max_bars: int) -> None:
+    """Chunks bound a view's temporaries; they must not change what is drawn (the cap on bars
+    included: the widest bars are kept across chunks, the others binned)."""
+    ix = big.index
+    s, e = ix.span
+    rows = [r.view for r in tl.rows_for(big, set())]
+    for a, b in [(0.0, 1.0), (0.3, 0.35)]:
+        t0, t1 = int(s + a * (e - s)), int(s + b * (e - s))
+        once = ix.view(t0, t1, rows, 1200, max_bars=max_bars, chunk=10**9)
+        parts = ix.view(t0, t1, rows, 1200, max_bars=max_bars, chunk=997)
+        assert 0 < once.bar_ids.size <= max_bars
+        if a == 0.3 and max_bars == 50:
+            assert once.bar_ids.size == 50  # the cap binds: some wide slices were binned
+        assert parts.bar_ids.tolist() == once.bar_ids.tolist() and parts.bar_rows.tolist() == once.bar_rows.tolist()
+        np.testing.assert_allclose(parts.busy, once.busy, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(parts.stall, once.stall, rtol=1e-9, atol=1e-12)
+        assert (parts.visible, parts.binned) == (once.visible, once.binned)

@@ -377,3 +377,45 @@ def test_import_reasons_are_text_and_a_clean_import_is_no_warning() -> None:
     items = line.children[1].children
     assert [li.children for li in items] == [f"dropped 3: {evil}"]
     assert evil in line.title
+
+
+def _minor_faults(pid: int) -> int:
+    """Minor page faults of process ``pid`` so far (/proc/PID/stat, field 10)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[7])
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads page faults from /proc (Linux)")
+def test_profiler_ui_answers_wide_views_from_warm_memory(tmp_path: Path) -> None:
+    """A view of the whole of a 400k-slice run looks at every slice, on a fresh request thread.  Done
+    in one piece, its numpy temporaries outgrew a thread arena's 64 MB heap, which glibc hands back
+    to the kernel once empty: each request faulted in thousands of fresh pages (~10,000 at a
+    million slices: most of a 250 ms zoom).  Taken in chunks (ui.lod.CHUNK), a view's temporaries
+    are a few MB that malloc keeps: once each arena is warm, views fault in next to nothing."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    path = demo_trace(400_000).save(tmp_path / "big.trace")
+    proc = subprocess.Popen([sys.executable, "-m", "profiler", "ui", str(path), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        url = ""
+        for line in proc.stdout:
+            if "http://" in line:
+                url = line.split()[2]
+                break
+        assert url.startswith("http://127.0.0.1:"), url
+        rows = json.loads(urllib.request.urlopen(f"{url}api/rows/0", timeout=120).read())
+        view = f"{url}api/view/0?t0=0&t1={rows['span']}&w=1400&r0=0&r1={len(rows['rows'])}"
+        faults = []
+        for _ in range(8):
+            before = _minor_faults(proc.pid)
+            body = json.loads(urllib.request.urlopen(view, timeout=120).read())
+            faults.append(_minor_faults(proc.pid) - before)
+        assert body["visible"] > 300_000  # the view did look at (nearly) every slice
+        assert max(faults[3:]) < 500, faults  # the first few warm the arenas the request threads use
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

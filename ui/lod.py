@@ -86,6 +86,10 @@ def coverage(start: np.ndarray, end: np.ndarray, t0: int, t1: int, nbins: int,
     return out.reshape(ngroups, nbins)
 
 
+#: Visible slices handled at once by :meth:`TimelineIndex.view` (bounds its temporaries).
+CHUNK = 1 << 16
+
+
 class TimelineIndex:
     """Per-track sorted slice arrays of one trace, built once and queried per view."""
 
@@ -134,55 +138,74 @@ class TimelineIndex:
         return lo, max(lo, hi)
 
     def view(self, t0: int, t1: int, rows: list[ViewRow], width_px: int = 1200, bin_px: int = 2,
-             min_px: float = 1.0, max_bars: int = 3000) -> View:
-        """Bars, bins and counters for the window [t0, t1) drawn ``width_px`` pixels wide."""
+             min_px: float = 1.0, max_bars: int = 3000, chunk: int = CHUNK) -> View:
+        """Bars, bins and counters for the window [t0, t1) drawn ``width_px`` pixels wide.
+
+        Visible slices are taken ``chunk`` at a time, so a view's temporaries stay a few MB
+        whatever the window holds (a whole run of millions of slices): memory that malloc keeps
+        and reuses, rather than fresh pages faulted in for every request.
+        """
         t0, t1 = int(t0), int(max(t1, t0 + 1))
         width_px = max(int(width_px), 10)
         nbins = max(width_px // max(bin_px, 1), 1)
         px_per_ns = width_px / (t1 - t0)
-        idx_parts: list[np.ndarray] = []
-        row_parts: list[np.ndarray] = []
-        drawable_parts: list[np.ndarray] = []
+        busy = np.zeros((len(rows), nbins))
+        stall = np.zeros((len(rows), nbins))
+        # Candidates for bars (drawable and at least min_px wide): id, row, width in pixels.
+        cand: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        parts: list[tuple[np.ndarray, int, bool]] = []
+        pending = visible = binned = 0
+
+        def add_bins(idx: np.ndarray, row: np.ndarray) -> int:
+            """Bin the top-level slices among ``idx`` (work and stall apart); how many."""
+            top = self.depth[idx] == 0
+            idx, row = idx[top], row[top]
+            st = self.stall[idx]
+            busy[:] += coverage(self.ts[idx[~st]], self.end[idx[~st]], t0, t1, nbins, row[~st], len(rows))
+            stall[:] += coverage(self.ts[idx[st]], self.end[idx[st]], t0, t1, nbins, row[st], len(rows))
+            return int(idx.size)
+
+        def flush() -> None:
+            nonlocal pending, visible, binned
+            if not parts:
+                return
+            idx = np.concatenate([p[0] for p in parts])
+            row = np.concatenate([np.full(p[0].size, p[1], dtype=np.int64) for p in parts])
+            drawable = np.concatenate([np.full(p[0].size, p[2], dtype=bool) for p in parts])
+            parts.clear()
+            pending = 0
+            visible += idx.size
+            px = (np.minimum(self.end[idx], t1) - np.maximum(self.ts[idx], t0)) * px_per_ns
+            wide = drawable & (px >= min_px)
+            cand.append((idx[wide], row[wide], px[wide]))
+            binned += add_bins(idx[~wide], row[~wide])
+
         for r, vrow in enumerate(rows):
             for t in vrow.tracks:
                 a, b = self.visible_range(t, t0, t1)
-                if b <= a:
-                    continue
-                idx = np.arange(a, b, dtype=np.int64)
-                idx = idx[self.end[idx] > t0]
-                if not idx.size:
-                    continue
-                idx_parts.append(idx)
-                row_parts.append(np.full(idx.size, r, dtype=np.int64))
-                drawable_parts.append(np.full(idx.size, len(vrow.tracks) == 1, dtype=bool))
+                for lo in range(a, b, chunk):  # one track of millions of slices: in chunks too
+                    idx = np.arange(lo, min(b, lo + chunk), dtype=np.int64)
+                    idx = idx[self.end[idx] > t0]
+                    if idx.size:
+                        parts.append((idx, r, len(vrow.tracks) == 1))
+                        pending += idx.size
+                        if pending >= chunk:
+                            flush()
+        flush()
         counters = self._counters(t0, t1, rows, nbins)
-        if not idx_parts:
-            return View(t0, t1, width_px, nbins, np.zeros(0, np.int64), np.zeros(0, np.int64),
-                        np.zeros((len(rows), nbins)), np.zeros((len(rows), nbins)), counters)
-        idx = np.concatenate(idx_parts)
-        row = np.concatenate(row_parts)
-        drawable = np.concatenate(drawable_parts)
-        vis_dur = np.minimum(self.end[idx], t1) - np.maximum(self.ts[idx], t0)
-        px = vis_dur * px_per_ns
-        wide = drawable & (px >= min_px)
-        if wide.sum() > max_bars:
-            cand = np.flatnonzero(wide)
-            keep = cand[np.argpartition(-px[cand], max_bars - 1)[:max_bars]]
-            wide = np.zeros_like(wide)
-            wide[keep] = True
-        top = self.depth[idx] == 0
-        binned = top & ~wide
-        st = self.stall[idx]
-        work, wait = binned & ~st, binned & st
-        busy = coverage(self.ts[idx[work]], self.end[idx[work]], t0, t1, nbins, row[work], len(rows))
-        stall = coverage(self.ts[idx[wait]], self.end[idx[wait]], t0, t1, nbins, row[wait], len(rows))
+        ids = np.concatenate([c[0] for c in cand]) if cand else np.zeros(0, np.int64)
+        bar_rows = np.concatenate([c[1] for c in cand]) if cand else np.zeros(0, np.int64)
+        if ids.size > max_bars:  # the widest make bars; the rest are binned like narrow ones
+            px = np.concatenate([c[2] for c in cand])
+            keep = np.zeros(ids.size, dtype=bool)
+            keep[np.argpartition(-px, max_bars - 1)[:max_bars]] = True
+            binned += add_bins(ids[~keep], bar_rows[~keep])
+            ids, bar_rows = ids[keep], bar_rows[keep]
         # A collapsed group's row shows the mean fractions of its tracks.
         per_row = np.array([max(len(vr.tracks), 1) for vr in rows], dtype=np.float64)[:, None]
         busy /= per_row
         stall /= per_row
-        bar_ids = idx[wide]
-        return View(t0, t1, width_px, nbins, bar_ids, row[wide], busy, stall, counters,
-                    visible=int(idx.size), binned=int(binned.sum()))
+        return View(t0, t1, width_px, nbins, ids, bar_rows, busy, stall, counters, visible=visible, binned=binned)
 
     def _counters(self, t0: int, t1: int, rows: list[ViewRow], nbins: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """Counter samples in the window; more than two per bin are reduced to each bin's maximum."""
