@@ -515,9 +515,10 @@ class Compiler:
                     buf: int, cbuf: int, scale: float, llc: LlcModel, r_llc: int) -> Generator[bool, None, None]:
         """One core's tiles of :meth:`_gemm_tiles`; yields after each k-step.
 
-        Every GPU GEMM runs through here, so the rings, the queue choice, the cache lookup and the
-        rows are inlined as in :meth:`_gemm_core`; it emits exactly what :meth:`emit`,
-        :meth:`queue`, :meth:`Ring.take` and :meth:`LlcModel.access` would.
+        Every GPU GEMM runs through here, so the rings and rows are inlined as in
+        :meth:`_gemm_core` and both operands' loads share one local ``load`` (queue choice and cache
+        lookup included); it emits exactly what :meth:`emit`, :meth:`queue`, :meth:`Ring.take` and
+        :meth:`LlcModel.access` would.
         """
         m, p = self.m, self.p
         dt = g.dtype or m.default_dtype()
@@ -544,6 +545,23 @@ class Compiler:
         cached = llc.capacity > 0
         held = llc.tiles
         n_pending = self._n_pending
+
+        def load(name: int, key: tuple[Any, ...], nb: float, u: int | None) -> int:
+            """One operand tile's load (from the shared cache when a core read it recently)."""
+            route = r_load
+            if cached:
+                if key in held:
+                    held.move_to_end(key)
+                    route = r_llc
+                else:
+                    held[key] = nb
+                    llc.used += nb
+            q = (0 if loads[0] <= loads[1] else 1) if n_q == 2 else min(range(n_q), key=loads.__getitem__)
+            loads[q] += nb + lat
+            i = len(rows)
+            app((dbase + q, K_DMA, name, 0.0, nb, 0.0, () if u is None else (u,), nb * scale, core, route, dti))
+            return i
+
         step_ns: dict[tuple[int, int, int, bool], tuple[float, float]] = {}
         for b, i, j in tiles:
             mi = min(tm, M - i * tm)
@@ -554,44 +572,14 @@ class Compiler:
             for k in range(tks):
                 kk = min(tk, K - k * tk)
                 last = k == tks - 1
-                # load A
                 a_slot = n_a % buf
                 n_a += 1
-                u = a_users[a_slot]
                 nb_a = mi * kk * dtb
-                key = ("A", b, i, k)
-                route = r_load
-                if cached:
-                    if key in held:
-                        held.move_to_end(key)
-                        route = r_llc
-                    else:
-                        held[key] = nb_a
-                        llc.used += nb_a
-                q = (0 if loads[0] <= loads[1] else 1) if n_q == 2 else min(range(n_q), key=loads.__getitem__)
-                loads[q] += nb_a + lat
-                a_id = len(rows)
-                app((dbase + q, K_DMA, name_a, 0.0, nb_a, 0.0, () if u is None else (u,), nb_a * scale, core, route,
-                     dti))
-                # load B
+                a_id = load(name_a, ("A", b, i, k), nb_a, a_users[a_slot])
                 b_slot = n_b % buf
                 n_b += 1
-                u = b_users[b_slot]
                 nb_b = kk * nj * dtb
-                key = ("B", b, k, j)
-                route = r_load
-                if cached:
-                    if key in held:
-                        held.move_to_end(key)
-                        route = r_llc
-                    else:
-                        held[key] = nb_b
-                        llc.used += nb_b
-                q = (0 if loads[0] <= loads[1] else 1) if n_q == 2 else min(range(n_q), key=loads.__getitem__)
-                loads[q] += nb_b + lat
-                b_id = len(rows)
-                app((dbase + q, K_DMA, name_b, 0.0, nb_b, 0.0, () if u is None else (u,), nb_b * scale, core, route,
-                     dti))
+                b_id = load(name_b, ("B", b, k, j), nb_b, b_users[b_slot])
                 shape = (mi, nj, kk, last)
                 got = step_ns.get(shape)
                 if got is None:
