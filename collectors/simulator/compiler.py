@@ -511,6 +511,16 @@ class Compiler:
             llc.end_round()
         self.end_op()
 
+    def _gemm_locals(self, core: int, dt: str) -> tuple[Any, ...]:
+        """What the GEMM hot loops keep in locals: the core's matrix engine, the rows and their
+        append, the SRAM releases, the core's DMA queue loads (count, latency as bytes, first
+        engine), the load route, the ids of the names ``load A``/``load B``/``matmul`` and of ``dt``."""
+        p = self.p
+        loads = self.q_load[core]
+        return (self.m.matrix(core), self.rows, self.rows.append, self.seg.frees, loads, len(loads), self._lat_bytes,
+                self._dma_base[core], self.r_load, p.name_id("load A"), p.name_id("load B"), p.name_id("matmul"),
+                p.dtype_id(dt))
+
     def _tiles_core(self, core: int, g: Gemm, tiles: list[tuple[int, int, int]], tm: int, tn: int, tk: int,
                     buf: int, cbuf: int, scale: float, llc: LlcModel, r_llc: int) -> Generator[bool, None, None]:
         """One core's tiles of :meth:`_gemm_tiles`; yields after each k-step.
@@ -520,7 +530,7 @@ class Compiler:
         lookup included); it emits exactly what :meth:`emit`, :meth:`queue`, :meth:`Ring.take` and
         :meth:`LlcModel.access` would.
         """
-        m, p = self.m, self.p
+        m = self.m
         dt = g.dtype or m.default_dtype()
         dtb = m.dtype_bytes(dt)
         accb = max(4.0, dtb)
@@ -531,17 +541,7 @@ class Compiler:
         b_users: list[int | None] = [launch] * buf
         n_a = n_b = 0
         c_ring = Ring(cbuf)
-        mx = m.matrix(core)
-        rows = self.rows
-        app = rows.append
-        frees = self.seg.frees
-        loads = self.q_load[core]
-        n_q = len(loads)
-        lat = self._lat_bytes
-        dbase = self._dma_base[core]
-        r_load = self.r_load
-        name_a, name_b, name_mm = p.name_id("load A"), p.name_id("load B"), p.name_id("matmul")
-        dti = p.dtype_id(dt)
+        mx, rows, app, frees, loads, n_q, lat, dbase, r_load, name_a, name_b, name_mm, dti = self._gemm_locals(core, dt)
         cached = llc.capacity > 0
         held = llc.tiles
         n_pending = self._n_pending
@@ -641,7 +641,7 @@ class Compiler:
         are appended directly and rings, queue choice and SRAM releases are inlined; it emits
         exactly what :meth:`load`, :meth:`emit` and :meth:`_release` would.
         """
-        m, p = self.m, self.p
+        m = self.m
         dt = g.dtype or m.default_dtype()
         dtb = m.dtype_bytes(dt)
         accb = max(4.0, dtb)
@@ -655,17 +655,7 @@ class Compiler:
         a_users, b_users = a_ring.users, b_ring.users
         depth = g.buffering
         n_a = n_b = 0  # loads issued into each ring
-        mx = m.matrix(core)
-        rows = self.rows
-        app = rows.append
-        frees = self.seg.frees
-        loads = self.q_load[core]
-        n_q = len(loads)
-        lat = self._lat_bytes
-        dbase = self._dma_base[core]
-        r_load = self.r_load
-        name_a, name_b, name_mm = p.name_id("load A"), p.name_id("load B"), p.name_id("matmul")
-        dti = p.dtype_id(dt)
+        mx, rows, app, frees, loads, n_q, lat, dbase, r_load, name_a, name_b, name_mm, dti = self._gemm_locals(core, dt)
         strip = plan.a_strip
         n_pending = self._n_pending
         kks = [min(tk, K - k * tk) for k in range(tks)]
