@@ -587,11 +587,9 @@ class Compiler:
                     got = step_ns[shape] = (m.matmul_ns(mi, nj, kk, dt, sb), sb)
                 dur, sb = got
                 mm = len(rows)
-                if k == 0:
-                    app((mx, K_MATMUL, name_mm, 2.0 * mi * nj * kk, sb, dur, (a_id, b_id, *c_dep), cbytes, core, -1,
-                         dti))
-                else:
-                    app((mx, K_MATMUL, name_mm, 2.0 * mi * nj * kk, sb, dur, (a_id, b_id), 0.0, core, -1, dti))
+                first = k == 0  # the tile's first k-step also waits for its accumulator slot and takes it
+                app((mx, K_MATMUL, name_mm, 2.0 * mi * nj * kk, sb, dur, (a_id, b_id, *c_dep) if first else (a_id, b_id),
+                     cbytes if first else 0.0, core, -1, dti))
                 frees[mm] = [(nb_a + nb_b) * scale, core]
                 a_users[a_slot] = mm
                 b_users[b_slot] = mm
@@ -719,11 +717,9 @@ class Compiler:
                     got = step_ns[shape] = (m.matmul_ns(mi, nj, kk, dt, sb), sb)
                 dur, sb = got
                 mm = len(rows)
-                if k == 0:
-                    app((mx, K_MATMUL, name_mm, 2.0 * mi * nj * kk, sb, dur, (a_id, b_id, *c_dep), cbytes, core, -1,
-                         dti))
-                else:
-                    app((mx, K_MATMUL, name_mm, 2.0 * mi * nj * kk, sb, dur, (a_id, b_id), 0.0, core, -1, dti))
+                first = k == 0  # the tile's first k-step also waits for its accumulator slot and takes it
+                app((mx, K_MATMUL, name_mm, 2.0 * mi * nj * kk, sb, dur, (a_id, b_id, *c_dep) if first else (a_id, b_id),
+                     cbytes if first else 0.0, core, -1, dti))
                 a_user = b_user = mm
                 if not reduce and n_pending[core]:
                     self.flush_stores(core, everything=k == tks - 1)
