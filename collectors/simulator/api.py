@@ -42,7 +42,7 @@ def _with_dtype(workload: Any, dtype: str) -> Any:
 def compile_workload(workload: Any, machine: Machine, dtype: str | None = None, sampled: bool = False) -> Program:
     """Lower ``workload`` to a program for ``machine`` (errors for bad tiles or dtypes raise here).
 
-    ``sampled``: large GEMMs become one extrapolated segment each (summary detail, see
+    ``sampled``: large GEMMs and vector ops become one extrapolated segment each (summary detail, see
     :mod:`collectors.simulator.sampling`)."""
     if dtype is not None:
         workload = _with_dtype(workload, canonical_dtype(dtype))
@@ -81,8 +81,9 @@ def simulate(workload: Any, spec: HardwareSpec, *, dtype: str | None = None, opt
     ``detail="summary"`` runs the same event simulation but traces one slice per op per engine
     (for sweeps and mapping searches): same total time, flops, bytes, busy and stall time per
     engine (``stats``) as full detail, a trace a small fraction of the size, built in a fraction
-    of the time.  A GEMM of at least :data:`collectors.simulator.sampling.SAMPLE_MIN_INSTRUCTIONS`
-    instructions with a steady state is simulated cut down to a few waves and k-steps and
+    of the time.  A GEMM or vector op of at least
+    :data:`collectors.simulator.sampling.SAMPLE_MIN_INSTRUCTIONS` instructions with a steady state
+    is simulated cut down to a few waves and k-steps (row tiles) and
     extrapolated (its slices' args say ``sampled``; flops and bytes exact, time as the steady
     state is periodic); ``options=SimOptions(sample=False)`` simulates every instruction.
     """

@@ -746,14 +746,10 @@ class Compiler:
         ring.users[cur[2]] = cur[4]
 
     # -------------------------------------------------------------- vector
-    def vector(self, v: VectorOp) -> None:
+    def vector_tiles(self, v: VectorOp, dt: str, buf: int) -> tuple[int, int]:
+        """(cores used, rows per tile) of a vector op; errors when a tile does not fit SRAM."""
         m = self.m
-        dt = m.check_dtype(v.dtype or m.default_dtype())
-        buf = self.check_buffering(v.buffering, v.label)
-        if v.rows < 1 or v.cols < 1:
-            raise SimulatorError(f"{v.label}: rows and cols must be >= 1")
-        dtb = m.dtype_bytes(dt)
-        row_bytes = v.cols * dtb
+        row_bytes = v.cols * m.dtype_bytes(dt)
         per_row = (buf * v.inputs + min(buf, 2)) * row_bytes
         used = min(m.cores, v.rows)
         if v.tile_rows is not None:
@@ -765,6 +761,25 @@ class Compiler:
             self.check_fit(per_row, f"{v.label}: one row of {v.cols} ({dt}, buffering {buf})")
             # ~256 KiB transfers amortize DMA latency; never more than half the SRAM
             tr = max(1, min(int((1 << 18) // row_bytes), int(m.sram_bytes / 2 // per_row), ceil_div(v.rows, used)))
+        return used, tr
+
+    def vector(self, v: VectorOp) -> None:
+        m = self.m
+        dt = m.check_dtype(v.dtype or m.default_dtype())
+        buf = self.check_buffering(v.buffering, v.label)
+        if v.rows < 1 or v.cols < 1:
+            raise SimulatorError(f"{v.label}: rows and cols must be >= 1")
+        dtb = m.dtype_bytes(dt)
+        row_bytes = v.cols * dtb
+        used, tr = self.vector_tiles(v, dt, buf)
+        if self.sampled:
+            from collectors.simulator.sampling import sampled_vector
+
+            got = sampled_vector(self, v, used, tr)
+            if got is not None:
+                self.seg, self.info = got
+                self.p.add_op(self.seg, self.info)
+                return
         self.begin_op(op=v.label, kind="vector", rows=v.rows, cols=v.cols, tile_rows=tr, buffering=buf,
                       op_kind=v.kind)
         passes = max(1, int(v.passes))

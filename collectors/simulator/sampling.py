@@ -1,4 +1,4 @@
-"""Sampled simulation of large GEMMs for the summary level of detail.
+"""Sampled simulation of large GEMMs and vector ops for the summary level of detail.
 
 A large GEMM repeats one pattern many times: every core runs the same k-step loop over tile after
 tile, and the cores advance together wave by wave.  Once the pipeline is full, one more k-step per
@@ -16,6 +16,7 @@ last wave, the launch and host costs, and the real tile positions (so the shared
 same reuse).  ``t`` counts full waves of tiles (``split="tiles"``) or tile rows per core (the
 dimension splits); ``s`` counts k-steps of every tile (kept whole when K is split over cores).
 
+A vector op is cut the same way along one axis: the row tiles each core streams (tile size pinned).
 Flops and bytes are linear in both and come out exact; time, busy and stall time are exact to the
 extent the steady state is periodic, which the tests measure against full simulation.  Ops
 smaller than :data:`SAMPLE_MIN_INSTRUCTIONS` (every op of a decode step, most of a small CNN) are
@@ -35,7 +36,7 @@ import numpy as np
 
 from collectors.simulator.engine import SegmentTiming, simulate_segment
 from collectors.simulator.program import K_DMA, Program, Segment
-from collectors.simulator.workloads import Gemm, ceil_div
+from collectors.simulator.workloads import Gemm, VectorOp, ceil_div
 
 if TYPE_CHECKING:
     from collectors.simulator.compiler import Compiler
@@ -299,18 +300,17 @@ def _steady(time_at: Callable[[int], float], n: int, first: int, step: int) -> t
     return (n,)
 
 
-def sampled_gemm(comp: Compiler, g: Gemm, mapping: Any) -> tuple[Segment, dict[str, Any]] | None:
-    """The synthetic segment and slice args of ``g`` sampled (see the module docstring), or None
-    when ``g`` is simulated whole."""
+def _sample(comp: Compiler, T: int, S: int, build: Callable[[Compiler, int, int], None]
+            ) -> tuple[OpProfile, dict[str, Any], tuple[int, ...], tuple[int, ...], int] | None:
+    """Run the op cut to ``(t, s)`` (``build`` lowers it into a fresh compiler) where its time grows
+    steadily, and extend it to ``(T, S)``: (profile, the op's args, ts, ss, runs), or None when it
+    should be simulated whole (no steady state within the budget, or nothing to leave out)."""
     from collectors.simulator.compiler import Compiler
 
-    cut = plan_cut(comp, g, mapping)
-    if cut is None:
-        return None
     m = comp.m
     runs: dict[tuple[int, int], OpProfile] = {}
     info: dict[str, Any] = {}
-    budget = [cut.T * cut.S / MAX_SHARE]  # in (wave or tile row) x k-step units
+    budget = [T * S / MAX_SHARE]  # in (wave or tile row) x k-step units
 
     def run(t: int, s: int) -> OpProfile:
         nonlocal info
@@ -320,19 +320,15 @@ def sampled_gemm(comp: Compiler, g: Gemm, mapping: Any) -> tuple[Segment, dict[s
             if budget[0] < 0:
                 raise _OverBudget
             sub_prog = Program(m)
-            sub = Compiler(m, sub_prog)
-            sub.plan_override = cut.plan
-            if cut.cut_dim == "waves" and t != cut.T:
-                sub.keep_waves = t
-            sub.gemm(_cut_op(g, cut, t, s), mapping=mapping)
+            build(Compiler(m, sub_prog), t, s)
             seg = sub_prog.segments[-1]
             got = runs[(t, s)] = profile_run(sub_prog, seg, simulate_segment(seg, sub_prog, m))
             info = dict(sub_prog.ops[-1])
         return got
 
-    t_probe = min(cut.T, SAMPLE_T[0])
-    ss = _steady(lambda s: run(t_probe, s).span, cut.S, *SAMPLE_S) if cut.S >= MIN_REPEATS else (cut.S,)
-    ts = _steady(lambda t: run(t, ss[0]).span, cut.T, *SAMPLE_T) if cut.T >= MIN_REPEATS else (cut.T,)
+    t_probe = min(T, SAMPLE_T[0])
+    ss = _steady(lambda s: run(t_probe, s).span, S, *SAMPLE_S) if S >= MIN_REPEATS else (S,)
+    ts = _steady(lambda t: run(t, ss[0]).span, T, *SAMPLE_T) if T >= MIN_REPEATS else (T,)
     if len(ts) == 1 and len(ss) == 1:
         return None  # nothing to leave out: simulate it whole
     try:
@@ -341,11 +337,54 @@ def sampled_gemm(comp: Compiler, g: Gemm, mapping: Any) -> tuple[Segment, dict[s
                 run(t, s)
     except _OverBudget:
         return None
-    prof = extrapolate(runs, ts, ss, cut.T, cut.S)
-    n_instr = sum(v[3] for v in prof.groups.values())
+    return extrapolate(runs, ts, ss, T, S), info, ts, ss, len(runs)
+
+
+def _instructions(prof: OpProfile) -> int:
+    return int(round(sum(v[3] for v in prof.groups.values())))
+
+
+def sampled_gemm(comp: Compiler, g: Gemm, mapping: Any) -> tuple[Segment, dict[str, Any]] | None:
+    """The synthetic segment and slice args of ``g`` sampled (see the module docstring), or None
+    when ``g`` is simulated whole."""
+    cut = plan_cut(comp, g, mapping)
+    if cut is None:
+        return None
+
+    def build(sub: Compiler, t: int, s: int) -> None:
+        sub.plan_override = cut.plan
+        if cut.cut_dim == "waves" and t != cut.T:
+            sub.keep_waves = t
+        sub.gemm(_cut_op(g, cut, t, s), mapping=mapping)
+
+    got = _sample(comp, cut.T, cut.S, build)
+    if got is None:
+        return None
+    prof, info, ts, ss, runs = got
     info.update(op=g.label, M=g.M, N=g.N, K=g.K, batch=g.batch)
-    info["sampled"] = {"instructions": int(round(n_instr)), cut.cut_dim: [list(ts), cut.T],
-                       "k_steps": [list(ss), cut.S], "runs": len(runs)}
+    info["sampled"] = {"instructions": _instructions(prof), cut.cut_dim: [list(ts), cut.T],
+                       "k_steps": [list(ss), cut.S], "runs": runs}
+    return synthesize(comp.p, prof), info
+
+
+def sampled_vector(comp: Compiler, v: VectorOp, used: int, tile_rows: int) -> tuple[Segment, dict[str, Any]] | None:
+    """A large vector op sampled along its row tiles: each core streams tiles of ``tile_rows`` rows,
+    so the op is cut to ``t`` tiles per core (tile size pinned) and extended to its ``T``; None when
+    it is simulated whole."""
+    T = ceil_div(ceil_div(v.rows, used), tile_rows)
+    per_tile = 2 + v.inputs * max(1, int(v.passes))  # loads, the op, the store
+    if per_tile * T * used < SAMPLE_MIN_INSTRUCTIONS or T < MIN_REPEATS:
+        return None
+
+    def build(sub: Compiler, t: int, s: int) -> None:
+        sub.vector(_replace(v, rows=max(used, v.rows - used * (T - t) * tile_rows), tile_rows=tile_rows))
+
+    got = _sample(comp, T, 1, build)
+    if got is None:
+        return None
+    prof, info, ts, _, runs = got
+    info.update(op=v.label, rows=v.rows)
+    info["sampled"] = {"instructions": _instructions(prof), "row_tiles": [list(ts), T], "runs": runs}
     return synthesize(comp.p, prof), info
 
 

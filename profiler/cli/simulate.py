@@ -29,8 +29,8 @@ def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--progress/--no-progress", default=True, help="progress bar on long runs")
 @click.option("--detail", type=click.Choice(["full", "summary"]), default=None,
               help="full: every instruction, stall, counter and flow; summary: one slice per op per engine "
-                   "(same totals; large regular GEMMs are simulated on a few waves and k-steps and "
-                   "extrapolated, --set sample=false for every instruction); also --set detail=...")
+                   "(same totals; large regular GEMMs and vector ops are simulated on a few waves, k-steps or "
+                   "row tiles and extrapolated, --set sample=false for every instruction); also --set detail=...")
 def simulate(workload: str, hw: str, dtype: str | None, sets: tuple[str, ...], output: str, fmt: str | None,
              progress: bool, detail: str | None) -> None:
     """Simulate WORKLOAD on an accelerator and write its trace.
@@ -114,7 +114,7 @@ def simulate(workload: str, hw: str, dtype: str | None, sets: tuple[str, ...], o
     if len(maps) > 8:
         click.echo(f"  ... {len(maps) - 8} more GEMM mappings in the trace metadata")
     if s.get("sampled_ops"):
-        click.echo(f"  summary: {s['sampled_ops']} op(s) sampled (a few waves and k-steps simulated, extended to "
+        click.echo(f"  summary: {s['sampled_ops']} op(s) sampled (a few waves, k-steps or row tiles simulated, extended to "
                    "the whole op); --set sample=false simulates every instruction")
     if unmodeled:
         click.echo(f"  {len(unmodeled)} op(s) without a model of their own, simulated as memory traffic: "
