@@ -10,19 +10,26 @@ simulates the op cut down to a few waves (``t``) and a few k-steps (``s``) -- fo
 
     Q(T, S) = Q11 + (T - t1) dQ/dt + (S - s1) dQ/ds + (T - t1)(S - s1) d2Q/dtds
 
-The cut keeps everything that is not a repeat: the op's mapping (split, tiles, loop order,
-buffering; the planner's tiles are pinned), the ragged last tile row and last k-step, the partial
-last wave, the launch and host costs, and the real tile positions (so the shared cache sees the
-same reuse).  ``t`` counts full waves of tiles (``split="tiles"``) or tile rows per core (the
-dimension splits); ``s`` counts k-steps of every tile (kept whole when K is split over cores).
+``t`` counts full waves of tiles (``split="tiles"``) or tile rows/columns per core (the dimension
+splits); ``s`` counts k-steps of every tile (kept whole when K is split over cores).  A vector op
+is cut along one axis: the row tiles each core streams.  The cut keeps everything that is not a
+repeat: the op's mapping (split, tiles, loop order, buffering; the planner's tiles are pinned), the
+ragged last tile row and k-step, the partial last wave, the launch and host costs.
 
-A vector op is cut the same way along one axis: the row tiles each core streams (tile size pinned).
-Flops and bytes are linear in both and come out exact; time, busy and stall time are exact to the
-extent the steady state is periodic, which the tests measure against full simulation.  Ops
-smaller than :data:`SAMPLE_MIN_INSTRUCTIONS` (every op of a decode step, most of a small CNN) are
-simulated whole, so their summary is exact.  The result is one synthetic segment per op: one
-instruction per (engine, kind, name, route, dtype) carrying the extrapolated busy time, flops and
-bytes, laid out after the engine's first start, with the extrapolated stalls -- what
+``(t1, t2)`` and ``(s1, s2)`` are found, not fixed: along each axis the op's time must grow by the
+same amount (within :data:`STEADY_TOL`) over two successive steps before the pair is used, and
+the probing starts further out (doubling) until it does.  All runs together may cover at most
+1/:data:`MAX_SHARE` of the op; otherwise, and for ops under :data:`SAMPLE_MIN_INSTRUCTIONS`
+(every op of a decode step, most of a small CNN) and tiles that share a last-level cache smaller
+than their operands (which loads hit then depends on how many waves apart a tile's reuse is: no
+short run shows that), the op is simulated whole and its summary is exact.
+
+Flops and bytes are linear in both axes and come out exact; time, busy and stall time are as
+exact as the steady state is periodic (tests/test_simulator_sampling.py and
+``python -m bench sampling`` measure them against every instruction simulated).  The result is
+one synthetic segment per op: one instruction per (engine, kind, name, route, dtype) carrying
+the extrapolated busy time, flops and bytes between the engine's first start and last end, and
+one stall record per (engine, cause) carrying its count -- what
 :func:`collectors.simulator.tracegen.build_summary` reads.
 """
 
