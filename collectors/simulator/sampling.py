@@ -121,10 +121,12 @@ def profile_run(prog: Program, seg: Segment, tm: SegmentTiming) -> OpProfile:
         cause = np.where(kind[by] == K_DMA, 0, np.where(eng_is_dma[tm.stall_engine], 1, 2))
         sdur = tm.stall_end - tm.stall_start
         real = sdur >= 0.5  # the trace keeps waits of at least 1 ns after rounding
-        for e, c, d, r in zip(tm.stall_engine.tolist(), cause.tolist(), sdur.tolist(), real.tolist(), strict=True):
-            acc = out.stalls.setdefault((int(e), int(c)), [0.0, 0.0])
-            acc[0] += d
-            acc[1] += 1.0 if r else 0.0
+        key = tm.stall_engine.astype(_I) * 3 + cause
+        uniq, inv = np.unique(key, return_inverse=True)
+        ns = np.bincount(inv, weights=sdur, minlength=uniq.size)
+        cnt = np.bincount(inv, weights=real.astype(_F), minlength=uniq.size)
+        for k, d, c in zip(uniq.tolist(), ns.tolist(), cnt.tolist(), strict=True):
+            out.stalls[(k // 3, k % 3)] = [d, c]
     return out
 
 
