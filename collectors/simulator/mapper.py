@@ -78,9 +78,13 @@ class Mapping:
     est_ns: float = 0.0
     sim_ns: float | None = None
     how: str = "rules"  # rules | model | search | shared (a plan found on another machine of a sweep)
+    # a dimension split pinned to tiles its planner picked, with the whole K-strip of A resident
+    # (see :func:`pin`); the compiler keeps the strip only with these tiles
+    a_strip: bool = False
 
     def describe(self) -> str:
         tile = f"{self.tm}x{self.tn}x{self.tk}" if self.tm else "planner"
+        tile += " A-strip" if self.a_strip else ""
         s = f"{self.split} {tile} buffering={self.buffering} order={self.order} ({self.how}, est {self.est_ns / 1e3:.1f} us"
         return s + (f", simulated {self.sim_ns / 1e3:.1f} us)" if self.sim_ns is not None else ")")
 
@@ -90,11 +94,12 @@ class Mapping:
     @property
     def plan(self) -> tuple[Any, ...]:
         """What the compiler runs (without how it was found or what it was estimated to take)."""
-        return (self.split, self.tm, self.tn, self.tk, self.buffering, self.order, self.cbuf)
+        return (self.split, self.tm, self.tn, self.tk, self.buffering, self.order, self.cbuf, self.a_strip)
 
     def bare(self) -> Mapping:
         """The plan alone, to try on another machine."""
-        return Mapping(*self.plan)
+        return Mapping(self.split, self.tm, self.tn, self.tk, self.buffering, self.order, self.cbuf,
+                       a_strip=self.a_strip)
 
 
 # ------------------------------------------------------------------ tile geometry
@@ -372,8 +377,25 @@ def _fits(m: Machine, g: Gemm, mp: Mapping) -> Mapping | None:
     dtb = m.dtype_bytes(g.dtype or m.default_dtype())
     for cbuf in (mp.cbuf, 1) if mp.cbuf > 1 else (mp.cbuf,):
         if tiles_footprint(m, mp.tm, mp.tn, mp.tk, mp.buffering, cbuf, dtb) <= m.sram_bytes:
-            return Mapping(mp.split, mp.tm, mp.tn, mp.tk, mp.buffering, mp.order, cbuf)
+            return Mapping(mp.split, mp.tm, mp.tn, mp.tk, mp.buffering, mp.order, cbuf, a_strip=mp.a_strip)
     return None
+
+
+def pin(m: Machine, g: Gemm, mp: Mapping) -> Mapping | None:
+    """A dimension split whose planner picks the tiles, pinned to the tiles (and A strip) it picks
+    on ``m``: the same schedule here, and a fixed plan on any other machine (re-planned there it
+    could pick other tiles, slower on a faster machine).  None for plans already fixed."""
+    if mp.split == "tiles" or mp.tm is not None:
+        return None
+    from collectors.simulator.compiler import Compiler
+    from collectors.simulator.program import Program
+
+    comp = Compiler(m, Program(m))
+    g2 = Gemm(**{**{f.name: getattr(g, f.name) for f in fields(g)}, "split": mp.split, "buffering": mp.buffering,
+                 "loop_order": mp.order})
+    split, chunks, Mc, Nc, Kc, bc, peers = comp.split_shape(g2, mp.split)
+    plan = comp.plan_gemm(g2, Mc, Nc, Kc, bc, len(chunks), peers)
+    return Mapping(mp.split, plan.tm, plan.tn, plan.tk, mp.buffering, mp.order, plan.cbuf, a_strip=plan.a_strip)
 
 
 def _best_shared(m: Machine, g: Gemm, own: Mapping, shared: tuple[Mapping, ...]) -> Mapping:
@@ -417,7 +439,8 @@ def _search(m: Machine, g: Gemm, top: list[Mapping], sampled: bool = False) -> M
         prog = Program(m)
         Compiler(m, prog, sampled=sampled).gemm(g, mapping=c)
         seg = prog.segments[-1]
-        span = simulate_segment(seg, prog, m).span
+        # a sampled op's segment comes with its extrapolated timing (what the program's run takes)
+        span = (seg.timing or simulate_segment(seg, prog, m)).span
         done = Mapping(**{**c.as_dict(), "sim_ns": span, "how": "search"})
         if best is None or span < (best.sim_ns or math.inf):
             best = done

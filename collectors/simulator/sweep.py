@@ -126,7 +126,7 @@ def run_point(workload: Any, spec: HardwareSpec, params: dict[str, str], dtype: 
         return {**row, "error": str(exc).splitlines()[0]}
     s = res.stats
     secs = res.total_ns * 1e-9
-    gemms = _with_times(list(log.values()), res.program)
+    gemms = _with_times(list(log.values()), res.program, Machine(spec, opts))
     row.update({
         "latency_ns": int(res.total_ns), "flops": float(s["flops"]), "dram_bytes": float(s["dram_bytes"]),
         "tflops": s["flops"] / secs / 1e12 if secs else 0.0,
@@ -139,23 +139,21 @@ def run_point(workload: Any, spec: HardwareSpec, params: dict[str, str], dtype: 
     return row
 
 
-def _with_times(gemms: list[tuple[Any, mapper.Mapping]], prog: Any) -> list[tuple[Any, mapper.Mapping, Any]]:
+def _with_times(gemms: list[tuple[Any, mapper.Mapping]], prog: Any, m: Any) -> list[tuple[Any, mapper.Mapping, Any]]:
     """Each GEMM with its plan, the plan carrying its op's time in this run (ops run one after
-    another, so an op's time is its segment's span: what the plan simulates to alone), and the tiles
-    the op ran with (a dimension split's planner picks them per machine)."""
-    spans: dict[str, tuple[float, Any]] = {}
+    another, so an op's time is its segment's span: what the plan simulates to alone), and, for a
+    dimension split whose planner picks the tiles per machine, the plan pinned to the tiles it
+    picked here (:func:`collectors.simulator.mapper.pin`)."""
+    spans: dict[str, float] = {}
     for info, seg in zip(getattr(prog, "ops", ()), getattr(prog, "segments", ()), strict=False):
         tm = getattr(seg, "timing", None)
-        if tm is not None and info.get("op") not in spans:
-            tile = info.get("tile")
-            spans[info.get("op")] = (tm.span, tuple(tile) if isinstance(tile, list | tuple) and len(tile) == 3
-                                     else None)
+        if tm is not None:
+            spans.setdefault(info.get("op"), tm.span)
     out = []
     for g, mp in gemms:
-        span, tiles = spans.get(g.label, (None, None))
-        if mp.sim_ns is None and span is not None:
-            mp = dataclasses.replace(mp, sim_ns=span)
-        out.append((g, mp, tiles))
+        if mp.sim_ns is None and g.label in spans:
+            mp = dataclasses.replace(mp, sim_ns=spans[g.label])
+        out.append((g, mp, mapper.pin(m, g, mp)))
     return out
 
 
@@ -181,18 +179,17 @@ def common_plans(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], tuple[mapp
     """Every plan any point gave a GEMM shape, for the shapes whose points did not all run the same.
 
     A dimension split whose tiles the planner picked is shared both as it is and pinned to the
-    tiles it ran with: re-planned on another machine it may pick other tiles, and only a plan fixed
-    down to its tiles is sure to get no slower on a faster machine."""
+    tiles (and A strip) it ran with: re-planned on another machine it may pick other tiles, and only
+    a plan fixed down to its tiles is sure to get no slower on a faster machine."""
     found: dict[tuple[Any, ...], dict[tuple[Any, ...], mapper.Mapping]] = {}
     ran: dict[tuple[Any, ...], set[Any]] = {}
     for r in rows:
-        for g, mp, tiles in r.get("_gemms", ()):
+        for g, mp, pinned in r.get("_gemms", ()):
             k = mapper.plan_key(g)
-            ran.setdefault(k, set()).add((mp.plan, tiles))
+            ran.setdefault(k, set()).add((mp.plan, pinned.plan if pinned else None))
             plans = found.setdefault(k, {})
             plans.setdefault(mp.plan, mp.bare())
-            if mp.tm is None and tiles is not None:
-                pinned = mapper.Mapping(mp.split, *tiles, mp.buffering, mp.order, mp.cbuf)
+            if pinned is not None:
                 plans.setdefault(pinned.plan, pinned)
     return {k: tuple(v.values()) for k, v in found.items() if len(ran[k]) > 1}
 
