@@ -400,7 +400,8 @@ def pin(m: Machine, g: Gemm, mp: Mapping) -> Mapping | None:
 
 def _best_shared(m: Machine, g: Gemm, own: Mapping, shared: tuple[Mapping, ...]) -> Mapping:
     """The fastest (simulated) of ``own`` and the shared plans that fit; ``own`` wins ties."""
-    seen = {own.plan}
+    here = pin(m, g, own)  # own's tiles on this machine: the same schedule, not simulated twice
+    seen = {own.plan} | ({here.plan} if here is not None else set())
     others = []
     for p in shared:
         f = _fits(m, g, p)

@@ -178,19 +178,18 @@ def _run_all(args: list[tuple[Any, ...]], pool: ProcessPoolExecutor | None, jobs
 def common_plans(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], tuple[mapper.Mapping, ...]]:
     """Every plan any point gave a GEMM shape, for the shapes whose points did not all run the same.
 
-    A dimension split whose tiles the planner picked is shared both as it is and pinned to the
-    tiles (and A strip) it ran with: re-planned on another machine it may pick other tiles, and only
-    a plan fixed down to its tiles is sure to get no slower on a faster machine."""
+    A dimension split whose tiles the planner picked is shared pinned to the tiles (and A strip) it
+    ran with: re-planned on another machine it may pick other tiles, and only a plan fixed down to
+    its tiles is sure to get no slower on a faster machine.  So every point picks from one set of
+    fixed plans (its own plan is the pinned one it ran, or one of them)."""
     found: dict[tuple[Any, ...], dict[tuple[Any, ...], mapper.Mapping]] = {}
     ran: dict[tuple[Any, ...], set[Any]] = {}
     for r in rows:
         for g, mp, pinned in r.get("_gemms", ()):
             k = mapper.plan_key(g)
             ran.setdefault(k, set()).add((mp.plan, pinned.plan if pinned else None))
-            plans = found.setdefault(k, {})
-            plans.setdefault(mp.plan, mp.bare())
-            if pinned is not None:
-                plans.setdefault(pinned.plan, pinned)
+            plan = pinned or mp.bare()
+            found.setdefault(k, {}).setdefault(plan.plan, plan)
     return {k: tuple(v.values()) for k, v in found.items() if len(ran[k]) > 1}
 
 
