@@ -158,12 +158,14 @@ def extrapolate(runs: dict[tuple[int, int], OpProfile], ts: tuple[int, ...], ss:
         out.last_end[e] = ext(lambda p, e=e: p.last_end.get(e, 0.0))
     for k in {k for p in runs.values() for k in p.stalls}:
         out.stalls[k] = [ext(lambda p, k=k, i=i: p.stalls.get(k, [0.0, 0.0])[i]) for i in range(2)]
-    # an engine is never busy for longer than it is in use, nor in use after the op ends
+    # No engine is in use after the op ends: which of a core's DMA queues takes the last transfer
+    # flips as the op grows, so one engine's last end is no steady quantity, the op's end is.  Nor is
+    # an engine busy for longer than it is in use (the op lasts longer only if that is violated).
     busy_of: dict[int, float] = {}
     for (e, *_), (busy, *_) in out.groups.items():
         busy_of[e] = busy_of.get(e, 0.0) + busy
-    for e, busy in busy_of.items():
-        out.last_end[e] = max(out.last_end.get(e, 0.0), out.first_start.get(e, 0.0) + busy)
+    for e in out.last_end:
+        out.last_end[e] = max(min(out.last_end[e], out.span), out.first_start.get(e, 0.0) + busy_of.get(e, 0.0))
     out.span = max([out.span, *out.last_end.values()])
     return out
 
