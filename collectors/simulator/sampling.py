@@ -143,21 +143,51 @@ def _bilinear(q: dict[tuple[int, int], float], ts: tuple[int, ...], ss: tuple[in
 
 
 def extrapolate(runs: dict[tuple[int, int], OpProfile], ts: tuple[int, ...], ss: tuple[int, ...], T: int,
-                S: int) -> OpProfile:
-    """The op at (T, S) from its cut-down runs: every quantity extended bilinearly, none below 0."""
+                S: int, pool_of: Callable[[int], int] | None = None) -> OpProfile:
+    """The op at (T, S) from its cut-down runs: every quantity extended bilinearly, none below 0.
+
+    ``pool_of(engine)`` names engines whose work moves between them as the op grows (a core's DMA
+    queues: each transfer goes to the least loaded one, so one queue's share flips from run to
+    run while the core's total grows steadily).  Their groups and stalls are extended as pool
+    totals and dealt evenly to the pool's engines that have them in the largest run (over a long
+    op the least-loaded choice evens the queues out).
+    """
     def ext(get: Any) -> float:
         return max(0.0, _bilinear({k: get(p) for k, p in runs.items()}, ts, ss, T, S))
 
+    pool = pool_of or (lambda e: e)
     ref = runs[(ts[-1], ss[-1])]
     out = OpProfile(ext(lambda p: p.span), peak=list(ref.peak))
-    gkeys = {k for p in runs.values() for k in p.groups}
-    for k in sorted(gkeys, key=repr):
-        out.groups[k] = [ext(lambda p, k=k, i=i: p.groups.get(k, [0.0] * 4)[i]) for i in range(4)]
+
+    def pooled(table: Any, width: int) -> dict[tuple[Any, ...], list[float]]:
+        """``table(p)``: {(engine, *rest): [values]}; extended per (pool, *rest), dealt by ``ref``."""
+        def by_pool(p: OpProfile) -> dict[tuple[Any, ...], list[float]]:
+            acc: dict[tuple[Any, ...], list[float]] = {}
+            for (e, *rest), vals in table(p).items():
+                tot = acc.setdefault((pool(e), *rest), [0.0] * width)
+                for i, v in enumerate(vals):
+                    tot[i] += v
+            return acc
+
+        per_run = {k: by_pool(p) for k, p in runs.items()}
+        keys = {k for d in per_run.values() for k in d}
+        grown = {k: [max(0.0, _bilinear({r: d.get(k, [0.0] * width)[i] for r, d in per_run.items()}, ts, ss, T, S))
+                     for i in range(width)] for k in sorted(keys, key=repr)}
+        members: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
+        for key in table(ref):
+            members.setdefault((pool(key[0]), *key[1:]), []).append(key)
+        dealt: dict[tuple[Any, ...], list[float]] = {}
+        for pk, tot in grown.items():
+            mine = members.get(pk) or [pk]  # in smaller runs only: to the pool's first engine
+            for key in mine:
+                dealt[key] = [t / len(mine) for t in tot]
+        return dealt
+
+    out.groups = pooled(lambda p: p.groups, 4)
+    out.stalls = {k: v for k, v in pooled(lambda p: p.stalls, 2).items()}
     for e in {e for p in runs.values() for e in p.first_start}:
         out.first_start[e] = ext(lambda p, e=e: p.first_start.get(e, 0.0))
         out.last_end[e] = ext(lambda p, e=e: p.last_end.get(e, 0.0))
-    for k in {k for p in runs.values() for k in p.stalls}:
-        out.stalls[k] = [ext(lambda p, k=k, i=i: p.stalls.get(k, [0.0, 0.0])[i]) for i in range(2)]
     # No engine is in use after the op ends: which of a core's DMA queues takes the last transfer
     # flips as the op grows, so one engine's last end is no steady quantity, the op's end is.  Nor is
     # an engine busy for longer than it is in use (the op lasts longer only if that is violated).
@@ -348,7 +378,15 @@ def _sample(comp: Compiler, T: int, S: int, build: Callable[[Compiler, int, int]
                 run(t, s)
     except _OverBudget:
         return None
-    return extrapolate(runs, ts, ss, T, S), info, ts, ss, len(runs)
+    engines = m.engines
+    first_queue = {(info.core, info.kind): e for e, info in reversed(list(enumerate(engines)))}
+
+    def pool_of(e: int) -> int:
+        """A core's DMA queues pool into its first one; compute engines stand alone."""
+        info = engines[e] if 0 <= e < len(engines) else None
+        return first_queue[(info.core, "dma")] if info is not None and info.kind == "dma" else e
+
+    return extrapolate(runs, ts, ss, T, S, pool_of), info, ts, ss, len(runs)
 
 
 def _instructions(prof: OpProfile) -> int:
