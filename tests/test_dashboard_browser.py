@@ -447,9 +447,14 @@ def test_profiler_ui_without_a_trace_shows_the_bundled_sample(profiler_ui: str, 
             assert any(name in t for t in ticks), (name, ticks)
         assert driver.find_elements("css selector", "#findings .finding")
         # The roofline has the edge-npu ceilings: memory roofs and labelled ridge points.
-        legend = [t.text for t in driver.find_elements("css selector", "#roofline .legendtext")]
-        assert any("GB/s" in t for t in legend) and any("peak" in t for t in legend), legend
-        assert any("ridge" in a.text for a in driver.find_elements("css selector", "#roofline .annotation-text"))
+        # (texts read in the page in one go: the chart may redraw between a lookup and a read)
+        def texts(css: str) -> list[str]:
+            return driver.execute_script(f"return [...document.querySelectorAll('{css}')].map(e => e.textContent)")
+
+        legend = wait_for(lambda: (lambda ts: ts if any("GB/s" in t for t in ts) and any("peak" in t for t in ts)
+                                   else None)(texts("#roofline .legendtext")))
+        assert legend
+        assert wait_for(lambda: any("ridge" in t for t in texts("#roofline .annotation-text")))
         ARTIFACTS.mkdir(exist_ok=True)
         shot = ARTIFACTS / "dashboard.png"
         driver.save_screenshot(str(shot))
