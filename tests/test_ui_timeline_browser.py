@@ -409,8 +409,9 @@ def test_points_above_the_roof_are_marked_named_and_hovered(server: tuple[str, A
     note = wait_for(lambda: (t := driver.find_element("id", "roofline-note").text) and t)
     assert "2 of 3 ops ran above their roof" in note and "hot_copy ×2, fast_gemm ×1.4" in note
     assert driver.find_element("id", "roofline-note").is_displayed()
-    legend = [t.text for t in driver.find_elements("css selector", "#roofline .legendtext")]
-    assert "above the roof: spec below measured" in legend
+    # the legend's texts read in the page in one go (the chart may redraw between a lookup and a read)
+    assert wait_for(lambda: "above the roof: spec below measured" in driver.execute_script(
+        "return [...document.querySelectorAll('#roofline .legendtext')].map(e => e.textContent)"))
     # The two points above are red triangles (plotly draws a circle with arcs, a triangle without).
     pts = driver.execute_script("""const gd = document.querySelector('#roofline .js-plotly-plot');
         const k = gd.data.findIndex(t => t.name === 'above the roof: spec below measured');
