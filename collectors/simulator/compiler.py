@@ -439,20 +439,13 @@ class Compiler:
         if self.sampled:
             from collectors.simulator.sampling import sampled_gemm
 
-            got = sampled_gemm(self, g, mapping)
-            if got is not None:
-                self.seg, self.info = got
-                self.p.add_op(self.seg, self.info)
+            if self._place_sampled(sampled_gemm(self, g, mapping)):
                 return
         g = _replace(g, split=mapping.split, buffering=mapping.buffering, loop_order=mapping.order)
         if mapping.split == "tiles":
             self._gemm_tiles(g, mapping)
             return
-        if mapping.tm is not None and g.tile_m is None:
-            g = _replace(g, tile_m=mapping.tm, tile_n=mapping.tn, tile_k=mapping.tk)
-        split, chunks, Mc, Nc, Kc, bc, reduce_peers = self.split_shape(g, mapping.split)
-        used = len(chunks)
-        plan = self.plan_override or self.plan_gemm(g, Mc, Nc, Kc, bc, used, reduce_peers)
+        g, (split, chunks, Mc, Nc, Kc, bc, reduce_peers), plan = self.dimension_split(g, mapping)
         self.begin_op(op=g.label, kind="gemm", M=g.M, N=g.N, K=g.K, batch=g.batch, split=split,
                       tile=[plan.tm, plan.tn, plan.tk], buffering=g.buffering, mapping=mapping.describe(),
                       op_kind=g.kind)
@@ -476,6 +469,26 @@ class Compiler:
             if split == "k" and yielded:
                 msgs = self._reduce_tile(g, yielded, plan, msgs)
         self.end_op()
+
+    def dimension_split(self, g: Gemm, mapping: Any) -> tuple[Gemm, tuple[Any, ...], GemmPlan]:
+        """How a dimension-split ``mapping`` runs ``g``: the op with the mapping's tiles (where the
+        workload sets none), its :meth:`split_shape`, and its tiles (``plan_override``, else the
+        planner's)."""
+        if mapping.tm is not None and g.tile_m is None:
+            g = _replace(g, tile_m=mapping.tm, tile_n=mapping.tn, tile_k=mapping.tk)
+        shape = self.split_shape(g, mapping.split)
+        _, chunks, Mc, Nc, Kc, bc, reduce_peers = shape
+        plan = self.plan_override or self.plan_gemm(g, Mc, Nc, Kc, bc, len(chunks), reduce_peers)
+        return g, shape, plan
+
+    def _place_sampled(self, got: tuple[Segment, dict[str, Any]] | None) -> bool:
+        """Add a sampled op's synthetic segment and args as the op (summary detail); False when the
+        op is to be simulated whole (``got`` None)."""
+        if got is None:
+            return False
+        self.seg, self.info = got
+        self.p.add_op(self.seg, self.info)
+        return True
 
     def _gemm_tiles(self, g: Gemm, mp: Any) -> None:
         """Output tiles dealt round-robin over the cores (a GPU's CTAs over its SMs): core c computes
@@ -775,10 +788,7 @@ class Compiler:
         if self.sampled:
             from collectors.simulator.sampling import sampled_vector
 
-            got = sampled_vector(self, v, used, tr)
-            if got is not None:
-                self.seg, self.info = got
-                self.p.add_op(self.seg, self.info)
+            if self._place_sampled(sampled_vector(self, v, used, tr)):
                 return
         self.begin_op(op=v.label, kind="vector", rows=v.rows, cols=v.cols, tile_rows=tr, buffering=buf,
                       op_kind=v.kind)

@@ -36,7 +36,7 @@ one stall record per (engine, cause) carrying its count -- what
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -184,7 +184,7 @@ def extrapolate(runs: dict[tuple[int, int], OpProfile], ts: tuple[int, ...], ss:
         return dealt
 
     out.groups = pooled(lambda p: p.groups, 4)
-    out.stalls = {k: v for k, v in pooled(lambda p: p.stalls, 2).items()}
+    out.stalls = pooled(lambda p: p.stalls, 2)
     for e in {e for p in runs.values() for e in p.first_start}:
         out.first_start[e] = ext(lambda p, e=e: p.first_start.get(e, 0.0))
         out.last_end[e] = ext(lambda p, e=e: p.last_end.get(e, 0.0))
@@ -293,12 +293,8 @@ def plan_cut(comp: Compiler, g: Gemm, mapping: Any) -> Cut | None:
         est = 3 * n_tiles * S
         cut = Cut(T, S, "waves", used, tk)
     else:
-        g2 = g
-        if mapping.tm is not None and g.tile_m is None:
-            g2 = _replace(g, tile_m=mapping.tm, tile_n=mapping.tn, tile_k=mapping.tk)
-        g2 = _replace(g2, split=mapping.split, buffering=mapping.buffering, loop_order=mapping.order)
-        split, chunks, Mc, Nc, Kc, bc, peers = comp.split_shape(g2, mapping.split)
-        plan = comp.plan_gemm(g2, Mc, Nc, Kc, bc, len(chunks), peers)
+        _, (split, chunks, Mc, Nc, Kc, bc, _), plan = comp.dimension_split(
+            replace(g, split=mapping.split, buffering=mapping.buffering, loop_order=mapping.order), mapping)
         rows, cols = ceil_div(Mc, plan.tm), ceil_div(Nc, plan.tn)
         # cut the dimension the cores do not split (either one when none is), the longer one
         dim = "n" if split == "m" or (split != "n" and cols > rows) else "m"
@@ -320,7 +316,7 @@ def _cut_op(g: Gemm, cut: Cut, t: int, s: int) -> Gemm:
         kw["M"] = g.M - (cut.T - t) * cut.tile
     elif t != cut.T and cut.cut_dim == "n":
         kw["N"] = g.N - (cut.T - t) * cut.tile
-    return _replace(g, **kw) if kw else g
+    return replace(g, **kw) if kw else g
 
 
 def _steady(time_at: Callable[[int], float], n: int, first: int, step: int) -> tuple[int, ...]:
@@ -379,12 +375,11 @@ def _sample(comp: Compiler, T: int, S: int, build: Callable[[Compiler, int, int]
     except _OverBudget:
         return None
     engines = m.engines
-    first_queue = {(info.core, info.kind): e for e, info in reversed(list(enumerate(engines)))}
+    first_dma = {eng.core: e for e, eng in reversed(list(enumerate(engines))) if eng.kind == "dma"}
 
     def pool_of(e: int) -> int:
-        """A core's DMA queues pool into its first one; compute engines stand alone."""
-        info = engines[e] if 0 <= e < len(engines) else None
-        return first_queue[(info.core, "dma")] if info is not None and info.kind == "dma" else e
+        """A core's DMA queues pool into its first one; other engines stand alone."""
+        return first_dma[engines[e].core] if engines[e].kind == "dma" else e
 
     return extrapolate(runs, ts, ss, T, S, pool_of), info, ts, ss, len(runs)
 
@@ -426,7 +421,7 @@ def sampled_vector(comp: Compiler, v: VectorOp, used: int, tile_rows: int) -> tu
         return None
 
     def build(sub: Compiler, t: int, s: int) -> None:
-        sub.vector(_replace(v, rows=max(used, v.rows - used * (T - t) * tile_rows), tile_rows=tile_rows))
+        sub.vector(replace(v, rows=max(used, v.rows - used * (T - t) * tile_rows), tile_rows=tile_rows))
 
     got = _sample(comp, T, 1, build)
     if got is None:
@@ -435,9 +430,3 @@ def sampled_vector(comp: Compiler, v: VectorOp, used: int, tile_rows: int) -> tu
     info.update(op=v.label, rows=v.rows)
     info["sampled"] = {"instructions": _instructions(prof), "row_tiles": [list(ts), T], "runs": runs}
     return synthesize(comp.p, prof), info
-
-
-def _replace(obj: Any, **kw: Any) -> Any:
-    import dataclasses
-
-    return dataclasses.replace(obj, **kw)
