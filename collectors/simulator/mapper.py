@@ -33,7 +33,7 @@ import contextlib
 import functools
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -277,10 +277,8 @@ def _rules(m: Machine, g: Gemm) -> Mapping:
         best = min(tiles_candidates(m, g) or [Mapping("tiles", 128, 128, 128, buf, order)],
                    key=lambda c: estimate_tiles(m, g, c))
         return Mapping(**{**best.as_dict(), "est_ns": estimate_tiles(m, g, best)})
-    g2 = Gemm(**{**{f.name: getattr(g, f.name) for f in fields(g)}, "buffering": buf, "loop_order": order,
-                 "split": split})
-    split, chunks, Mc, Nc, Kc, bc, peers = comp.split_shape(g2, split)
-    plan = comp.plan_gemm(g2, Mc, Nc, Kc, bc, len(chunks), peers)
+    _, (split, *_), plan = comp.dimension_split(replace(g, buffering=buf, loop_order=order, split=split),
+                                                 Mapping(split, None, None, None, buf, order))
     return Mapping(split, None, None, None, buf, order, plan.cbuf, fixed_ns(m, g.kind, plan.est))
 
 
@@ -357,7 +355,7 @@ def _model(m: Machine, g: Gemm, mode: str) -> Mapping:
                    "none": m.cores}[split]
             if dim < m.cores and split != "none":
                 continue
-            r = _rules(m, Gemm(**{**{f.name: getattr(g, f.name) for f in fields(g)}, "split": split}))
+            r = _rules(m, replace(g, split=split))
             cands.append((r.est_ns, r))
     cands.sort(key=lambda x: x[0])
     est, best = cands[0]
@@ -392,11 +390,8 @@ def pin(m: Machine, g: Gemm, mp: Mapping) -> Mapping | None:
     from collectors.simulator.compiler import Compiler
     from collectors.simulator.program import Program
 
-    comp = Compiler(m, Program(m))
-    g2 = Gemm(**{**{f.name: getattr(g, f.name) for f in fields(g)}, "split": mp.split, "buffering": mp.buffering,
-                 "loop_order": mp.order})
-    split, chunks, Mc, Nc, Kc, bc, peers = comp.split_shape(g2, mp.split)
-    plan = comp.plan_gemm(g2, Mc, Nc, Kc, bc, len(chunks), peers)
+    _, _, plan = Compiler(m, Program(m)).dimension_split(
+        replace(g, split=mp.split, buffering=mp.buffering, loop_order=mp.order), mp)
     return Mapping(mp.split, plan.tm, plan.tn, plan.tk, mp.buffering, mp.order, plan.cbuf, a_strip=plan.a_strip)
 
 
