@@ -22,7 +22,8 @@ a peak at least as high, and does not change with more SRAM, so the best over on
 monotone along those axes.  A point re-runs only when a plan from another point beats its own.
 Each row says how many GEMM shapes took a plan found at another point (``shared_plans``) and lists
 every GEMM shape's plan (``mappings``: its first op, the plan, whether it was found at another
-point).  Limits: a dimension split's tiles are re-planned per machine; DMA bandwidth
+point).  A dimension split is shared pinned to the tiles its planner picked where it ran
+(:func:`common_plans`), so every point picks from one set of fixed plans.  Limits: DMA bandwidth
 (``dma_bandwidth``) is not monotone even under one fixed plan (the event simulation's queueing);
 on GPUs the flash-attention tiles follow the SRAM size, so attention is not monotone in SRAM.
 
@@ -113,24 +114,25 @@ def run_point(workload: Any, spec: HardwareSpec, params: dict[str, str], dtype: 
     opt_names = SimOptions.field_names()
     try:
         opts = apply_overrides(SimOptions(), {k: v for k, v in sets.items() if k in opt_names}, "option")
+        machine = Machine(spec, opts)
         wl = {k: v for k, v in sets.items() if k not in opt_names}
         if wl and isinstance(workload, LayerDtypes):  # the fields are the wrapped workload's
             w = dataclasses.replace(workload, base=apply_overrides(workload.base, wl, "workload"))
         else:
             w = apply_overrides(workload, wl, "workload") if wl else workload
         with mapper.shared_plans(plans, sampled=opts.sample) as log:  # points run at summary detail
-            if first is not None and _own_plans_stand(Machine(spec, opts), first["_gemms"]):
+            if first is not None and _own_plans_stand(machine, first["_gemms"]):
                 return first
             res = simulate(w, spec, dtype=dtype, options=opts, detail="summary")
     except (ProfilerError, ValueError, TypeError) as exc:
         return {**row, "error": str(exc).splitlines()[0]}
     s = res.stats
     secs = res.total_ns * 1e-9
-    gemms = _with_times(list(log.values()), res.program, Machine(spec, opts))
+    gemms = _with_times(list(log.values()), res.program, machine)
     row.update({
         "latency_ns": int(res.total_ns), "flops": float(s["flops"]), "dram_bytes": float(s["dram_bytes"]),
         "tflops": s["flops"] / secs / 1e12 if secs else 0.0,
-        **_cost(spec, opts, dtype, Machine(spec, opts).default_dtype()), "error": None,
+        **_cost(spec, opts, dtype, machine.default_dtype()), "error": None,
         "shared_plans": sum(mp.how == "shared" for _, mp, _ in gemms),
         "mappings": [{"op": g.label, "plan": mp.describe(), "found": "another point" if mp.how == "shared"
                       else "this point"} for g, mp, _ in gemms],
